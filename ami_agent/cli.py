@@ -46,6 +46,23 @@ def model_pull(
     out.print(f"{r.path} ({state}; {r.parameters / 1e6:.1f}M parameters; {r.seconds:.1f} s)")
 
 
+@model_app.command("check")
+def model_check(
+    base_model: Annotated[str | None, typer.Option("--base-model", help="HF folder or hub id (default: the pulled "
+                                                    "SmolLM2)")] = None,
+    question: Annotated[str, typer.Option(help="The chat prompt")] = "What is the capital of France? Answer briefly.",
+):
+    """Load the base model in the real vLLM engine and decode one prompt greedily (as tokens and as embeddings)."""
+    from decoder.base_model import resolve_base_model
+    from decoder.vllm_check import check
+
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        raise UserError("vLLM is not installed: run `make install` (CPU) or `pip install -e '.[gpu]'`") from None
+    out.print(json.dumps(check(resolve_base_model(base_model), question)))
+
+
 def _load_world(domain: Path | None, problem: Path | None, suite: str | None, instance: str | None,
                 planbench_dir: Path | None, nl_config: Path | None):
     from planner.worlds.pddl import load_domain, load_problem
