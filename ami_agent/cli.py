@@ -15,18 +15,28 @@ from rich.console import Console
 from ami_agent.record import PlanRecord
 from planner.worlds.errors import WorldError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="AMI Agent: an assistant that plans in a learned latent space, then puts the plan into words.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="AMI Agent: an assistant that plans in a learned latent space, then puts the plan into words.",
+)
 model_app = typer.Typer(no_args_is_help=True, help="The decoder's base model.")
-world_app = typer.Typer(no_args_is_help=True, help="STRIPS worlds: solve with the oracle, check plans, sample "
-                        "problems.")
+world_app = typer.Typer(
+    no_args_is_help=True, help="STRIPS worlds: solve with the oracle, check plans, sample problems."
+)
 app.add_typer(model_app, name="model")
 app.add_typer(world_app, name="world")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-PlanbenchDir = Annotated[Path | None, typer.Option("--planbench-dir", help="PlanBench folder (instances/, "
-                                                    "configs/, results/); default ../shared/benchmarks/planbench")]
+PlanbenchDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--planbench-dir",
+        help="PlanBench folder (instances/, configs/, results/); default ../shared/benchmarks/planbench",
+    ),
+]
 
 
 class UserError(Exception):
@@ -48,9 +58,12 @@ def model_pull(
 
 @model_app.command("check")
 def model_check(
-    base_model: Annotated[str | None, typer.Option("--base-model", help="HF folder or hub id (default: the pulled "
-                                                    "SmolLM2)")] = None,
-    question: Annotated[str, typer.Option(help="The chat prompt")] = "What is the capital of France? Answer briefly.",
+    base_model: Annotated[
+        str | None, typer.Option("--base-model", help="HF folder or hub id (default: the pulled SmolLM2)")
+    ] = None,
+    question: Annotated[
+        str, typer.Option(help="The chat prompt")
+    ] = "What is the capital of France? Answer briefly.",
 ):
     """Load the base model in the real vLLM engine and decode one prompt greedily (as tokens and as embeddings)."""
     from decoder.base_model import resolve_base_model
@@ -59,12 +72,20 @@ def model_check(
     try:
         import vllm  # noqa: F401
     except ImportError:
-        raise UserError("vLLM is not installed: run `make install` (CPU) or `pip install -e '.[gpu]'`") from None
+        raise UserError(
+            "vLLM is not installed: run `make install` (CPU) or `pip install -e '.[gpu]'`"
+        ) from None
     out.print(json.dumps(check(resolve_base_model(base_model), question)))
 
 
-def _load_world(domain: Path | None, problem: Path | None, suite: str | None, instance: str | None,
-                planbench_dir: Path | None, nl_config: Path | None):
+def _load_world(
+    domain: Path | None,
+    problem: Path | None,
+    suite: str | None,
+    instance: str | None,
+    planbench_dir: Path | None,
+    nl_config: Path | None,
+):
     from planner.worlds.pddl import load_domain, load_problem
 
     inst = None
@@ -93,10 +114,14 @@ def _verbalizer(domain, nl_config: Path | None):
 def world_solve(
     domain: Annotated[Path | None, typer.Option(help="PDDL domain file")] = None,
     problem: Annotated[Path | None, typer.Option(help="PDDL problem file")] = None,
-    suite: Annotated[str | None, typer.Option(help="A suite instead of files, e.g. planbench:blocksworld")] = None,
+    suite: Annotated[
+        str | None, typer.Option(help="A suite instead of files, e.g. planbench:blocksworld")
+    ] = None,
     instance: Annotated[str | None, typer.Option(help="With --suite: instance file name or number")] = None,
     planbench_dir: PlanbenchDir = None,
-    nl_config: Annotated[Path | None, typer.Option("--nl-config", help="PlanBench-style YAML for English")] = None,
+    nl_config: Annotated[
+        Path | None, typer.Option("--nl-config", help="PlanBench-style YAML for English")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan record (one JSON object)")] = False,
     max_expansions: Annotated[int, typer.Option(help="Search budget")] = 2_000_000,
     time_limit: Annotated[float, typer.Option(help="Seconds before giving up")] = 60.0,
@@ -112,7 +137,9 @@ def world_solve(
     v = validate(d, p, steps) if r.status == "solved" else None
     if v is not None and not v.valid:  # the oracle and the validator disagree: a bug, reported, not hidden
         r.status, r.reason = "error", f"the validator rejects the oracle's plan: {v.reason}"
-    record = PlanRecord(Path(p.source).name, "oracle", r.status, r.plan, r.reason, r.seconds, expansions=r.expansions)
+    record = PlanRecord(
+        Path(p.source).name, "oracle", r.status, r.plan, r.reason, r.seconds, expansions=r.expansions
+    )
     if as_json:
         print(record.to_json())
         return
@@ -121,8 +148,10 @@ def world_solve(
         out.print(f"{name}: {r.status}: {r.reason}")
         raise typer.Exit(1)
     vb = _verbalizer(d, nl_config)
-    out.print(f"{name}: solved optimally in {len(steps)} steps ({r.expansions} expansions, {r.seconds:.3f} s); "
-              f"the validator says: {v.reason}")
+    out.print(
+        f"{name}: solved optimally in {len(steps)} steps ({r.expansions} expansions, {r.seconds:.3f} s); "
+        f"the validator says: {v.reason}"
+    )
     out.print(f"Initial state: {vb.facts(p.init)}.")
     out.print(f"Goal: {vb.facts(p.goal)}.")
     out.print("Plan:")
@@ -147,9 +176,17 @@ def world_check(
     d, p, _, _ = _load_world(domain, problem, suite, instance, planbench_dir, None)
     v = validate(d, p, load_plan(plan, d, p))
     if as_json:
-        print(json.dumps({"valid": v.valid, "reason": v.reason, "failed_step": v.failed_step,
-                          "unmet_preconditions": [format_atom(a) for a in v.unmet_preconditions],
-                          "unmet_goals": [format_atom(a) for a in v.unmet_goals]}))
+        print(
+            json.dumps(
+                {
+                    "valid": v.valid,
+                    "reason": v.reason,
+                    "failed_step": v.failed_step,
+                    "unmet_preconditions": [format_atom(a) for a in v.unmet_preconditions],
+                    "unmet_goals": [format_atom(a) for a in v.unmet_goals],
+                }
+            )
+        )
     else:
         out.print(v.reason if v.valid else f"Plan invalid: {v.reason}")
     if not v.valid:
@@ -160,12 +197,15 @@ def world_check(
 def world_sample(
     domain: Annotated[Path, typer.Option(help="PDDL domain file")],
     objects: Annotated[int | None, typer.Option(help="Number of objects (blocks)")] = None,
-    problem: Annotated[Path | None, typer.Option(help="Seed problem (needed for domains without a dedicated "
-                                                      "generator)")] = None,
+    problem: Annotated[
+        Path | None, typer.Option(help="Seed problem (needed for domains without a dedicated generator)")
+    ] = None,
     count: Annotated[int, typer.Option(help="How many problems")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write instance-N.pddl files here")] = None,
-    nl_config: Annotated[Path | None, typer.Option("--nl-config", help="Also print the problem in English")] = None,
+    nl_config: Annotated[
+        Path | None, typer.Option("--nl-config", help="Also print the problem in English")
+    ] = None,
 ):
     """Generate random solvable problems (random reachable initial states and goals)."""
     from planner.worlds.generate import ProblemGenerator, problem_to_pddl
@@ -209,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     from decoder.base_model import ModelError
 
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except (WorldError, ModelError, UserError) as e:
         err.print(f"error: {e}", markup=False)
         return 2
@@ -226,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         if type(e).__name__ == "Abort":
             return 1
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

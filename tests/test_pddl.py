@@ -1,8 +1,8 @@
 import pytest
+from conftest import BLOCKSWORLD, KEYS_DOMAIN, KEYS_PROBLEM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import BLOCKSWORLD, KEYS_DOMAIN, KEYS_PROBLEM
 from planner.worlds.errors import WorldError
 from planner.worlds.pddl import load_domain, parse_domain, parse_problem
 from planner.worlds.plans import parse_plan_text
@@ -61,11 +61,19 @@ def test_problem_errors_name_file_line_and_token(bw_domain, text, line, token, w
 
 def test_domain_errors():
     with pytest.raises(WorldError, match="'or' is not supported"):
-        parse_domain(BLOCKSWORLD.replace("(and (clear ?ob) (ontable ?ob) (handempty))",
-                                         "(or (clear ?ob) (ontable ?ob))"), "d.pddl")
+        parse_domain(
+            BLOCKSWORLD.replace(
+                "(and (clear ?ob) (ontable ?ob) (handempty))", "(or (clear ?ob) (ontable ?ob))"
+            ),
+            "d.pddl",
+        )
     with pytest.raises(WorldError, match="unknown parameter '\\?zz'"):
-        parse_domain(BLOCKSWORLD.replace("(holding ?ob)\n    :effect (and (clear ?ob)", "(holding ?zz)\n"
-                                         "    :effect (and (clear ?ob)"), "d.pddl")
+        parse_domain(
+            BLOCKSWORLD.replace(
+                "(holding ?ob)\n    :effect (and (clear ?ob)", "(holding ?zz)\n    :effect (and (clear ?ob)"
+            ),
+            "d.pddl",
+        )
     with pytest.raises(WorldError, match="expected a domain definition"):
         parse_domain(PROBLEM, "swapped.pddl")
 
@@ -94,8 +102,10 @@ def test_plan_lines(bw_domain):
         parse_plan_text("(pick-up q)", bw_domain, p)
 
 
-_pddl_chars = st.sampled_from(list("()?-; \n\tabcdefgho:") + ["define", "domain", "problem", ":init", ":goal",
-                                                               ":objects", "and", "not", "on", ":action"])
+_pddl_chars = st.sampled_from(
+    list("()?-; \n\tabcdefgho:")
+    + ["define", "domain", "problem", ":init", ":goal", ":objects", "and", "not", "on", ":action"]
+)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -111,7 +121,7 @@ def test_fuzz_reader_only_raises_world_errors(text):
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, len(PROBLEM) - 1), st.integers(1, 5), st.text(max_size=4))
 def test_fuzz_mutated_problem(bw_domain, start, length, insert):
-    text = PROBLEM[:start] + insert + PROBLEM[start + length:]
+    text = PROBLEM[:start] + insert + PROBLEM[start + length :]
     try:
         parse_problem(text, bw_domain, "m.pddl")
     except WorldError as e:

@@ -56,8 +56,15 @@ def test_unsolvable_suite_is_labelled(planbench):
     assert all(i.solvable is False and i.query for i in instances)
 
 
-@pytest.mark.parametrize("suite", ["planbench:blocksworld", "planbench:mystery_blocksworld",
-                                   "planbench:blocksworld_3", "planbench:mystery_blocksworld_3"])
+@pytest.mark.parametrize(
+    "suite",
+    [
+        "planbench:blocksworld",
+        "planbench:mystery_blocksworld",
+        "planbench:blocksworld_3",
+        "planbench:mystery_blocksworld_3",
+    ],
+)
 def test_english_matches_planbench_queries_and_reads_back(planbench, suite):
     instances = load_suite(suite, planbench)
     domain = load_domain(instances[0].domain_path)
@@ -75,10 +82,16 @@ def test_reading_free_lines_of_a_model_answer(planbench):
     inst = load_suite("planbench:blocksworld", planbench, limit=1)[0]
     domain = load_domain(inst.domain_path)
     vb = Verbalizer(domain, NLConfig.load(inst.nl_config_path))
-    text = ("Here is my plan.\n1. Unstack the blue block from on top of the orange block.\n2. put down blue\n"
-            "Step 3: pick up the orange block\n- Stack the orange block on top of the blue block.\nDone!")
-    assert vb.read_plan(text, list("abcd")) == [("unstack", "b", "c"), ("put-down", "b"), ("pick-up", "c"),
-                                               ("stack", "c", "b")]
+    text = (
+        "Here is my plan.\n1. Unstack the blue block from on top of the orange block.\n2. put down blue\n"
+        "Step 3: pick up the orange block\n- Stack the orange block on top of the blue block.\nDone!"
+    )
+    assert vb.read_plan(text, list("abcd")) == [
+        ("unstack", "b", "c"),
+        ("put-down", "b"),
+        ("pick-up", "c"),
+        ("stack", "c", "b"),
+    ]
     with pytest.raises(WorldError) as e:
         vb.read_plan(text, list("abcd"), strict=True, source="answer.txt")
     assert e.value.line == 1 and e.value.token == "Here is my plan."
@@ -93,8 +106,9 @@ def test_logistics_object_names(planbench):
     assert vb.object_phrase("l1-0") == "location_1_0" and vb.object_phrase("p0") == "package_0"
     assert vb.fact(("at", "p0", "l1-0")) == "package_0 is at location_1_0"
     assert vb.fact(("truck", "t0")) == ""
-    assert vb.read_action("drive truck_0 from location_0_0 to location_0_1 in city_0",
-                          ["t0", "l0-0", "l0-1", "c0"]) == ("drive-truck", "t0", "l0-0", "l0-1", "c0")
+    assert vb.read_action(
+        "drive truck_0 from location_0_0 to location_0_1 in city_0", ["t0", "l0-0", "l0-1", "c0"]
+    ) == ("drive-truck", "t0", "l0-0", "l0-1", "c0")
 
 
 def test_planbench_dir_option(tmp_path, planbench):

@@ -1,8 +1,8 @@
 import random
 
 import pytest
-
 from conftest import KEYS_DOMAIN, KEYS_PROBLEM
+
 from planner.worlds.errors import WorldError
 from planner.worlds.generate import ProblemGenerator, blocksworld_names, object_names, problem_to_pddl
 from planner.worlds.oracle import solve
@@ -47,6 +47,22 @@ def test_validator_goal_and_valid(bw_domain, tower):
     assert len(r.plan) == 6  # c down, b onto c, a onto b: 2 actions each
 
 
+def _reachable_in(task, k, s):
+    if task.is_goal(s):
+        return True
+    return k > 0 and any(
+        _reachable_in(task, k - 1, task.apply(s, task.actions[i])) for i in task.applicable(s)
+    )
+
+
+def _reachable_in(task, k, s):
+    if task.is_goal(s):
+        return True
+    return k > 0 and any(
+        _reachable_in(task, k - 1, task.apply(s, task.actions[i])) for i in task.applicable(s)
+    )
+
+
 def test_oracle_is_optimal_against_exhaustive_search(bw_domain):
     """BFS length equals the true shortest length found by iterative deepening over all plans (small problems)."""
     gen = ProblemGenerator(bw_domain, rng=3)
@@ -55,19 +71,17 @@ def test_oracle_is_optimal_against_exhaustive_search(bw_domain):
         task = Task(bw_domain, p)
         r = solve(task)
 
-        def reachable_in(k, s):
-            if task.is_goal(s):
-                return True
-            return k > 0 and any(reachable_in(k - 1, task.apply(s, task.actions[i])) for i in task.applicable(s))
-
-        shortest = next(k for k in range(12) if reachable_in(k, task.init))
+        shortest = next(k for k in range(12) if _reachable_in(task, k, task.init))
         assert len(r.plan) == shortest
 
 
 def test_unsolvable_is_no_plan(bw_domain):
-    p = parse_problem("""(define (problem u) (:domain blocksworld-4ops) (:objects a b c)
+    p = parse_problem(
+        """(define (problem u) (:domain blocksworld-4ops) (:objects a b c)
         (:init (handempty) (ontable a) (ontable b) (ontable c) (clear a) (clear b) (clear c))
-        (:goal (and (on a c) (on b c))))""", bw_domain)
+        (:goal (and (on a c) (on b c))))""",
+        bw_domain,
+    )
     r = solve(Task(bw_domain, p))
     assert r.status == "no_plan" and "exhausted" in r.reason
     assert r.expansions > 0
@@ -114,7 +128,9 @@ def test_generic_generator_on_a_domain_of_our_own():
     seed = parse_problem(KEYS_PROBLEM, d, "keys-1.pddl")
     task = Task(d, seed)
     assert {a.label for a in task.actions} >= {"(move r1 r2)", "(take k1 r1)", "(drop k2 r3)"}
-    assert not any(a.name == "move" and a.args == ("r1", "r3") for a in task.actions)  # no door: never grounded
+    assert not any(
+        a.name == "move" and a.args == ("r1", "r3") for a in task.actions
+    )  # no door: never grounded
     r = solve(task)
     assert r.status == "solved" and validate(d, seed, parse_plan_text("\n".join(r.plan), d, seed)).valid
     with pytest.raises(WorldError, match="no dedicated generator"):

@@ -18,13 +18,25 @@ from planner.worlds.strips import Task
 # The 4-operator blocksworld that PlanBench uses, in canonical names.
 _BW_PREDICATES = {"on": 2, "ontable": 1, "clear": 1, "handempty": 0, "holding": 1}
 _BW_ACTIONS = {
-    "pick-up": (1, {("clear", 0), ("ontable", 0), ("handempty",)}, {("holding", 0)},
-                {("clear", 0), ("ontable", 0), ("handempty",)}),
+    "pick-up": (
+        1,
+        {("clear", 0), ("ontable", 0), ("handempty",)},
+        {("holding", 0)},
+        {("clear", 0), ("ontable", 0), ("handempty",)},
+    ),
     "put-down": (1, {("holding", 0)}, {("clear", 0), ("handempty",), ("ontable", 0)}, {("holding", 0)}),
-    "stack": (2, {("clear", 1), ("holding", 0)}, {("handempty",), ("clear", 0), ("on", 0, 1)},
-              {("clear", 1), ("holding", 0)}),
-    "unstack": (2, {("on", 0, 1), ("clear", 0), ("handempty",)}, {("holding", 0), ("clear", 1)},
-                {("on", 0, 1), ("clear", 0), ("handempty",)}),
+    "stack": (
+        2,
+        {("clear", 1), ("holding", 0)},
+        {("handempty",), ("clear", 0), ("on", 0, 1)},
+        {("clear", 1), ("holding", 0)},
+    ),
+    "unstack": (
+        2,
+        {("on", 0, 1), ("clear", 0), ("handempty",)},
+        {("holding", 0), ("clear", 1)},
+        {("on", 0, 1), ("clear", 0), ("handempty",)},
+    ),
 }
 
 
@@ -47,20 +59,25 @@ def blocksworld_names(domain: Domain) -> dict[str, str] | None:
         return None
     schemas = {a: (s, list(s.parameters)) for a, s in domain.actions.items()}
     for unary in itertools.permutations(by_arity[1]):
-        pmap = {"on": by_arity[2][0], "handempty": by_arity[0][0], "ontable": unary[0], "clear": unary[1],
-                "holding": unary[2]}
+        pmap = {
+            "on": by_arity[2][0],
+            "handempty": by_arity[0][0],
+            "ontable": unary[0],
+            "clear": unary[1],
+            "holding": unary[2],
+        }
         inv = {v: k for k, v in pmap.items()}
         for ua in itertools.permutations(unary_actions):
             for ba in itertools.permutations(binary_actions):
                 amap = {"pick-up": ua[0], "put-down": ua[1], "stack": ba[0], "unstack": ba[1]}
                 ok = True
-                for canon, (n, pre, add, dele) in _BW_ACTIONS.items():
+                for canon, (_, pre, add, dele) in _BW_ACTIONS.items():
                     s, params = schemas[amap[canon]]
-
-                    def rename(atoms):
-                        return {(inv[a[0]], *a[1:]) for a in _positional(atoms, params)}
-
-                    if (rename(s.precondition), rename(s.add), rename(s.delete)) != (pre, add, dele):
+                    renamed = tuple(
+                        {(inv[a[0]], *a[1:]) for a in _positional(atoms, params)}
+                        for atoms in (s.precondition, s.add, s.delete)
+                    )
+                    if renamed != (pre, add, dele):
                         ok = False
                         break
                 if ok:
@@ -115,11 +132,18 @@ class ProblemGenerator:
         if self.bw is None and seed is None:
             raise WorldError(
                 f"domain '{domain.name}' has no dedicated generator: pass a seed problem (--problem P) whose "
-                "initial state the random walks start from", source=domain.source)
+                "initial state the random walks start from",
+                source=domain.source,
+            )
         self._seed_task = Task(domain, seed) if seed is not None and self.bw is None else None
 
-    def sample(self, n_objects: int | None = None, name: str = "generated", goal_facts: int | None = None,
-               walk_length: int = 30) -> Problem:
+    def sample(
+        self,
+        n_objects: int | None = None,
+        name: str = "generated",
+        goal_facts: int | None = None,
+        walk_length: int = 30,
+    ) -> Problem:
         if self.bw is not None:
             n = n_objects if n_objects is not None else (len(self.seed.objects) if self.seed else 4)
             if n < 1:
@@ -129,7 +153,8 @@ class ProblemGenerator:
             raise WorldError(
                 f"domain '{self.domain.name}' has no dedicated generator, so problems keep the seed's "
                 f"{len(self.seed.objects)} objects; got --objects {n_objects}",
-                hint="Pass a seed problem with that many objects")
+                hint="Pass a seed problem with that many objects",
+            )
         return self._sample_walk(name, goal_facts, walk_length)
 
     def _sample_blocksworld(self, n: int, name: str, goal_facts: int | None) -> Problem:
@@ -144,8 +169,14 @@ class ProblemGenerator:
             k = goal_facts or self.rng.randint(1, len(candidates))
             goal = set(self.rng.sample(candidates, min(k, len(candidates))))
             if not goal <= init:
-                return Problem(name, self.domain.name, {b: "object" for b in blocks}, frozenset(init),
-                               frozenset(goal), "<generated>")
+                return Problem(
+                    name,
+                    self.domain.name,
+                    {b: "object" for b in blocks},
+                    frozenset(init),
+                    frozenset(goal),
+                    "<generated>",
+                )
         if n == 1:
             raise WorldError("one block has no 'on' goal that is not already true: use 2 or more blocks")
         raise WorldError("could not generate a problem whose goal is not already true")
@@ -170,15 +201,19 @@ class ProblemGenerator:
                 continue
             k = goal_facts or self.rng.randint(1, len(changed))
             goal = frozenset(self.rng.sample(changed, min(k, len(changed))))
-            return Problem(name, self.domain.name, dict(self.seed.objects), task.state_facts(init), goal,
-                           "<generated>")
-        raise WorldError("random walks from the seed problem change no fact: no goal to generate",
-                         source=self.seed.source)
+            return Problem(
+                name, self.domain.name, dict(self.seed.objects), task.state_facts(init), goal, "<generated>"
+            )
+        raise WorldError(
+            "random walks from the seed problem change no fact: no goal to generate", source=self.seed.source
+        )
 
 
 def problem_to_pddl(problem: Problem) -> str:
     objs = " ".join(problem.objects)
     init = "\n".join(format_atom(a) for a in sorted(problem.init))
     goal = "\n".join(format_atom(a) for a in sorted(problem.goal))
-    return (f"(define (problem {problem.name})\n(:domain {problem.domain_name})\n(:objects {objs})\n(:init\n{init}\n)\n"
-            f"(:goal\n(and\n{goal})\n)\n)\n")
+    return (
+        f"(define (problem {problem.name})\n(:domain {problem.domain_name})\n(:objects {objs})\n(:init\n{init}\n)\n"
+        f"(:goal\n(and\n{goal})\n)\n)\n"
+    )

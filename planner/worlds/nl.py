@@ -18,7 +18,9 @@ from planner.worlds.pddl import Atom, Domain
 class NLConfig:
     predicates: dict[str, str]  # predicate -> template with {} per argument ("" = not rendered)
     actions: dict[str, str]  # action -> template
-    encoded_objects: dict[str, str] = field(default_factory=dict)  # pddl name or prefix -> phrase (may hold {})
+    encoded_objects: dict[str, str] = field(
+        default_factory=dict
+    )  # pddl name or prefix -> phrase (may hold {})
     compact_objects: dict[str, str] = field(default_factory=dict)  # shorter phrases accepted when reading
     domain_intro: str = ""
     source: str = "<nl-config>"
@@ -32,16 +34,24 @@ class NLConfig:
             raise WorldError("no such natural-language config file", source=str(path)) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
-            raise WorldError(f"not valid YAML: {getattr(e, 'problem', e)}", source=str(path),
-                             line=mark.line + 1 if mark else None) from None
+            raise WorldError(
+                f"not valid YAML: {getattr(e, 'problem', e)}",
+                source=str(path),
+                line=mark.line + 1 if mark else None,
+            ) from None
         if not isinstance(data, dict) or "predicates" not in data or "actions" not in data:
-            raise WorldError("a natural-language config needs 'predicates' and 'actions' maps", source=str(path),
-                             hint="See PlanBench's configs/blocksworld.yaml for the format")
+            raise WorldError(
+                "a natural-language config needs 'predicates' and 'actions' maps",
+                source=str(path),
+                hint="See PlanBench's configs/blocksworld.yaml for the format",
+            )
         return cls(
             predicates={str(k).lower(): str(v) for k, v in (data.get("predicates") or {}).items()},
             actions={str(k).lower(): str(v) for k, v in (data.get("actions") or {}).items()},
             encoded_objects={str(k).lower(): str(v) for k, v in (data.get("encoded_objects") or {}).items()},
-            compact_objects={str(k).lower(): str(v) for k, v in (data.get("encoded_objects_compact") or {}).items()},
+            compact_objects={
+                str(k).lower(): str(v) for k, v in (data.get("encoded_objects_compact") or {}).items()
+            },
             domain_intro=str(data.get("domain_intro") or ""),
             source=str(path),
         )
@@ -61,15 +71,23 @@ class NLConfig:
             if t is None:
                 raise WorldError(f"the config has no template for action '{name}'", source=self.source)
             if t.count("{}") != len(schema.parameters):
-                raise WorldError(f"the template of action '{name}' has {t.count('{}')} slot(s), the action takes "
-                                 f"{len(schema.parameters)}", source=self.source, token=t)
+                raise WorldError(
+                    f"the template of action '{name}' has {t.count('{}')} slot(s), the action takes "
+                    f"{len(schema.parameters)}",
+                    source=self.source,
+                    token=t,
+                )
         for name, arity in domain.predicates.items():
             t = self.predicates.get(name)
             if t is None:
                 raise WorldError(f"the config has no template for predicate '{name}'", source=self.source)
             if t and t.count("{}") != arity:
-                raise WorldError(f"the template of predicate '{name}' has {t.count('{}')} slot(s), the predicate "
-                                 f"takes {arity}", source=self.source, token=t)
+                raise WorldError(
+                    f"the template of predicate '{name}' has {t.count('{}')} slot(s), the predicate "
+                    f"takes {arity}",
+                    source=self.source,
+                    token=t,
+                )
 
 
 _NUMBERED = re.compile(r"^([a-z]+)(\d+(?:-\d+)*)$")
@@ -125,8 +143,10 @@ class Verbalizer:
         return "\n".join(self.action(s) for s in steps)
 
     def statement(self, init, goal) -> str:
-        return (f"As initial conditions I have that, {self.facts(init)}.\n"
-                f"My goal is to have that {self.facts(goal)}.")
+        return (
+            f"As initial conditions I have that, {self.facts(init)}.\n"
+            f"My goal is to have that {self.facts(goal)}."
+        )
 
     # ---- reading -------------------------------------------------------------------------------------------
     def _pattern(self, template: str, objects: list[str], anchored: bool = True) -> re.Pattern:
@@ -150,10 +170,13 @@ class Verbalizer:
             m = self._pattern(t, objects).match(clause)
             if m:
                 return (pred, *(table[g.lower()] for g in m.groups()))
-        raise WorldError("no predicate matches this phrase", token=text.strip(),
-                         hint="Phrase facts as the world's templates do, e.g. '" +
-                         next(iter(t for t in self.config.predicates.values() if t)).format(
-                             *(["X"] * 3))[:60] + "'")
+        raise WorldError(
+            "no predicate matches this phrase",
+            token=text.strip(),
+            hint="Phrase facts as the world's templates do, e.g. '"
+            + next(iter(t for t in self.config.predicates.values() if t)).format(*(["X"] * 3))[:60]
+            + "'",
+        )
 
     def read_facts(self, text: str, objects: list[str]) -> frozenset[Atom]:
         return frozenset(self.read_fact(c, objects) for c in split_and(text))
@@ -169,8 +192,9 @@ class Verbalizer:
         pddl = re.match(r"^\(\s*([^\s()]+)((?:\s+[^\s()]+)*)\s*\)$", clause)
         if pddl and pddl.group(1).lower() in self.domain.actions:
             args = pddl.group(2).lower().split()
-            if all(a in objects for a in args) and len(args) == len(self.domain.actions[pddl.group(1).lower()]
-                                                                     .parameters):
+            if all(a in objects for a in args) and len(args) == len(
+                self.domain.actions[pddl.group(1).lower()].parameters
+            ):
                 return (pddl.group(1).lower(), *args)
         return None
 
@@ -184,22 +208,35 @@ class Verbalizer:
             step = self.read_action(line, objects)
             if step is None:
                 if strict:
-                    raise WorldError("this line is not an action of the world", source=source, line=lineno,
-                                     token=line.strip())
+                    raise WorldError(
+                        "this line is not an action of the world",
+                        source=source,
+                        line=lineno,
+                        token=line.strip(),
+                    )
                 continue
             steps.append(step)
         return steps
 
     def read_statement(self, text: str, objects: list[str]) -> tuple[frozenset[Atom], frozenset[Atom]]:
         """PlanBench's [STATEMENT]: 'As initial conditions I have that, ... My goal is to have that ...'."""
-        m = re.search(r"As initial conditions I have that,?\s*(.*?)\.\s*My goal is to have that\s*(.*?)\.(?:\s|$)",
-                      text, re.IGNORECASE | re.DOTALL)
+        m = re.search(
+            r"As initial conditions I have that,?\s*(.*?)\.\s*My goal is to have that\s*(.*?)\.(?:\s|$)",
+            text,
+            re.IGNORECASE | re.DOTALL,
+        )
         if not m:
-            raise WorldError("no 'As initial conditions I have that, ... My goal is to have that ...' statement")
+            raise WorldError(
+                "no 'As initial conditions I have that, ... My goal is to have that ...' statement"
+            )
         if "[STATEMENT]" in text:
             last = text.rindex("[STATEMENT]")
-            m = re.search(r"As initial conditions I have that,?\s*(.*?)\.\s*My goal is to have that\s*(.*?)\."
-                          r"(?:\s|$)", text[last:], re.IGNORECASE | re.DOTALL)
+            m = re.search(
+                r"As initial conditions I have that,?\s*(.*?)\.\s*My goal is to have that\s*(.*?)\."
+                r"(?:\s|$)",
+                text[last:],
+                re.IGNORECASE | re.DOTALL,
+            )
         return self.read_facts(m.group(1), objects), self.read_facts(m.group(2), objects)
 
 

@@ -24,8 +24,11 @@ def solve(task: Task, max_expansions: int = 2_000_000, time_limit: float | None 
     if task.is_goal(task.init):
         return OracleResult("solved", [], "", 0, time.perf_counter() - t0)
     if not task.goal_reachable:
-        return OracleResult("no_plan", reason="the goal is unreachable: some goal fact can never hold",
-                            seconds=time.perf_counter() - t0)
+        return OracleResult(
+            "no_plan",
+            reason="the goal is unreachable: some goal fact can never hold",
+            seconds=time.perf_counter() - t0,
+        )
     actions = task.actions
     parent: dict[int, tuple[int, int]] = {task.init: (-1, -1)}
     frontier = deque([task.init])
@@ -34,10 +37,15 @@ def solve(task: Task, max_expansions: int = 2_000_000, time_limit: float | None 
     while frontier:
         state = frontier.popleft()
         expansions += 1
-        if expansions > max_expansions or (time_limit is not None and expansions % 1024 == 0
-                                           and time.perf_counter() - t0 > time_limit):
-            return OracleResult("no_plan", reason=f"search budget spent after {expansions - 1} expansions",
-                                expansions=expansions - 1, seconds=time.perf_counter() - t0)
+        if expansions > max_expansions or (
+            time_limit is not None and expansions % 1024 == 0 and time.perf_counter() - t0 > time_limit
+        ):
+            return OracleResult(
+                "no_plan",
+                reason=f"search budget spent after {expansions - 1} expansions",
+                expansions=expansions - 1,
+                seconds=time.perf_counter() - t0,
+            )
         for i, a in enumerate(actions):
             if state & a.pre == a.pre:
                 nxt = (state & ~a.delete) | a.add
@@ -52,5 +60,9 @@ def solve(task: Task, max_expansions: int = 2_000_000, time_limit: float | None 
                         plan.append(actions[ai].label)
                     return OracleResult("solved", plan[::-1], "", expansions, time.perf_counter() - t0)
                 frontier.append(nxt)
-    return OracleResult("no_plan", reason="the goal is unreachable from the initial state (search space exhausted)",
-                        expansions=expansions, seconds=time.perf_counter() - t0)
+    return OracleResult(
+        "no_plan",
+        reason="the goal is unreachable from the initial state (search space exhausted)",
+        expansions=expansions,
+        seconds=time.perf_counter() - t0,
+    )

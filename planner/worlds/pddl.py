@@ -88,14 +88,20 @@ def parse_sexprs(text: str, source: str) -> list[SExpr]:
         else:
             if not stack:
                 raise WorldError(
-                    "text outside any parenthesised form", source=source, line=tok.line, column=tok.column,
+                    "text outside any parenthesised form",
+                    source=source,
+                    line=tok.line,
+                    column=tok.column,
                     token=tok.text,
                 )
             stack[-1].items.append(tok)
     if stack:
         s = stack[-1]
         raise WorldError(
-            "unclosed '(': the file ends before this form is closed", source=source, line=s.line, column=s.column,
+            "unclosed '(': the file ends before this form is closed",
+            source=source,
+            line=s.line,
+            column=s.column,
             token="(",
         )
     return top
@@ -104,8 +110,13 @@ def parse_sexprs(text: str, source: str) -> list[SExpr]:
 def _word(item, source: str, what: str) -> str:
     if isinstance(item, Token):
         return item.text.lower()
-    raise WorldError(f"expected {what}, found a parenthesised form", source=source, line=item.line, column=item.column,
-                     token="(")
+    raise WorldError(
+        f"expected {what}, found a parenthesised form",
+        source=source,
+        line=item.line,
+        column=item.column,
+        token="(",
+    )
 
 
 def _pos(item) -> tuple[int, int, str]:
@@ -142,21 +153,34 @@ def _typed_list(items: list, source: str, what: str) -> list[tuple[str, str]]:
     return out
 
 
-def _atom(expr, source: str, predicates: dict[str, int] | None, variables: set[str] | None, what: str) -> Atom:
+def _atom(
+    expr, source: str, predicates: dict[str, int] | None, variables: set[str] | None, what: str
+) -> Atom:
     if not isinstance(expr, SExpr) or not expr.items:
         raise _err(f"expected an atom like (pred arg ...) in {what}", expr, source)
     head = _word(expr.items[0], source, "a predicate name")
     if head in ("not", "and", "or", "imply", "forall", "exists", "when", "="):
-        raise _err(f"'{head}' is not supported in {what}: this reader takes STRIPS (positive conjunctions)", expr.items[0],
-                   source, hint="Rewrite the domain as STRIPS, or drop the unsupported construct")
+        raise _err(
+            f"'{head}' is not supported in {what}: this reader takes STRIPS (positive conjunctions)",
+            expr.items[0],
+            source,
+            hint="Rewrite the domain as STRIPS, or drop the unsupported construct",
+        )
     args = tuple(_word(a, source, "an argument") for a in expr.items[1:])
     if predicates is not None:
         if head not in predicates:
-            raise _err(f"unknown predicate '{head}' in {what}", expr.items[0], source,
-                       hint=f"Declared predicates: {', '.join(sorted(predicates)) or 'none'}")
+            raise _err(
+                f"unknown predicate '{head}' in {what}",
+                expr.items[0],
+                source,
+                hint=f"Declared predicates: {', '.join(sorted(predicates)) or 'none'}",
+            )
         if predicates[head] != len(args):
-            raise _err(f"predicate '{head}' takes {predicates[head]} argument(s), got {len(args)} in {what}",
-                       expr.items[0], source)
+            raise _err(
+                f"predicate '{head}' takes {predicates[head]} argument(s), got {len(args)} in {what}",
+                expr.items[0],
+                source,
+            )
     if variables is not None:
         for a, item in zip(args, expr.items[1:]):
             if a.startswith("?") and a not in variables:
@@ -174,13 +198,24 @@ def _conjunction(expr, source: str, predicates, variables, what: str) -> list[At
 
 
 def _effect(expr, source: str, predicates, variables, what: str) -> tuple[list[Atom], list[Atom]]:
-    parts = expr.items[1:] if (
-        isinstance(expr, SExpr) and expr.items and isinstance(expr.items[0], Token)
-        and expr.items[0].text.lower() == "and"
-    ) else [expr]
+    parts = (
+        expr.items[1:]
+        if (
+            isinstance(expr, SExpr)
+            and expr.items
+            and isinstance(expr.items[0], Token)
+            and expr.items[0].text.lower() == "and"
+        )
+        else [expr]
+    )
     add, delete = [], []
     for p in parts:
-        if isinstance(p, SExpr) and p.items and isinstance(p.items[0], Token) and p.items[0].text.lower() == "not":
+        if (
+            isinstance(p, SExpr)
+            and p.items
+            and isinstance(p.items[0], Token)
+            and p.items[0].text.lower() == "not"
+        ):
             if len(p.items) != 2:
                 raise _err("(not ...) takes exactly one atom", p, source)
             delete.append(_atom(p.items[1], source, predicates, variables, what))
@@ -198,11 +233,17 @@ def _expect_define(forms: list[SExpr], source: str, kind: str) -> SExpr:
     if not form.items or _word(form.items[0], source, "'define'") != "define":
         raise _err(f"expected (define ({kind} NAME) ...)", form, source)
     if len(form.items) < 2 or not isinstance(form.items[1], SExpr) or len(form.items[1].items) != 2:
-        raise _err(f"expected ({kind} NAME) after define", form.items[1] if len(form.items) > 1 else form, source)
+        raise _err(
+            f"expected ({kind} NAME) after define", form.items[1] if len(form.items) > 1 else form, source
+        )
     head = _word(form.items[1].items[0], source, kind)
     if head != kind:
-        raise _err(f"expected a {kind} definition, found '{head}'", form.items[1].items[0], source,
-                   hint="Check that the domain and problem files were not swapped")
+        raise _err(
+            f"expected a {kind} definition, found '{head}'",
+            form.items[1].items[0],
+            source,
+            hint="Check that the domain and problem files were not swapped",
+        )
     return form
 
 
@@ -260,8 +301,11 @@ def parse_domain(text: str, source: str = "<domain>") -> Domain:
         dele: list[Atom] = []
         rest = sec.items[2:]
         if len(rest) % 2:
-            raise _err(f"action '{aname}': expected keyword/value pairs (:parameters, :precondition, :effect)", sec,
-                       source)
+            raise _err(
+                f"action '{aname}': expected keyword/value pairs (:parameters, :precondition, :effect)",
+                sec,
+                source,
+            )
         seen_effect = False
         for k in range(0, len(rest), 2):
             kw = _word(rest[k], source, "an action keyword")
@@ -274,9 +318,13 @@ def parse_domain(text: str, source: str = "<domain>") -> Domain:
                     if not p.startswith("?"):
                         raise _err(f"parameter '{p}' must start with '?'", item, source)
             elif kw == ":precondition":
-                pre = _conjunction(val, source, predicates, {p for p, _ in params}, f"the precondition of '{aname}'")
+                pre = _conjunction(
+                    val, source, predicates, {p for p, _ in params}, f"the precondition of '{aname}'"
+                )
             elif kw == ":effect":
-                add, dele = _effect(val, source, predicates, {p for p, _ in params}, f"the effect of '{aname}'")
+                add, dele = _effect(
+                    val, source, predicates, {p for p, _ in params}, f"the effect of '{aname}'"
+                )
                 seen_effect = True
             else:
                 raise _err(f"unknown action keyword '{kw}'", rest[k], source)
@@ -313,8 +361,12 @@ def parse_problem(text: str, domain: Domain | None = None, source: str = "<probl
         else:
             raise _err(f"section '{key}' is not supported in a STRIPS problem", sec.items[0], source)
     if domain is not None and domain_name and domain_name != domain.name:
-        raise _err(f"the problem is for domain '{domain_name}', not '{domain.name}'", form.items[1], source,
-                   hint="Pass the domain file this problem was written for")
+        raise _err(
+            f"the problem is for domain '{domain_name}', not '{domain.name}'",
+            form.items[1],
+            source,
+            hint="Pass the domain file this problem was written for",
+        )
     if init_forms is None:
         raise _err("the problem has no (:init ...)", form, source)
     if goal_form is None:
@@ -327,8 +379,16 @@ def parse_problem(text: str, domain: Domain | None = None, source: str = "<probl
         _check_objects(a, e, known, source)
         init.append(a)
     goal = _conjunction(goal_form, source, preds, None, "the goal")
-    goal_items = goal_form.items[1:] if (isinstance(goal_form, SExpr) and goal_form.items and isinstance(
-        goal_form.items[0], Token) and goal_form.items[0].text.lower() == "and") else [goal_form]
+    goal_items = (
+        goal_form.items[1:]
+        if (
+            isinstance(goal_form, SExpr)
+            and goal_form.items
+            and isinstance(goal_form.items[0], Token)
+            and goal_form.items[0].text.lower() == "and"
+        )
+        else [goal_form]
+    )
     for a, e in zip(goal, goal_items):
         _check_objects(a, e, known, source)
     return Problem(name, domain_name, objects, frozenset(init), frozenset(goal), source)
@@ -363,7 +423,9 @@ def _read(path: Path, what: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise WorldError(f"the {what} file is not UTF-8 text (byte {e.start})", source=str(path), line=line) from None
+        raise WorldError(
+            f"the {what} file is not UTF-8 text (byte {e.start})", source=str(path), line=line
+        ) from None
 
 
 def format_atom(atom: Atom) -> str:

@@ -15,7 +15,9 @@ PlanStep = tuple[str, ...]  # ("stack", "a", "b")
 _STEP = re.compile(r"^\(\s*([^\s()]+)((?:\s+[^\s()]+)*)\s*\)$")
 
 
-def parse_plan_text(text: str, domain: Domain, problem: Problem | None = None, source: str = "<plan>") -> list[PlanStep]:
+def parse_plan_text(
+    text: str, domain: Domain, problem: Problem | None = None, source: str = "<plan>"
+) -> list[PlanStep]:
     """One action per line, `(name arg ...)`; `;` starts a comment, blank lines are skipped."""
     steps: list[PlanStep] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -24,26 +26,45 @@ def parse_plan_text(text: str, domain: Domain, problem: Problem | None = None, s
             continue
         m = _STEP.match(line)
         if not m:
-            raise WorldError("a plan line must look like (action arg ...)", source=source, line=lineno, token=line)
-        steps.append(check_step((m.group(1).lower(), *m.group(2).lower().split()), domain, problem, source, lineno))
+            raise WorldError(
+                "a plan line must look like (action arg ...)", source=source, line=lineno, token=line
+            )
+        steps.append(
+            check_step((m.group(1).lower(), *m.group(2).lower().split()), domain, problem, source, lineno)
+        )
     return steps
 
 
-def check_step(step: PlanStep, domain: Domain, problem: Problem | None, source: str = "<plan>",
-               line: int | None = None) -> PlanStep:
+def check_step(
+    step: PlanStep, domain: Domain, problem: Problem | None, source: str = "<plan>", line: int | None = None
+) -> PlanStep:
     name, args = step[0], step[1:]
     if name not in domain.actions:
-        raise WorldError(f"unknown action '{name}'", source=source, line=line, token=name,
-                         hint=f"The domain's actions: {', '.join(sorted(domain.actions))}")
+        raise WorldError(
+            f"unknown action '{name}'",
+            source=source,
+            line=line,
+            token=name,
+            hint=f"The domain's actions: {', '.join(sorted(domain.actions))}",
+        )
     arity = len(domain.actions[name].parameters)
     if arity != len(args):
-        raise WorldError(f"action '{name}' takes {arity} argument(s), got {len(args)}", source=source, line=line,
-                         token=format_atom(step))
+        raise WorldError(
+            f"action '{name}' takes {arity} argument(s), got {len(args)}",
+            source=source,
+            line=line,
+            token=format_atom(step),
+        )
     if problem is not None:
         for a in args:
             if a not in problem.objects and a not in domain.constants:
-                raise WorldError(f"unknown object '{a}'", source=source, line=line, token=a,
-                                 hint=f"The problem's objects: {', '.join(problem.objects)}")
+                raise WorldError(
+                    f"unknown object '{a}'",
+                    source=source,
+                    line=line,
+                    token=a,
+                    hint=f"The problem's objects: {', '.join(problem.objects)}",
+                )
     return step
 
 

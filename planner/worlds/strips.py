@@ -55,7 +55,11 @@ def instantiate(schema: ActionSchema, args: tuple[str, ...]) -> tuple[list[Atom]
     def sub(atom: Atom) -> Atom:
         return (atom[0], *(binding.get(a, a) for a in atom[1:]))
 
-    return [sub(a) for a in schema.precondition], [sub(a) for a in schema.add], [sub(a) for a in schema.delete]
+    return (
+        [sub(a) for a in schema.precondition],
+        [sub(a) for a in schema.add],
+        [sub(a) for a in schema.delete],
+    )
 
 
 def _bindings(schema: ActionSchema, reach: dict[str, set[tuple]], candidates: list[list[str]]):
@@ -76,10 +80,12 @@ def _bindings(schema: ActionSchema, reach: dict[str, set[tuple]], candidates: li
                 del binding[params[i]]
             return
         # the most-bound atom next: it has the fewest matches
-        best = max(range(len(remaining)), key=lambda k: sum(1 for a in remaining[k][1:] if a in binding or
-                                                            not a.startswith("?")))
+        best = max(
+            range(len(remaining)),
+            key=lambda k: sum(1 for a in remaining[k][1:] if a in binding or not a.startswith("?")),
+        )
         atom = remaining[best]
-        rest = remaining[:best] + remaining[best + 1:]
+        rest = remaining[:best] + remaining[best + 1 :]
         for fact in reach.get(atom[0], ()):
             newly = []
             ok = True
@@ -140,13 +146,21 @@ class Task:
         self.fact_index: dict[Atom, int] = {f: i for i, f in enumerate(facts)}
         self.actions: list[GroundAction] = []
         for (name, args), (pre, add, dele) in sorted(grounded.items()):
-            self.actions.append(GroundAction(name, args, self.mask(pre), self.mask(add),
-                                             self.mask([d for d in dele if d in self.fact_index])))
+            self.actions.append(
+                GroundAction(
+                    name,
+                    args,
+                    self.mask(pre),
+                    self.mask(add),
+                    self.mask([d for d in dele if d in self.fact_index]),
+                )
+            )
         self.action_index = {(a.name, a.args): i for i, a in enumerate(self.actions)}
         self.init = self.mask(problem.init)
         self.goal = self.mask(problem.goal)
         static_preds = {p for p in domain.predicates} - {
-            a[0] for s in domain.actions.values() for a in s.add + s.delete}
+            a[0] for s in domain.actions.values() for a in s.add + s.delete
+        }
         self.static_mask = self.mask([f for f in facts if f[0] in static_preds])
 
     def mask(self, atoms) -> int:
@@ -168,8 +182,9 @@ class Task:
     def state_from_facts(self, atoms) -> int:
         unknown = [a for a in atoms if a not in self.fact_index]
         if unknown:
-            raise WorldError(f"fact {format_atom(unknown[0])} can never hold in this problem",
-                             source=self.problem.source)
+            raise WorldError(
+                f"fact {format_atom(unknown[0])} can never hold in this problem", source=self.problem.source
+            )
         return self.mask(atoms)
 
     def applicable(self, state: int) -> list[int]:

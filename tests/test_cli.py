@@ -1,0 +1,148 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import BLOCKSWORLD
+
+from ami_agent.cli import main
+from ami_agent.record import PlanRecord
+
+
+@pytest.fixture
+def files(tmp_path):
+    d = tmp_path / "domain.pddl"
+    d.write_text(BLOCKSWORLD)
+    p = tmp_path / "p.pddl"
+    p.write_text("""(define (problem p) (:domain blocksworld-4ops) (:objects a b)
+(:init (handempty) (ontable a) (ontable b) (clear a) (clear b)) (:goal (and (on a b))))""")
+    return d, p
+
+
+def test_solve_json_is_a_plan_record(files, capsys):
+    d, p = files
+    assert main(["world", "solve", "--domain", str(d), "--problem", str(p), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert set(rec) == {
+        "instance",
+        "system",
+        "status",
+        "plan",
+        "reason",
+        "seconds",
+        "tokens_in",
+        "tokens_out",
+        "expansions",
+        "energies",
+    }
+    assert rec["status"] == "solved" and rec["plan"] == ["(pick-up a)", "(stack a b)"]
+    assert PlanRecord.from_dict(rec).instance == "p.pddl"
+
+
+def test_solve_planbench_prints_english(planbench, capsys):
+    assert (
+        main(
+            [
+                "world",
+                "solve",
+                "--suite",
+                "planbench:blocksworld",
+                "--instance",
+                "1",
+                "--planbench-dir",
+                str(planbench),
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "the validator says: Plan valid" in text
+    assert "1. unstack the blue block from on top of the orange block" in text
+
+
+def test_check_valid_and_invalid(files, tmp_path, capsys):
+    d, p = files
+    good = tmp_path / "good.plan"
+    good.write_text("(pick-up a)\n(stack a b)\n")
+    bad = tmp_path / "bad.plan"
+    bad.write_text("(pick-up a)\n(pick-up b)\n")
+    assert main(["world", "check", "--domain", str(d), "--problem", str(p), "--plan", str(good)]) == 0
+    assert "Plan valid" in capsys.readouterr().out
+    assert (
+        main(["world", "check", "--domain", str(d), "--problem", str(p), "--plan", str(bad), "--json"]) == 1
+    )
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["failed_step"] == 2 and verdict["unmet_preconditions"] == ["(handempty)"]
+
+
+def test_sample_writes_problems(files, tmp_path, capsys):
+    d, _ = files
+    assert (
+        main(
+            [
+                "world",
+                "sample",
+                "--domain",
+                str(d),
+                "--objects",
+                "5",
+                "--count",
+                "3",
+                "--out",
+                str(tmp_path / "gen"),
+            ]
+        )
+        == 0
+    )
+    assert sorted(f.name for f in (tmp_path / "gen").iterdir()) == [
+        "instance-1.pddl",
+        "instance-2.pddl",
+        "instance-3.pddl",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (
+            ["world", "solve", "--domain", "missing.pddl", "--problem", "x.pddl"],
+            "missing.pddl: no such domain file",
+        ),
+        (["world", "solve", "--problem", "x.pddl"], "give --domain D.pddl and --problem P.pddl"),
+        (
+            ["world", "solve", "--suite", "planbench:nope", "--instance", "1"],
+            "unknown suite 'planbench:nope'",
+        ),
+        (["world", "sample", "--domain", "missing.pddl", "--count", "0"], "--count must be at least 1"),
+    ],
+)
+def test_errors_are_one_clear_line(argv, words, capsys):
+    assert main(argv) == 2
+    e = capsys.readouterr().err
+    assert words in e and "Traceback" not in e
+
+
+def test_malformed_file_names_line_and_token(files, tmp_path, capsys):
+    d, _ = files
+    p = tmp_path / "broken.pddl"
+    p.write_text(
+        "(define (problem p) (:domain blocksworld-4ops) (:objects a)\n(:init (handempty) (onn a))\n"
+        "(:goal (and (ontable a))))"
+    )
+    assert main(["world", "solve", "--domain", str(d), "--problem", str(p)]) == 2
+    e = capsys.readouterr().err
+    assert "broken.pddl:2:21: unknown predicate 'onn'" in e and "Traceback" not in e
+
+
+def test_console_script_runs(files):
+    d, p = files
+    exe = [sys.executable, "-m", "ami_agent.cli"]
+    r = subprocess.run(
+        exe + ["world", "solve", "--domain", str(d), "--problem", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "solved optimally in 2 steps" in r.stdout
+    r = subprocess.run(exe + ["world", "bogus"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "No such command" in r.stderr and "Traceback" not in r.stderr
