@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # pip prints one warning per package for this machine's local index folders; keep the log readable
-QUIET := grep -v "^WARNING: Location 'file:" || true
+QUIET := { grep -v "^WARNING: Location 'file:" || true; }
 
 .PHONY: install demo test test-slow lint clean
 

@@ -25,12 +25,12 @@ class WorldError(ValueError):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        where = self.source or "<input>"
+        where = self.source or ("<input>" if self.line is not None else "")
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        text = f"{where}: {self.message}"
+        text = f"{where}: {self.message}" if where else self.message
         if self.token is not None:
             text += f" (at {self.token!r})"
         if self.hint:
