@@ -26,7 +26,9 @@ world_app = typer.Typer(
     no_args_is_help=True, help="STRIPS worlds: solve with the oracle, check plans, sample problems."
 )
 app.add_typer(model_app, name="model")
+train_app = typer.Typer(no_args_is_help=True, help="Train the agent's models.")
 app.add_typer(world_app, name="world")
+app.add_typer(train_app, name="train")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -230,6 +232,156 @@ def world_sample(
             out.print(vb.statement(p.init, p.goal))
     if out_dir:
         out.print(f"wrote {count} problem(s) to {out_dir}")
+
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def default_checkpoint(domain) -> Path:
+    return CHECKPOINTS / f"{domain.name}.pt"
+
+
+def _parse_range(text: str) -> tuple[int, int]:
+    try:
+        lo, _, hi = text.partition("-")
+        lo_i, hi_i = int(lo), int(hi or lo)
+    except ValueError:
+        raise UserError(f"--objects takes N or LO-HI (like 3-5), got {text!r}") from None
+    if not 1 <= lo_i <= hi_i:
+        raise UserError(f"--objects range must satisfy 1 <= LO <= HI, got {text!r}")
+    return lo_i, hi_i
+
+
+def _problem_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder of PDDL problems")
+    import re
+
+    files = sorted(
+        folder.glob("*.pddl"),
+        key=lambda f: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f.name)],
+    )
+    if not files:
+        raise UserError(f"{folder}: no .pddl files")
+    return files
+
+
+@train_app.command("world-model")
+def train_world_model_cmd(
+    domain: Annotated[Path, typer.Option(help="PDDL domain file")],
+    objects: Annotated[str, typer.Option(help="Object counts to train on, N or LO-HI")] = "3-5",
+    problems: Annotated[
+        Path | None, typer.Option(help="Folder of seed problems (domains without a dedicated generator)")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Optimiser steps")] = 4000,
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget in minutes")] = 25.0,
+    batch_size: Annotated[int, typer.Option(help="Trajectories per step")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    regulariser: Annotated[str, typer.Option(help="sigreg | vicreg | none")] = "sigreg",
+    validate_every: Annotated[int, typer.Option(help="Steps between validations")] = 500,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Checkpoint path (default checkpoints/DOMAIN.pt)")
+    ] = None,
+):
+    """Train the JEPA world model on generated transitions; writes a checkpoint and a JSON training record."""
+    from eval.planning import generated_success
+    from planner.api import Planner
+    from planner.search import SearchConfig
+    from planner.train import TrainConfig, train_world_model
+    from planner.worlds.pddl import load_domain, load_problem
+
+    d = load_domain(domain)
+    seeds = [load_problem(f, d) for f in _problem_files(problems)] if problems else None
+    lo, hi = _parse_range(objects)
+    if seeds is None:
+        from planner.worlds.generate import blocksworld_names
+
+        if blocksworld_names(d) is None:
+            raise UserError(
+                f"domain '{d.name}' has no dedicated generator: pass --problems DIR with seed problems"
+            )
+    cfg = TrainConfig(
+        objects=(lo, hi),
+        steps=steps,
+        minutes=minutes,
+        batch_size=batch_size,
+        seed=seed,
+        regulariser=regulariser,
+        validate_every=validate_every,
+    )
+    out_path = out_path or default_checkpoint(d)
+    sizes = sorted({lo, hi, hi + 1})
+
+    def validate_fn(model):
+        return generated_success(
+            Planner(model, SearchConfig(time_limit=10)), d, sizes, per_size=10, seed_problems=seeds
+        )
+
+    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    rec = train_world_model(d, cfg, out_path, seeds, validate_fn, command=command, log=lambda m: err.print(m))
+    out.print(
+        f"wrote {out_path} ({rec['parameters'] / 1e6:.2f}M parameters, {rec['steps_done']} steps, "
+        f"{rec['minutes']} min) and {out_path.with_suffix('.json')}"
+    )
+
+
+@app.command("plan")
+def plan_cmd(
+    suite: Annotated[str | None, typer.Option(help="A suite, e.g. planbench:blocksworld")] = None,
+    domain: Annotated[Path | None, typer.Option(help="PDDL domain file (with --instances)")] = None,
+    instances: Annotated[Path | None, typer.Option(help="Folder of PDDL problems")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N problems")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="World-model checkpoint (default checkpoints/DOMAIN.pt)")
+    ] = None,
+    beam_width: Annotated[int, typer.Option(help="Beam width")] = 64,
+    time_limit: Annotated[float, typer.Option(help="Seconds per problem")] = 30.0,
+    planbench_dir: PlanbenchDir = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write plan records (JSON lines) here")
+    ] = None,
+):
+    """Plan with the learned world model (latent search); each plan is then judged by the validator."""
+    from eval.planning import append_record, plan_and_judge, summarize
+    from planner.api import Planner
+    from planner.search import SearchConfig
+    from planner.worlds.pddl import load_domain, load_problem
+
+    if suite:
+        from eval.suites import load_suite
+
+        items = [
+            (i.domain_path, i.problem_path, i.name, i.optimal_length)
+            for i in load_suite(suite, planbench_dir, limit)
+        ]
+    elif domain and instances:
+        items = [(domain, f, f.name, None) for f in _problem_files(instances)[:limit]]
+    else:
+        raise UserError("give --suite S, or --domain D.pddl --instances DIR")
+    d = load_domain(items[0][0])
+    ckpt = checkpoint or default_checkpoint(d)
+    if not ckpt.exists():
+        raise UserError(
+            f"no world model for domain '{d.name}' at {ckpt}. Train one: ami-agent train world-model "
+            f"--domain {items[0][0]} --out {ckpt}"
+        )
+    planner = Planner.load(ckpt, SearchConfig(beam_width=beam_width, time_limit=time_limit))
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text("")
+    judged = []
+    for k, (_, pfile, name, opt) in enumerate(items, start=1):
+        j = plan_and_judge(planner, d, load_problem(pfile, d), name, optimal_length=opt)
+        judged.append(j)
+        if out_path:
+            append_record(out_path, j)
+        ok = sum(bool(x.valid) for x in judged)
+        err.print(
+            f"\r[{k}/{len(items)}] valid {ok}/{k}  last: {name} {j.record.status} {j.record.seconds:.2f}s   ",
+            end="",
+        )
+    err.print()
+    out.print(json.dumps(summarize(judged)))
 
 
 @app.command("suites")

@@ -1,0 +1,161 @@
+"""Training data for the world model, made by the symbolic simulator (its job: make data, judge results).
+
+A trajectory is K steps in one generated problem: the facts of each state, the action taken, the actions applicable
+in each state, a goal, and the optimal steps-to-go of each state where known (-1 elsewhere). Half the trajectories
+follow an optimal plan (they label the critic), the rest are random walks (they cover the dynamics).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from planner.encoding import ProblemSymbols, Vocabulary
+from planner.worlds.generate import ProblemGenerator
+from planner.worlds.oracle import solve
+from planner.worlds.pddl import Domain, Problem
+from planner.worlds.strips import Task
+
+
+@dataclass
+class Trajectory:
+    n_objects: int
+    states: list[list[int]]  # K+1 lists of candidate-fact indices that hold
+    actions: list[int]  # K candidate-action indices
+    applicable: list[list[int]]  # K+1 lists of candidate-action indices that can run
+    goal: list[int]  # candidate-fact indices
+    to_go: list[int]  # K+1 optimal steps to the goal, -1 where unknown
+
+
+class TrajectorySampler:
+    def __init__(
+        self,
+        domain: Domain,
+        vocab: Vocabulary,
+        seed_problems: list[Problem] | None = None,
+        rng: random.Random | int = 0,
+    ):
+        self.domain = domain
+        self.vocab = vocab
+        self.rng = rng if isinstance(rng, random.Random) else random.Random(rng)
+        self.seeds = seed_problems or []
+        self.gens = (
+            [ProblemGenerator(domain, s, self.rng) for s in self.seeds]
+            if self.seeds
+            else [ProblemGenerator(domain, None, self.rng)]
+        )
+        self._symbols: dict[tuple[str, ...], ProblemSymbols] = {}
+
+    def symbols(self, objects: list[str]) -> ProblemSymbols:
+        key = tuple(objects)
+        if key not in self._symbols:
+            self._symbols[key] = ProblemSymbols(self.vocab, list(objects))
+        return self._symbols[key]
+
+    def positional(self, n_objects: int) -> ProblemSymbols:
+        """Candidate facts and actions depend only on the object count (rows hold object positions), so one
+        symbol table per count serves every problem of that size in a batch."""
+        return self.symbols([f"o{i}" for i in range(n_objects)])
+
+    def problem(self, n_objects: int) -> Problem:
+        if self.seeds:
+            fitting = [g for g in self.gens if len(g.seed.objects) == n_objects] or self.gens
+            return self.rng.choice(fitting).sample()
+        return self.gens[0].sample(n_objects)
+
+    def sample(
+        self, n_objects: int, steps: int, optimal_fraction: float = 0.5, max_expansions: int = 200_000
+    ) -> Trajectory:
+        for _ in range(100):
+            problem = self.problem(n_objects)
+            task = Task(self.domain, problem)
+            sym = self.symbols(list(problem.objects))
+            follow = self.rng.random() < optimal_fraction
+            plan_ids: list[int] = []
+            if follow:
+                r = solve(task, max_expansions=max_expansions)
+                if r.status != "solved":
+                    continue
+                plan_ids = [
+                    task.action_index[(lab[1:-1].split()[0], tuple(lab[1:-1].split()[1:]))] for lab in r.plan
+                ]
+            return self._roll(task, sym, plan_ids, steps, follow)
+        raise RuntimeError("could not sample a solvable problem in 100 tries")
+
+    def _roll(
+        self, task: Task, sym: ProblemSymbols, plan_ids: list[int], steps: int, follow: bool
+    ) -> Trajectory:
+        state = task.init
+        to_go_start = len(plan_ids) if follow else -1
+        start = 0
+        if follow and len(plan_ids) > steps:
+            start = self.rng.randint(0, len(plan_ids) - steps)
+            for i in plan_ids[:start]:
+                state = task.apply(state, task.actions[i])
+        states, actions, applicable, to_go = [], [], [], []
+        for k in range(steps + 1):
+            app = task.applicable(state)
+            states.append(self._fact_ids(task, sym, state))
+            applicable.append([sym.action_index[(task.actions[i].name, *task.actions[i].args)] for i in app])
+            j = start + k
+            to_go.append(to_go_start - j if follow and j <= len(plan_ids) else -1)
+            if k == steps:
+                break
+            if follow and j < len(plan_ids):
+                a = plan_ids[j]
+            else:
+                a = self.rng.choice(app)
+            ga = task.actions[a]
+            actions.append(sym.action_index[(ga.name, *ga.args)])
+            state = task.apply(state, ga)
+        goal = [sym.fact_index[g] for g in task.problem.goal if g in sym.fact_index]
+        return Trajectory(len(sym.objects), states, actions, applicable, goal, to_go)
+
+    @staticmethod
+    def _fact_ids(task: Task, sym: ProblemSymbols, state: int) -> list[int]:
+        return [
+            sym.fact_index[f]
+            for f in task.state_facts(state & ~task.static_mask | task.static_mask)
+            if f in sym.fact_index
+        ]
+
+
+@dataclass
+class Batch:
+    """Tensors for B trajectories of one object count. F candidate facts, M candidate actions, A max arity."""
+
+    fact_rows: torch.Tensor  # (B, K+1, Fmax, 1+A) rows of true facts
+    fact_pad: torch.Tensor  # (B, K+1, Fmax)
+    state_targets: torch.Tensor  # (B, K+1, F) multi-hot
+    action_rows: torch.Tensor  # (B, K, 1+A)
+    applicable: torch.Tensor  # (B, K+1, M) multi-hot
+    goal_rows: torch.Tensor  # (B, G, 1+A)
+    goal_pad: torch.Tensor  # (B, G)
+    to_go: torch.Tensor  # (B, K+1) float, -1 unknown
+    symbols: ProblemSymbols
+
+
+def collate(trajs: list[Trajectory], symbols: ProblemSymbols) -> Batch:
+    b, k1 = len(trajs), len(trajs[0].states)
+    a = symbols.fact_rows.shape[1]
+    fmax = max(len(s) for t in trajs for s in t.states)
+    gmax = max(1, max(len(t.goal) for t in trajs))
+    fact_rows = torch.zeros(b, k1, fmax, a, dtype=torch.long)
+    fact_pad = torch.ones(b, k1, fmax, dtype=torch.bool)
+    targets = torch.zeros(b, k1, len(symbols.facts))
+    applicable = torch.zeros(b, k1, len(symbols.actions))
+    goal_rows = torch.zeros(b, gmax, a, dtype=torch.long)
+    goal_pad = torch.ones(b, gmax, dtype=torch.bool)
+    for i, t in enumerate(trajs):
+        for j, s in enumerate(t.states):
+            fact_rows[i, j, : len(s)] = symbols.fact_rows[s]
+            fact_pad[i, j, : len(s)] = False
+            targets[i, j, s] = 1.0
+            applicable[i, j, t.applicable[j]] = 1.0
+        goal_rows[i, : len(t.goal)] = symbols.fact_rows[t.goal]
+        goal_pad[i, : len(t.goal)] = False
+    action_rows = symbols.action_rows[torch.tensor([t.actions for t in trajs])]
+    to_go = torch.tensor([t.to_go for t in trajs], dtype=torch.float)
+    return Batch(fact_rows, fact_pad, targets, action_rows, applicable, goal_rows, goal_pad, to_go, symbols)

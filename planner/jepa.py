@@ -1,0 +1,169 @@
+"""The world model: an object-centric, action-conditioned JEPA for STRIPS worlds.
+
+Enc(facts) -> latent state s: one D-vector per object plus one global vector, permutation-equivariant in the objects.
+Pred(s, a) -> next latent state. A target encoder (EMA of Enc) gives the regression targets. Readouts on latents:
+a fact probe, an applicability head, and a critic (steps to go to a goal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from planner.encoding import Vocabulary
+
+
+@dataclass
+class WorldModelConfig:
+    dim: int = 128
+    heads: int = 4
+    encoder_layers: int = 3
+    predictor_layers: int = 3
+    critic_layers: int = 2
+    identity_slots: int = 64  # objects per problem draw distinct slots from this pool
+    dropout: float = 0.0
+
+
+def _transformer(
+    dim: int, heads: int, layers: int, dropout: float, ffn_mult: int = 2
+) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(dim, heads, ffn_mult * dim, dropout, batch_first=True, norm_first=True)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+class SymbolEmbedding(nn.Module):
+    """(symbol, arg_1..arg_A) rows -> tokens: symbol embedding + a per-position projection of each argument's
+    identity vector."""
+
+    def __init__(self, n_symbols: int, max_arity: int, dim: int):
+        super().__init__()
+        self.symbol = nn.Embedding(n_symbols, dim)
+        self.position = nn.ModuleList(nn.Linear(dim, dim, bias=False) for _ in range(max_arity))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, rows: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        # rows: (B, K, 1+A) long, args -1 when absent; ids: (B, N, D) -> (B, K, D)
+        tok = self.symbol(rows[..., 0])
+        for i, proj in enumerate(self.position):
+            arg = rows[..., 1 + i]
+            present = (arg >= 0).unsqueeze(-1)
+            gathered = torch.gather(ids, 1, arg.clamp(min=0).unsqueeze(-1).expand(-1, -1, ids.shape[-1]))
+            tok = tok + proj(gathered) * present
+        return self.norm(tok)
+
+
+class Encoder(nn.Module):
+    def __init__(self, vocab: Vocabulary, cfg: WorldModelConfig):
+        super().__init__()
+        self.facts = SymbolEmbedding(len(vocab.predicates), vocab.max_arity, cfg.dim)
+        self.global_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.kind = nn.Embedding(3, cfg.dim)  # object, global, fact
+        self.body = _transformer(cfg.dim, cfg.heads, cfg.encoder_layers, cfg.dropout)
+        self.out = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, cfg.dim))
+
+    def forward(self, fact_rows: torch.Tensor, fact_pad: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        # fact_rows: (B, K, 1+A) true facts; fact_pad: (B, K) True where padding; ids: (B, N, D) -> s: (B, N+1, D)
+        b, n, _ = ids.shape
+        objects = ids + self.kind.weight[0]
+        glob = self.global_token.expand(b, -1, -1) + self.kind.weight[1]
+        facts = self.facts(fact_rows, ids) + self.kind.weight[2]
+        x = torch.cat([objects, glob, facts], dim=1)
+        pad = torch.cat([torch.zeros(b, n + 1, dtype=torch.bool, device=ids.device), fact_pad], dim=1)
+        x = self.body(x, src_key_padding_mask=pad)
+        return self.out(x[:, : n + 1])
+
+
+class Predictor(nn.Module):
+    def __init__(self, vocab: Vocabulary, cfg: WorldModelConfig):
+        super().__init__()
+        self.action = SymbolEmbedding(len(vocab.actions), vocab.max_arity, cfg.dim)
+        self.identity = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.body = _transformer(cfg.dim, cfg.heads, cfg.predictor_layers, cfg.dropout)
+        self.out = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, cfg.dim))
+
+    def forward(self, s: torch.Tensor, action_rows: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        # s: (B, N+1, D); action_rows: (B, 1+A); ids: (B, N, D) -> (B, N+1, D)
+        n = ids.shape[1]
+        tag = torch.cat([self.identity(ids), torch.zeros_like(s[:, n:])], dim=1)
+        a = self.action(action_rows.unsqueeze(1), ids)
+        x = self.body(torch.cat([s + tag, a], dim=1))
+        return s + self.out(x[:, : n + 1])
+
+
+class Readout(nn.Module):
+    """Scores ground symbols (facts or actions) on a latent state. Factorised for speed: each argument position and
+    the global token get a projection computed once per latent token, gathered per symbol, then a small MLP."""
+
+    def __init__(self, n_symbols: int, max_arity: int, dim: int):
+        super().__init__()
+        self.symbol = nn.Embedding(n_symbols, dim)
+        self.max_arity = max_arity
+        self.argument = nn.Linear(dim, dim * max_arity)
+        self.glob = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.GELU(), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
+
+    def forward(self, s: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        # s: (B, N+1, D); rows: (K, 1+A) shared by the batch -> logits (B, K)
+        b, n1, d = s.shape
+        n = n1 - 1
+        per_arg = self.argument(s[:, :n]).view(b, n, self.max_arity, d)
+        h = self.symbol(rows[:, 0]).unsqueeze(0) + self.glob(s[:, n:])  # (B, K, D)
+        for i in range(self.max_arity):
+            arg = rows[:, 1 + i]
+            h = h + per_arg[:, arg.clamp(min=0), i] * (arg >= 0).view(1, -1, 1)
+        return self.mlp(h).squeeze(-1)
+
+
+class Critic(nn.Module):
+    """Steps to go from a latent state to a goal (a set of facts), learned from optimal-plan lengths."""
+
+    def __init__(self, vocab: Vocabulary, cfg: WorldModelConfig):
+        super().__init__()
+        self.goal = SymbolEmbedding(len(vocab.predicates), vocab.max_arity, cfg.dim)
+        self.identity = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.kind = nn.Embedding(2, cfg.dim)
+        self.body = _transformer(cfg.dim, cfg.heads, cfg.critic_layers, cfg.dropout)
+        self.head = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, 1))
+
+    def forward(self, s: torch.Tensor, goal_rows: torch.Tensor, goal_pad: torch.Tensor, ids: torch.Tensor):
+        # s: (B, N+1, D); goal_rows: (B, G, 1+A); goal_pad: (B, G); ids: (B, N, D) -> (B,) steps
+        n = ids.shape[1]
+        tag = torch.cat([self.identity(ids), torch.zeros_like(s[:, n:])], dim=1)
+        g = self.goal(goal_rows, ids) + self.kind.weight[1]
+        x = torch.cat([s + tag + self.kind.weight[0], g], dim=1)
+        pad = torch.cat([torch.zeros(s.shape[:2], dtype=torch.bool, device=s.device), goal_pad], dim=1)
+        x = self.body(x, src_key_padding_mask=pad)
+        return nn.functional.softplus(self.head(x[:, n]).squeeze(-1))
+
+
+class WorldModel(nn.Module):
+    def __init__(self, vocab: Vocabulary, cfg: WorldModelConfig | None = None):
+        super().__init__()
+        self.vocab = vocab
+        self.cfg = cfg or WorldModelConfig()
+        d = self.cfg.dim
+        self.identities = nn.Embedding(self.cfg.identity_slots, d)
+        self.encoder = Encoder(vocab, self.cfg)
+        self.predictor = Predictor(vocab, self.cfg)
+        self.fact_probe = Readout(len(vocab.predicates), vocab.max_arity, d)
+        self.applicability = Readout(len(vocab.actions), vocab.max_arity, d)
+        self.critic = Critic(vocab, self.cfg)
+
+    def object_ids(self, slots: torch.Tensor) -> torch.Tensor:
+        # slots: (B, N) distinct identity slots per problem -> (B, N, D)
+        return self.identities(slots)
+
+    def encode(self, fact_rows, fact_pad, ids):
+        return self.encoder(fact_rows, fact_pad, ids)
+
+    def predict(self, s, action_rows, ids):
+        return self.predictor(s, action_rows, ids)
+
+    def config_dict(self) -> dict:
+        return {"vocab": self.vocab.to_dict(), "model": asdict(self.cfg)}
+
+    @classmethod
+    def from_config_dict(cls, d: dict) -> WorldModel:
+        return cls(Vocabulary.from_dict(d["vocab"]), WorldModelConfig(**d["model"]))

@@ -1,0 +1,75 @@
+"""The world model bound to one problem: what the search sees. Encode facts, step latents with actions, read facts,
+applicability and steps-to-go off latents. Nothing here knows preconditions or effects: only the learned model."""
+
+from __future__ import annotations
+
+import torch
+
+from planner.encoding import Atom, ProblemSymbols
+from planner.jepa import WorldModel
+
+
+class LatentWorld:
+    def __init__(self, model: WorldModel, objects: list[str], seed: int = 0):
+        if len(objects) > model.cfg.identity_slots:
+            raise ValueError(
+                f"{len(objects)} objects, but the model has {model.cfg.identity_slots} identity slots"
+            )
+        self.model = model.eval()
+        self.symbols = ProblemSymbols(model.vocab, objects)
+        g = torch.Generator().manual_seed(seed)
+        slots = torch.randperm(model.cfg.identity_slots, generator=g)[: len(objects)]
+        with torch.no_grad():
+            self.ids = model.object_ids(slots.unsqueeze(0))  # (1, N, D)
+
+    @property
+    def n_actions(self) -> int:
+        return len(self.symbols.actions)
+
+    def fact_ids(self, atoms) -> list[int]:
+        return [self.symbols.fact_index[a] for a in atoms if a in self.symbols.fact_index]
+
+    @torch.no_grad()
+    def encode(self, states: list[list[int]]) -> torch.Tensor:
+        # states: B lists of true-fact indices -> (B, N+1, D)
+        b = len(states)
+        rows_all = self.symbols.fact_rows
+        fmax = max(1, max(len(s) for s in states))
+        rows = torch.zeros(b, fmax, rows_all.shape[1], dtype=torch.long)
+        pad = torch.ones(b, fmax, dtype=torch.bool)
+        for i, s in enumerate(states):
+            rows[i, : len(s)] = rows_all[s]
+            pad[i, : len(s)] = False
+        return self.model.encode(rows, pad, self.ids.expand(b, -1, -1))
+
+    @torch.no_grad()
+    def step(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        # latents: (B, N+1, D); actions: (B,) candidate-action indices -> (B, N+1, D)
+        rows = self.symbols.action_rows[actions]
+        return self.model.predict(latents, rows, self.ids.expand(latents.shape[0], -1, -1))
+
+    @torch.no_grad()
+    def unroll(self, latent: torch.Tensor, actions: list[int]) -> torch.Tensor:
+        """The latent trajectory of an action sequence from one latent state: (T+1, N+1, D)."""
+        out = [latent]
+        for a in actions:
+            out.append(self.step(out[-1], torch.tensor([a])))
+        return torch.cat(out, 0)
+
+    @torch.no_grad()
+    def fact_probs(self, latents: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model.fact_probe(latents, self.symbols.fact_rows))
+
+    @torch.no_grad()
+    def applicable_probs(self, latents: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model.applicability(latents, self.symbols.action_rows))
+
+    @torch.no_grad()
+    def steps_to_go(self, latents: torch.Tensor, goal: list[int]) -> torch.Tensor:
+        b = latents.shape[0]
+        rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b, -1, -1)
+        pad = torch.zeros(b, len(goal), dtype=torch.bool)
+        return self.model.critic(latents, rows, pad, self.ids.expand(b, -1, -1))
+
+    def facts_of(self, probs: torch.Tensor) -> frozenset[Atom]:
+        return self.symbols.facts_of(probs > 0.5)

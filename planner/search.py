@@ -1,0 +1,218 @@
+"""The actor: search over action sequences by rolling the learned predictor forward in latent space.
+
+The search sees the world only through a `LatentWorld` (encode, step, read facts/applicability/steps-to-go) and the
+energies; it imports nothing from the symbolic simulator. Compute follows difficulty: it stops as soon as the task
+energy says the goal holds, and ends in `no_plan` with a reason when the budget is spent, when nothing is left to
+expand, or when every continuation breaks a guardrail.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from planner.energies import (
+    CriticEnergy,
+    Energy,
+    FeasibilityEnergy,
+    Guardrail,
+    StepView,
+    TaskEnergy,
+)
+from planner.latent import LatentWorld
+
+
+@dataclass
+class SearchConfig:
+    beam_width: int = 64
+    max_depth: int = 60
+    max_expansions: int = 20_000
+    time_limit: float = 30.0  # seconds
+    applicable_threshold: float = 0.5  # candidate actions the model deems applicable
+    snap: bool = True  # re-encode each predicted state from its decoded facts (keeps long rollouts on track)
+    task_weight: float = 1.0
+    critic_weight: float = 1.0
+    feasibility_weight: float = 1.0
+    depth_weight: float = 1.0
+
+
+@dataclass
+class PlanResult:
+    status: str  # solved | no_plan
+    actions: list[tuple[str, ...]] = field(default_factory=list)  # (name, arg, ...)
+    reason: str = ""
+    latent_trajectory: torch.Tensor | None = None  # (T+1, N+1, D): what the decoder conditions on
+    step_energies: list[dict[str, float]] = field(default_factory=list)  # per step, each term
+    energies: dict[str, float] = field(default_factory=dict)  # totals over the plan
+    expansions: int = 0
+    generated: int = 0
+    seconds: float = 0.0
+    predicted_facts: list[frozenset] = field(default_factory=list)  # decoded states along the plan
+
+    @property
+    def labels(self) -> list[str]:
+        return ["(" + " ".join(a) + ")" for a in self.actions]
+
+
+@dataclass
+class _Node:
+    latent: torch.Tensor  # (1, N+1, D)
+    facts: tuple[int, ...]
+    actions: tuple[int, ...]
+    cost: float
+    terms: tuple[dict, ...]
+
+
+def beam_search(
+    world: LatentWorld,
+    init_facts: list[int],
+    goal: list[int],
+    guardrails: list[Guardrail] = (),
+    cfg: SearchConfig | None = None,
+    extra: list[Energy] = (),
+) -> PlanResult:
+    cfg = cfg or SearchConfig()
+    t0 = time.perf_counter()
+    task = TaskEnergy("task", cfg.task_weight, goal=list(goal))
+    critic = CriticEnergy("critic", cfg.critic_weight)
+    feas = FeasibilityEnergy("feasibility", cfg.feasibility_weight)
+    root_latent = world.encode([list(init_facts)])
+    root_probs = world.fact_probs(root_latent)
+    root_facts = tuple(sorted((root_probs[0] > 0.5).nonzero().flatten().tolist()))
+    if bool((root_probs[0, goal] > 0.5).all()):
+        return PlanResult(
+            "solved",
+            [],
+            "the goal already holds",
+            root_latent,
+            [],
+            {},
+            0,
+            0,
+            time.perf_counter() - t0,
+            [world.facts_of(root_probs[0])],
+        )
+    frontier = [_Node(root_latent, root_facts, (), 0.0, ())]
+    seen = {root_facts}
+    expansions = generated = pruned_by_guardrail = 0
+    blocked_by: set[str] = set()
+    all_actions = torch.arange(world.n_actions)
+    for depth in range(1, cfg.max_depth + 1):
+        latents = torch.cat([n.latent for n in frontier], 0)
+        app = world.applicable_probs(latents)  # (W, M)
+        parent_idx, action_idx = (app > cfg.applicable_threshold).nonzero(as_tuple=True)
+        if parent_idx.numel() == 0:  # the model sees no applicable action: try its best guesses
+            top = app.topk(min(3, app.shape[1]), dim=1).indices
+            parent_idx = torch.arange(len(frontier)).repeat_interleave(top.shape[1])
+            action_idx = top.flatten()
+        expansions += len(frontier)
+        nxt = world.step(latents[parent_idx], all_actions[action_idx])
+        probs = world.fact_probs(nxt)
+        if cfg.snap:
+            decoded = [(p > 0.5).nonzero().flatten().tolist() for p in probs]
+            nxt = world.encode(decoded)
+            probs = world.fact_probs(nxt)
+        generated += nxt.shape[0]
+        view = StepView(probs, action_idx, app[parent_idx, action_idx])
+        keep = torch.ones(nxt.shape[0], dtype=torch.bool)
+        for g in guardrails:
+            bad = g.violated(view)
+            if bad.any():
+                blocked_by.add(g.description or g.name)
+                pruned_by_guardrail += int((bad & keep).sum())
+            keep &= ~bad
+        view.steps_to_go = world.steps_to_go(nxt, goal) if cfg.critic_weight else None
+        terms = {"task": task(view), "feasibility": feas(view)}
+        if cfg.critic_weight:
+            terms["critic"] = critic(view)
+        for e in extra:
+            terms[e.name] = e(view)
+        for g in guardrails:
+            terms[f"guardrail:{g.name}"] = g(view)
+        cost_parents = torch.tensor([frontier[i].cost for i in parent_idx.tolist()])
+        step_cost = cfg.depth_weight + feas.weight * terms["feasibility"]
+        path_cost = cost_parents + step_cost
+        score = (
+            path_cost
+            + task.weight * terms["task"]
+            + (critic.weight * terms["critic"] if cfg.critic_weight else 0.0)
+        )
+        done = task.satisfied(view) & keep
+        children: list[tuple[float, _Node]] = []
+        for j in torch.argsort(score).tolist():
+            if not keep[j]:
+                continue
+            facts = tuple(sorted((probs[j] > 0.5).nonzero().flatten().tolist()))
+            if facts in seen and not done[j]:
+                continue
+            seen.add(facts)
+            parent = frontier[int(parent_idx[j])]
+            step_terms = {k: round(float(v[j]), 4) for k, v in terms.items()}
+            node = _Node(
+                nxt[j : j + 1],
+                facts,
+                parent.actions + (int(action_idx[j]),),
+                float(path_cost[j]),
+                parent.terms + (step_terms,),
+            )
+            if done[j]:
+                return _result(world, root_latent, node, expansions, generated, t0)
+            children.append((float(score[j]), node))
+            if len(children) >= cfg.beam_width:
+                break
+        if not children:
+            if pruned_by_guardrail and blocked_by:
+                reason = "every plan breaks a guardrail: " + "; ".join(sorted(blocked_by))
+            else:
+                reason = "no new state is reachable in the model's predictions: the goal looks unreachable"
+            return PlanResult(
+                "no_plan",
+                reason=reason,
+                expansions=expansions,
+                generated=generated,
+                seconds=time.perf_counter() - t0,
+            )
+        frontier = [n for _, n in children]
+        if expansions >= cfg.max_expansions or time.perf_counter() - t0 > cfg.time_limit:
+            return PlanResult(
+                "no_plan",
+                reason=f"search budget spent ({expansions} expansions, depth {depth}); the "
+                "goal may be unreachable",
+                expansions=expansions,
+                generated=generated,
+                seconds=time.perf_counter() - t0,
+            )
+    return PlanResult(
+        "no_plan",
+        reason=f"no plan within {cfg.max_depth} steps",
+        expansions=expansions,
+        generated=generated,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _result(
+    world: LatentWorld, root_latent, node: _Node, expansions: int, generated: int, t0: float
+) -> PlanResult:
+    actions = [world.symbols.actions[a] for a in node.actions]
+    # the latent trajectory the decoder conditions on: the pure rollout of the chosen actions from the start
+    traj = world.unroll(root_latent, list(node.actions))
+    totals: dict[str, float] = {}
+    for t in node.terms:
+        for k, v in t.items():
+            totals[k] = round(totals.get(k, 0.0) + v, 4) if k != "task" else v
+    probs = world.fact_probs(traj)
+    return PlanResult(
+        "solved",
+        actions,
+        "",
+        traj,
+        list(node.terms),
+        totals,
+        expansions,
+        generated,
+        time.perf_counter() - t0,
+        [world.facts_of(p) for p in probs],
+    )

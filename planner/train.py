@@ -1,0 +1,262 @@
+"""Training the world model: generate trajectories with the simulator, learn the JEPA in latent space (teacher-forced
+and multi-step rollout terms against an EMA target encoder, SIGReg against collapse), and the readouts (fact probe,
+applicability, critic) on encoded and predicted latents. Shows progress, validates periodically, writes a checkpoint
+and a JSON training record."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from planner.data import Batch, TrajectorySampler, collate
+from planner.encoding import Vocabulary
+from planner.jepa import WorldModel, WorldModelConfig
+from planner.losses import prediction_loss, regulariser
+
+
+@dataclass
+class TrainConfig:
+    objects: tuple[int, int] = (3, 5)  # inclusive range of object counts to train on
+    steps: int = 4000
+    minutes: float = 25.0  # wall-clock budget; training stops at whichever comes first
+    batch_size: int = 64
+    rollout: int = 4  # K: steps per trajectory, rolled out autoregressively
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup: int = 200
+    ema: float = 0.99
+    regulariser: str = "sigreg"  # sigreg | vicreg | none
+    regulariser_weight: float = 0.05
+    regulariser_tokens: int = 512
+    rollout_weight: float = 1.0
+    probe_weight: float = 1.0
+    applicability_weight: float = 0.5
+    critic_weight: float = 0.1
+    optimal_fraction: float = 0.5
+    validate_every: int = 250
+    validation_size: int = 128
+    seed: int = 0
+    threads: int = 0  # 0: torch's default
+    model: WorldModelConfig = field(default_factory=WorldModelConfig)
+
+
+def _slots(b: int, n: int, pool: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.stack([torch.randperm(pool, generator=gen)[:n] for _ in range(b)])
+
+
+def batch_losses(
+    model: WorldModel, target: torch.nn.Module, batch: Batch, slots: torch.Tensor, cfg: TrainConfig, reg=None
+) -> tuple[torch.Tensor, dict]:
+    b, k1, fmax, a1 = batch.fact_rows.shape
+    k = k1 - 1
+    sym = batch.symbols
+    n = len(sym.objects)
+    ids = model.object_ids(slots)  # (B, N, D)
+    d = ids.shape[-1]
+    ids_s = ids.repeat_interleave(k1, 0)
+    rows = batch.fact_rows.view(b * k1, fmax, a1)
+    pad = batch.fact_pad.view(b * k1, fmax)
+    z = model.encode(rows, pad, ids_s).view(b, k1, n + 1, d)
+    with torch.no_grad():
+        zt = target(rows, pad, ids_s).view(b, k1, n + 1, d)
+    pred1 = model.predict(
+        z[:, :-1].reshape(b * k, n + 1, d), batch.action_rows.view(b * k, a1), ids.repeat_interleave(k, 0)
+    ).view(b, k, n + 1, d)
+    s, roll = z[:, 0], []
+    for t in range(k):
+        s = model.predict(s, batch.action_rows[:, t], ids)
+        roll.append(s)
+    roll = torch.stack(roll, 1)
+    l_tf = prediction_loss(pred1, zt[:, 1:])
+    l_roll = prediction_loss(roll, zt[:, 1:])
+    flat = z.reshape(-1, d)
+    if flat.shape[0] > cfg.regulariser_tokens:  # a random subset keeps SIGReg's cost bounded
+        flat = flat[torch.randperm(flat.shape[0])[: cfg.regulariser_tokens]]
+    l_reg = (reg or regulariser(cfg.regulariser))(flat)
+    enc_flat = z.reshape(b * k1, n + 1, d)
+    roll_flat = roll.reshape(b * k, n + 1, d)
+    fl_enc = model.fact_probe(enc_flat, sym.fact_rows)
+    fl_roll = model.fact_probe(roll_flat, sym.fact_rows)
+    tgt = batch.state_targets
+    l_probe = F.binary_cross_entropy_with_logits(
+        fl_enc, tgt.view(b * k1, -1)
+    ) + F.binary_cross_entropy_with_logits(fl_roll, tgt[:, 1:].reshape(b * k, -1))
+    al_enc = model.applicability(enc_flat, sym.action_rows)
+    al_roll = model.applicability(roll_flat, sym.action_rows)
+    app = batch.applicable
+    l_app = F.binary_cross_entropy_with_logits(
+        al_enc, app.view(b * k1, -1)
+    ) + F.binary_cross_entropy_with_logits(al_roll, app[:, 1:].reshape(b * k, -1))
+    known = batch.to_go.view(-1) >= 0
+    if known.any():
+        steps = model.critic(
+            enc_flat[known],
+            batch.goal_rows.repeat_interleave(k1, 0)[known],
+            batch.goal_pad.repeat_interleave(k1, 0)[known],
+            ids_s[known],
+        )
+        l_critic = F.smooth_l1_loss(steps, batch.to_go.view(-1)[known])
+    else:
+        l_critic = z.new_zeros(())
+    loss = (
+        l_tf
+        + cfg.rollout_weight * l_roll
+        + cfg.regulariser_weight * l_reg
+        + cfg.probe_weight * l_probe
+        + cfg.applicability_weight * l_app
+        + cfg.critic_weight * l_critic
+    )
+    with torch.no_grad():
+        exact_enc = ((fl_enc > 0) == (tgt.view(b * k1, -1) > 0.5)).all(-1).float().mean()
+        exact_roll = ((fl_roll.view(b, k, -1)[:, -1] > 0) == (tgt[:, -1] > 0.5)).all(-1).float().mean()
+        app_exact = ((al_roll > 0) == (app[:, 1:].reshape(b * k, -1) > 0.5)).all(-1).float().mean()
+        latent_std = z.reshape(-1, d).std(0).mean()
+    stats = {
+        "loss": loss.item(),
+        "jepa_1step": l_tf.item(),
+        "jepa_rollout": l_roll.item(),
+        "reg": l_reg.item(),
+        "probe": l_probe.item(),
+        "applicability": l_app.item(),
+        "critic": l_critic.item(),
+        "state_exact_encoded": exact_enc.item(),
+        f"state_exact_{k}step": exact_roll.item(),
+        "applicable_exact_rollout": app_exact.item(),
+        "latent_std": latent_std.item(),
+    }
+    return loss, stats
+
+
+class Progress:
+    """A one-line progress display on stderr (a bar when it is a terminal, periodic lines otherwise)."""
+
+    def __init__(self, total: int, every: int = 50):
+        self.total, self.every, self.t0 = total, every, time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, step: int, stats: dict) -> None:
+        if not self.tty and step % self.every and step != self.total:
+            return
+        el = time.perf_counter() - self.t0
+        frac = step / self.total
+        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+        msg = (
+            f"[{bar}] {step}/{self.total} {el / 60:.1f} min  loss {stats['loss']:.3f}  "
+            f"exact(enc) {stats['state_exact_encoded']:.2f}"
+        )
+        print(("\r" if self.tty else "") + msg, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def train_world_model(
+    domain, cfg: TrainConfig, out: Path, seed_problems=None, validate_fn=None, command: str = "", log=print
+) -> dict:
+    """Trains, validates every `validate_every` steps (and at the end), writes `out` (.pt) and `out`.json."""
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    vocab = Vocabulary.from_domain(domain)
+    model = WorldModel(vocab, cfg.model)
+    target = copy.deepcopy(model.encoder).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = TrajectorySampler(domain, vocab, seed_problems, random.Random(cfg.seed))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    reg = regulariser(cfg.regulariser)
+    lo, hi = cfg.objects
+    history, validations = [], []
+    t0 = time.perf_counter()
+    progress = Progress(cfg.steps)
+    step = 0
+    stats: dict = {}
+    for step in range(1, cfg.steps + 1):
+        lr = (
+            cfg.lr
+            * min(1.0, step / max(1, cfg.warmup))
+            * 0.5
+            * (1 + math.cos(math.pi * min(1.0, step / cfg.steps)))
+        )
+        for g in opt.param_groups:
+            g["lr"] = lr
+        n = random.Random(cfg.seed * 100003 + step).randint(lo, hi)
+        trajs = [sampler.sample(n, cfg.rollout, cfg.optimal_fraction) for _ in range(cfg.batch_size)]
+        batch = collate(trajs, sampler.positional(n))
+        model.train()
+        loss, stats = batch_losses(
+            model, target, batch, _slots(cfg.batch_size, n, cfg.model.identity_slots, gen), cfg, reg
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for pt, pm in zip(target.parameters(), model.encoder.parameters()):
+                pt.mul_(cfg.ema).add_(pm.detach(), alpha=1 - cfg.ema)
+        if step % 10 == 0:
+            history.append({"step": step, **{k: round(v, 5) for k, v in stats.items()}})
+        progress.update(step, stats)
+        out_of_time = (time.perf_counter() - t0) / 60 > cfg.minutes
+        if validate_fn and (step % cfg.validate_every == 0 or step == cfg.steps or out_of_time):
+            model.eval()
+            v = validate_fn(model)
+            v["step"] = step
+            v["minutes"] = round((time.perf_counter() - t0) / 60, 2)
+            validations.append(v)
+            log(f"\nvalidation at step {step}: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+        if out_of_time:
+            log(f"\nstopping at step {step}: the {cfg.minutes} min budget is spent")
+            break
+    progress.close()
+    minutes = (time.perf_counter() - t0) / 60
+    record = {
+        "kind": "ami-agent world model",
+        "domain": domain.name,
+        "domain_file": str(domain.source),
+        "trained_objects": list(cfg.objects),
+        "steps_done": step,
+        "minutes": round(minutes, 2),
+        "config": asdict(cfg),
+        "final_train_stats": {k: round(v, 5) for k, v in stats.items()},
+        "validations": validations,
+        "command": command,
+        "machine": {
+            "cpus": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    save_checkpoint(model, out, record)
+    Path(str(out) + ".history.json").write_text(json.dumps(history))
+    return record
+
+
+def save_checkpoint(model: WorldModel, out: Path, record: dict) -> None:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    torch.save({"config": model.config_dict(), "state_dict": state, "record": record}, out)
+    record = dict(record, checkpoint_bytes=out.stat().st_size)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2))
+
+
+def load_checkpoint(path: Path) -> tuple[WorldModel, dict]:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = WorldModel.from_config_dict(blob["config"])
+    model.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    )
+    model.eval()
+    return model, blob.get("record", {})
