@@ -399,10 +399,11 @@ def suites(planbench_dir: PlanbenchDir = None):
 
 def main(argv: list[str] | None = None) -> int:
     from decoder.base_model import ModelError
+    from planner.train import CheckpointError
 
     try:
         rc = app(args=argv, standalone_mode=False)
-    except (WorldError, ModelError, UserError) as e:
+    except (WorldError, ModelError, UserError, CheckpointError) as e:
         err.print(f"error: {e}", markup=False)
         return 2
     except typer.Exit as e:

@@ -31,9 +31,9 @@ class TrainConfig:
     minutes: float = 25.0  # wall-clock budget; training stops at whichever comes first
     batch_size: int = 64
     rollout: int = 4  # K: steps per trajectory, rolled out autoregressively
-    lr: float = 3e-4
+    lr: float = 1e-3
     weight_decay: float = 0.01
-    warmup: int = 200
+    warmup: int = 100
     ema: float = 0.99
     regulariser: str = "sigreg"  # sigreg | vicreg | none
     regulariser_weight: float = 0.05
@@ -252,11 +252,23 @@ def save_checkpoint(model: WorldModel, out: Path, record: dict) -> None:
     out.with_suffix(".json").write_text(json.dumps(record, indent=2))
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or of another kind: says which file and what to do."""
+
+
 def load_checkpoint(path: Path) -> tuple[WorldModel, dict]:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    model = WorldModel.from_config_dict(blob["config"])
-    model.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-    )
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint. Train one with `ami-agent train world-model`")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        model = WorldModel.from_config_dict(blob["config"])
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    except Exception as e:  # a file of another kind, a truncated file, an incompatible version
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        raise CheckpointError(
+            f"{path}: not a readable world-model checkpoint ({type(e).__name__}: {first}). "
+            "Retrain it with `ami-agent train world-model`"
+        ) from None
     model.eval()
     return model, blob.get("record", {})
