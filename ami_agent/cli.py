@@ -278,6 +278,8 @@ def train_world_model_cmd(
     batch_size: Annotated[int, typer.Option(help="Trajectories per step")] = 64,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     regulariser: Annotated[str, typer.Option(help="sigreg | vicreg | none")] = "sigreg",
+    init_from: Annotated[Path | None, typer.Option(help="Continue training from this checkpoint")] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate")] = 1e-3,
     validate_every: Annotated[int, typer.Option(help="Steps between validations")] = 500,
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Checkpoint path (default checkpoints/DOMAIN.pt)")
@@ -308,17 +310,20 @@ def train_world_model_cmd(
         seed=seed,
         regulariser=regulariser,
         validate_every=validate_every,
+        lr=lr,
     )
     out_path = out_path or default_checkpoint(d)
     sizes = sorted({lo, hi, hi + 1})
 
     def validate_fn(model):
         return generated_success(
-            Planner(model, SearchConfig(time_limit=10)), d, sizes, per_size=10, seed_problems=seeds
+            Planner(model, SearchConfig(time_limit=3)), d, sizes, per_size=10, seed_problems=seeds
         )
 
     command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
-    rec = train_world_model(d, cfg, out_path, seeds, validate_fn, command=command, log=lambda m: err.print(m))
+    rec = train_world_model(
+        d, cfg, out_path, seeds, validate_fn, command=command, log=lambda m: err.print(m), init_from=init_from
+    )
     out.print(
         f"wrote {out_path} ({rec['parameters'] / 1e6:.2f}M parameters, {rec['steps_done']} steps, "
         f"{rec['minutes']} min) and {out_path.with_suffix('.json')}"
@@ -340,6 +345,9 @@ def plan_cmd(
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Write plan records (JSON lines) here")
     ] = None,
+    record_metrics: Annotated[
+        bool, typer.Option(help="Store the summary in the checkpoint's JSON record")
+    ] = False,
 ):
     """Plan with the learned world model (latent search); each plan is then judged by the validator."""
     from eval.planning import append_record, plan_and_judge, summarize
@@ -381,7 +389,15 @@ def plan_cmd(
             end="",
         )
     err.print()
-    out.print(json.dumps(summarize(judged)))
+    summary = summarize(judged)
+    out.print(json.dumps(summary))
+    if record_metrics:
+        sidecar = ckpt.with_suffix(".json")
+        rec = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        name = suite or str(instances)
+        summary["command"] = "ami-agent " + " ".join(sys.argv[1:])
+        rec.setdefault("benchmarks", {})[name + (f" (first {limit})" if limit else "")] = summary
+        sidecar.write_text(json.dumps(rec, indent=2))
 
 
 @app.command("suites")

@@ -3,11 +3,14 @@ constraints), never the simulator."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from planner.energies import ForbidActions, ForbidFact, Guardrail, RequireFact
-from planner.latent import LatentWorld
+import torch
+
+from planner.energies import ForbidActions, ForbidFact, Guardrail, RequireFact, StepView
+from planner.latent import EnsembleWorld, LatentWorld
 from planner.search import PlanResult, SearchConfig, beam_search
 
 Atom = tuple[str, ...]
@@ -27,17 +30,34 @@ class Constraint:
 
 
 class Planner:
-    def __init__(self, model, search: SearchConfig | None = None, record: dict | None = None):
+    """Search in latent space with an ensemble of identity draws, then check the plan under another ensemble.
+
+    Object identities are arbitrary, so each draw gives a slightly different model of the same world: the search
+    averages `ensemble` draws' read-outs, and a plan is returned only when rolling it out under a fresh ensemble also
+    says every step can run, no guardrail breaks and the goal holds. A rejected plan sends the search to the next
+    ensemble (`attempts` in all). No plan is ever returned unchecked; the simulator is never consulted.
+    """
+
+    def __init__(
+        self,
+        model,
+        search: SearchConfig | None = None,
+        record: dict | None = None,
+        ensemble: int = 5,
+        attempts: int = 2,
+    ):
         self.model = model.eval()
         self.search = search or SearchConfig()
         self.record = record or {}
+        self.ensemble = ensemble
+        self.attempts = attempts
 
     @classmethod
-    def load(cls, path: str | Path, search: SearchConfig | None = None) -> Planner:
+    def load(cls, path: str | Path, search: SearchConfig | None = None, **kw) -> Planner:
         from planner.train import load_checkpoint
 
         model, record = load_checkpoint(Path(path))
-        return cls(model, search, record)
+        return cls(model, search, record, **kw)
 
     def guardrails(self, world: LatentWorld, constraints: list[Constraint]) -> list[Guardrail]:
         out: list[Guardrail] = []
@@ -66,11 +86,71 @@ class Planner:
         constraints: list[Constraint] = (),
         seed: int = 0,
     ) -> PlanResult:
-        world = LatentWorld(self.model, list(objects), seed)
-        unknown = [g for g in goal if g not in world.symbols.fact_index]
+        t0 = time.perf_counter()
+        e = self.ensemble
+        worlds = [
+            EnsembleWorld(self.model, list(objects), list(range(seed + k * e, seed + (k + 1) * e)))
+            for k in range(self.attempts + 1)
+        ]
+        unknown = [g for g in goal if g not in worlds[0].symbols.fact_index]
         if unknown:
             return PlanResult(
                 "no_plan", reason="the goal names a fact that can never hold: (" + " ".join(unknown[0]) + ")"
             )
-        guards = self.guardrails(world, list(constraints))
-        return beam_search(world, world.fact_ids(init), world.fact_ids(goal), guards, self.search)
+        init_ids, goal_ids = worlds[0].fact_ids(init), worlds[0].fact_ids(goal)
+        expansions = generated = rejected = 0
+        last: PlanResult | None = None
+        for k in range(self.attempts):
+            world = worlds[k]
+            guards = self.guardrails(world, list(constraints))
+            remaining = self.search.time_limit - (time.perf_counter() - t0)
+            if remaining <= 0:
+                break
+            r = beam_search(world, init_ids, goal_ids, guards, replace(self.search, time_limit=remaining))
+            expansions += r.expansions
+            generated += r.generated
+            last = r
+            if r.status != "solved":
+                break  # another identity draw rarely finds what a whole search did not: report this one
+            checkers = [worlds[k + 1]]
+            problem = next(
+                (p for w in checkers if (p := self.check(w, init_ids, goal_ids, r.actions, guards))), None
+            )
+            if problem is None:
+                r.expansions, r.generated, r.seconds = expansions, generated, time.perf_counter() - t0
+                r.verified_by = len(checkers) * e
+                return r
+            rejected += 1
+            last = PlanResult("no_plan", reason=f"the plan found failed the model's own check: {problem}")
+        out = last or PlanResult("no_plan", reason="no time left to search")
+        if rejected and out.status != "solved":
+            out.reason = f"{rejected} plan(s) rejected by the model's own check; last: {out.reason}"
+        out.expansions, out.generated, out.seconds = expansions, generated, time.perf_counter() - t0
+        return out
+
+    @staticmethod
+    def check(
+        world: LatentWorld,
+        init_ids: list[int],
+        goal_ids: list[int],
+        actions: list[tuple[str, ...]],
+        guards: list,
+    ) -> str | None:
+        """Rolls the plan out under one world (snapping to decoded facts): the first problem found, or None."""
+        facts = list(init_ids)
+        for i, a in enumerate(actions, start=1):
+            latent = world.encode([facts])
+            aid = world.symbols.action_index[tuple(a)]
+            p_app = float(world.applicable_probs(latent)[0, aid])
+            if p_app <= 0.5:
+                return f"step {i} ({' '.join(a)}) looks inapplicable (p={p_app:.2f})"
+            nxt = world.step(latent, torch.tensor([aid]))
+            probs = world.fact_probs(nxt)
+            view = StepView(probs, torch.tensor([aid]), torch.tensor([p_app]))
+            for g in guards:
+                if bool(g.violated(view)[0]):
+                    return f"step {i} ({' '.join(a)}) breaks a guardrail: {g.description or g.name}"
+            facts = (probs[0] > 0.5).nonzero().flatten().tolist()
+        if not set(goal_ids) <= set(facts):
+            return "the goal does not hold at the end"
+        return None

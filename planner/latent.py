@@ -73,3 +73,58 @@ class LatentWorld:
 
     def facts_of(self, probs: torch.Tensor) -> frozenset[Atom]:
         return self.symbols.facts_of(probs > 0.5)
+
+
+class EnsembleWorld(LatentWorld):
+    """Several identity draws of the same model, averaged: latents are (B, E, N+1, D), read-outs are the mean of the
+    draws' probabilities. Object identities are arbitrary, so their draws act as an ensemble of world models. The
+    draws run as one batch through the model."""
+
+    def __init__(self, model: WorldModel, objects: list[str], seeds: list[int]):
+        draws = [LatentWorld(model, objects, s) for s in seeds]
+        self.model = model.eval()
+        self.symbols = draws[0].symbols
+        self.ids = torch.cat([w.ids for w in draws], 0)  # (E, N, D)
+        self.e = len(seeds)
+
+    def _ids(self, b: int) -> torch.Tensor:
+        return self.ids.repeat(b, 1, 1)  # (B*E, N, D), draw-minor
+
+    @torch.no_grad()
+    def encode(self, states: list[list[int]]) -> torch.Tensor:
+        b = len(states)
+        rows_all = self.symbols.fact_rows
+        fmax = max(1, max(len(s) for s in states))
+        rows = torch.zeros(b, fmax, rows_all.shape[1], dtype=torch.long)
+        pad = torch.ones(b, fmax, dtype=torch.bool)
+        for i, s in enumerate(states):
+            rows[i, : len(s)] = rows_all[s]
+            pad[i, : len(s)] = False
+        z = self.model.encode(
+            rows.repeat_interleave(self.e, 0), pad.repeat_interleave(self.e, 0), self._ids(b)
+        )
+        return z.view(b, self.e, *z.shape[1:])
+
+    @torch.no_grad()
+    def step(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        b = latents.shape[0]
+        rows = self.symbols.action_rows[actions].repeat_interleave(self.e, 0)
+        z = self.model.predict(latents.flatten(0, 1), rows, self._ids(b))
+        return z.view(latents.shape)
+
+    @torch.no_grad()
+    def fact_probs(self, latents: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(self.model.fact_probe(latents.flatten(0, 1), self.symbols.fact_rows))
+        return p.view(latents.shape[0], self.e, -1).mean(1)
+
+    @torch.no_grad()
+    def applicable_probs(self, latents: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(self.model.applicability(latents.flatten(0, 1), self.symbols.action_rows))
+        return p.view(latents.shape[0], self.e, -1).mean(1)
+
+    @torch.no_grad()
+    def steps_to_go(self, latents: torch.Tensor, goal: list[int]) -> torch.Tensor:
+        b = latents.shape[0]
+        rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b * self.e, -1, -1)
+        pad = torch.zeros(b * self.e, len(goal), dtype=torch.bool)
+        return self.model.critic(latents.flatten(0, 1), rows, pad, self._ids(b)).view(b, self.e).mean(1)

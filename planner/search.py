@@ -43,13 +43,15 @@ class PlanResult:
     status: str  # solved | no_plan
     actions: list[tuple[str, ...]] = field(default_factory=list)  # (name, arg, ...)
     reason: str = ""
-    latent_trajectory: torch.Tensor | None = None  # (T+1, N+1, D): what the decoder conditions on
+    # (T+1, N+1, D) for one identity draw, (T+1, E, N+1, D) for an ensemble: what the decoder conditions on
+    latent_trajectory: torch.Tensor | None = None
     step_energies: list[dict[str, float]] = field(default_factory=list)  # per step, each term
     energies: dict[str, float] = field(default_factory=dict)  # totals over the plan
     expansions: int = 0
     generated: int = 0
     seconds: float = 0.0
     predicted_facts: list[frozenset] = field(default_factory=list)  # decoded states along the plan
+    verified_by: int = 0  # how many other identity draws of the model confirmed the plan
 
     @property
     def labels(self) -> list[str]:

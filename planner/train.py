@@ -162,14 +162,30 @@ class Progress:
 
 
 def train_world_model(
-    domain, cfg: TrainConfig, out: Path, seed_problems=None, validate_fn=None, command: str = "", log=print
+    domain,
+    cfg: TrainConfig,
+    out: Path,
+    seed_problems=None,
+    validate_fn=None,
+    command: str = "",
+    log=print,
+    init_from: Path | None = None,
 ) -> dict:
-    """Trains, validates every `validate_every` steps (and at the end), writes `out` (.pt) and `out`.json."""
+    """Trains, validates every `validate_every` steps (and at the end), writes `out` (.pt) and `out`.json.
+    `init_from` continues from an earlier checkpoint of the same domain (its record is kept as `continued_from`)."""
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     vocab = Vocabulary.from_domain(domain)
-    model = WorldModel(vocab, cfg.model)
+    previous = None
+    if init_from is not None:
+        model, previous = load_checkpoint(init_from)
+        if model.vocab != vocab:
+            raise CheckpointError(f"{init_from} was trained on another domain ({previous.get('domain')})")
+        cfg.model = model.cfg
+        model.train()
+    else:
+        model = WorldModel(vocab, cfg.model)
     target = copy.deepcopy(model.encoder).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = TrajectorySampler(domain, vocab, seed_problems, random.Random(cfg.seed))
@@ -234,10 +250,16 @@ def train_world_model(
         "machine": {
             "cpus": torch.get_num_threads(),
             "platform": platform.platform(),
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
         },
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    if previous is not None:
+        record["continued_from"] = previous
+        record["minutes_total"] = round(
+            minutes + previous.get("minutes_total", previous.get("minutes", 0)), 2
+        )
+        record["steps_total"] = step + previous.get("steps_total", previous.get("steps_done", 0))
     save_checkpoint(model, out, record)
     Path(str(out) + ".history.json").write_text(json.dumps(history))
     return record
@@ -263,7 +285,9 @@ def load_checkpoint(path: Path) -> tuple[WorldModel, dict]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         model = WorldModel.from_config_dict(blob["config"])
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+        )
     except Exception as e:  # a file of another kind, a truncated file, an incompatible version
         first = str(e).splitlines()[0][:200] if str(e) else ""
         raise CheckpointError(
