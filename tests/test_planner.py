@@ -166,7 +166,7 @@ def test_search_finds_the_shortest_plan():
     assert r.actions == [("right",)] * 3
     assert r.latent_trajectory.shape == (4, 1, 6)
     assert len(r.step_energies) == 3 and {"task", "feasibility", "critic"} <= set(r.step_energies[0])
-    assert r.expansions == 3
+    assert r.expansions == 4  # the root, then {0, 2}, then {3} (1 is already seen)
 
 
 def test_guardrail_blocks_and_is_named():
