@@ -9,6 +9,17 @@ from planner.encoding import Atom, ProblemSymbols
 from planner.jepa import WorldModel
 
 
+def fact_batch(symbols: ProblemSymbols, states: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """B lists of true-fact indices -> padded fact rows (B, Fmax, 1+A) and the padding mask (B, Fmax)."""
+    fmax = max(1, max(len(s) for s in states))
+    rows = torch.zeros(len(states), fmax, symbols.fact_rows.shape[1], dtype=torch.long)
+    pad = torch.ones(len(states), fmax, dtype=torch.bool)
+    for i, s in enumerate(states):
+        rows[i, : len(s)] = symbols.fact_rows[s]
+        pad[i, : len(s)] = False
+    return rows, pad
+
+
 class LatentWorld:
     def __init__(self, model: WorldModel, objects: list[str], seed: int = 0):
         if len(objects) > model.cfg.identity_slots:
@@ -33,13 +44,7 @@ class LatentWorld:
     def encode(self, states: list[list[int]]) -> torch.Tensor:
         # states: B lists of true-fact indices -> (B, N+1, D)
         b = len(states)
-        rows_all = self.symbols.fact_rows
-        fmax = max(1, max(len(s) for s in states))
-        rows = torch.zeros(b, fmax, rows_all.shape[1], dtype=torch.long)
-        pad = torch.ones(b, fmax, dtype=torch.bool)
-        for i, s in enumerate(states):
-            rows[i, : len(s)] = rows_all[s]
-            pad[i, : len(s)] = False
+        rows, pad = fact_batch(self.symbols, states)
         return self.model.encode(rows, pad, self.ids.expand(b, -1, -1))
 
     @torch.no_grad()
@@ -93,13 +98,7 @@ class EnsembleWorld(LatentWorld):
     @torch.no_grad()
     def encode(self, states: list[list[int]]) -> torch.Tensor:
         b = len(states)
-        rows_all = self.symbols.fact_rows
-        fmax = max(1, max(len(s) for s in states))
-        rows = torch.zeros(b, fmax, rows_all.shape[1], dtype=torch.long)
-        pad = torch.ones(b, fmax, dtype=torch.bool)
-        for i, s in enumerate(states):
-            rows[i, : len(s)] = rows_all[s]
-            pad[i, : len(s)] = False
+        rows, pad = fact_batch(self.symbols, states)
         z = self.model.encode(
             rows.repeat_interleave(self.e, 0), pad.repeat_interleave(self.e, 0), self._ids(b)
         )
