@@ -59,9 +59,19 @@ class TrajectorySampler:
         symbol table per count serves every problem of that size in a batch."""
         return self.symbols([f"o{i}" for i in range(n_objects)])
 
+    def object_counts(self, lo: int, hi: int) -> list[int]:
+        """The object counts to train on: lo..hi with a generator; with seed problems, the seeds' own counts (those
+        in lo..hi, or all of them when none is)."""
+        if not self.seeds:
+            return list(range(lo, hi + 1))
+        counts = sorted({len(p.objects) for p in self.seeds})
+        return [n for n in counts if lo <= n <= hi] or counts
+
     def problem(self, n_objects: int) -> Problem:
         if self.seeds:
-            fitting = [g for g in self.gens if len(g.seed.objects) == n_objects] or self.gens
+            fitting = [g for g in self.gens if len(g.seed.objects) == n_objects]
+            if not fitting:
+                raise ValueError(f"no seed problem has {n_objects} objects")
             return self.rng.choice(fitting).sample()
         return self.gens[0].sample(n_objects)
 

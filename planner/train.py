@@ -192,6 +192,7 @@ def train_world_model(
     gen = torch.Generator().manual_seed(cfg.seed)
     reg = regulariser(cfg.regulariser)
     lo, hi = cfg.objects
+    counts = sampler.object_counts(lo, hi)
     history, validations = [], []
     t0 = time.perf_counter()
     progress = Progress(cfg.steps)
@@ -206,7 +207,7 @@ def train_world_model(
         )
         for g in opt.param_groups:
             g["lr"] = lr
-        n = random.Random(cfg.seed * 100003 + step).randint(lo, hi)
+        n = random.Random(cfg.seed * 100003 + step).choice(counts)
         trajs = [sampler.sample(n, cfg.rollout, cfg.optimal_fraction) for _ in range(cfg.batch_size)]
         batch = collate(trajs, sampler.positional(n))
         model.train()
