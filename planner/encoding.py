@@ -42,12 +42,6 @@ class Vocabulary:
             tuple((p, int(n)) for p, n in d["predicates"]), tuple((a, int(n)) for a, n in d["actions"])
         )
 
-    def pred_id(self, name: str) -> int:
-        return [p for p, _ in self.predicates].index(name)
-
-    def action_id(self, name: str) -> int:
-        return [a for a, _ in self.actions].index(name)
-
 
 class ProblemSymbols:
     """One problem's objects, and the candidate ground facts and actions over them (every symbol applied to every
@@ -57,24 +51,20 @@ class ProblemSymbols:
         self.vocab = vocab
         self.objects = list(objects)
         self.object_index = {o: i for i, o in enumerate(self.objects)}
-        a = vocab.max_arity
-        n = len(self.objects)
-        facts, rows = [], []
-        for pid, (p, arity) in enumerate(vocab.predicates):
-            for args in itertools.permutations(range(n), arity):
-                facts.append((p, *(self.objects[i] for i in args)))
-                rows.append([pid, *args, *([-1] * (a - arity))])
-        self.facts: list[Atom] = facts
-        self.fact_index = {f: i for i, f in enumerate(facts)}
-        self.fact_rows = torch.tensor(rows, dtype=torch.long).reshape(-1, 1 + a)
-        acts, arows = [], []
-        for aid, (name, arity) in enumerate(vocab.actions):
-            for args in itertools.permutations(range(n), arity):
-                acts.append((name, *(self.objects[i] for i in args)))
-                arows.append([aid, *args, *([-1] * (a - arity))])
-        self.actions: list[Atom] = acts
-        self.action_index = {x: i for i, x in enumerate(acts)}
-        self.action_rows = torch.tensor(arows, dtype=torch.long).reshape(-1, 1 + a)
+        self.facts, self.fact_rows = self._ground(vocab.predicates)
+        self.fact_index = {f: i for i, f in enumerate(self.facts)}
+        self.actions, self.action_rows = self._ground(vocab.actions)
+        self.action_index = {x: i for i, x in enumerate(self.actions)}
+
+    def _ground(self, symbols) -> tuple[list[Atom], torch.Tensor]:
+        """Every symbol over every tuple of distinct objects: the atoms and their rows (id, positions, -1 pad)."""
+        a = self.vocab.max_arity
+        atoms, rows = [], []
+        for sid, (name, arity) in enumerate(symbols):
+            for args in itertools.permutations(range(len(self.objects)), arity):
+                atoms.append((name, *(self.objects[i] for i in args)))
+                rows.append([sid, *args, *([-1] * (a - arity))])
+        return atoms, torch.tensor(rows, dtype=torch.long).reshape(-1, 1 + a)
 
     def fact_mask(self, atoms) -> torch.Tensor:
         """A multi-hot vector over the candidate facts; facts outside them (e.g. a block on itself) are dropped."""

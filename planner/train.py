@@ -54,6 +54,17 @@ def _slots(b: int, n: int, pool: int, gen: torch.Generator) -> torch.Tensor:
     return torch.stack([torch.randperm(pool, generator=gen)[:n] for _ in range(b)])
 
 
+def _readout_loss(readout, enc_flat, roll_flat, rows, targets):
+    """BCE of a readout on encoded latents (all K+1 states) and on rolled-out latents (states 1..K)."""
+    # targets: (B, K+1, S) multi-hot; enc_flat: (B*(K+1), N+1, D); roll_flat: (B*K, N+1, D)
+    on_enc = readout(enc_flat, rows)
+    on_roll = readout(roll_flat, rows)
+    loss = F.binary_cross_entropy_with_logits(
+        on_enc, targets.flatten(0, 1)
+    ) + F.binary_cross_entropy_with_logits(on_roll, targets[:, 1:].flatten(0, 1))
+    return loss, on_enc, on_roll
+
+
 def batch_losses(
     model: WorldModel, target: torch.nn.Module, batch: Batch, slots: torch.Tensor, cfg: TrainConfig, reg=None
 ) -> tuple[torch.Tensor, dict]:
@@ -85,18 +96,13 @@ def batch_losses(
     l_reg = (reg or regulariser(cfg.regulariser))(flat)
     enc_flat = z.reshape(b * k1, n + 1, d)
     roll_flat = roll.reshape(b * k, n + 1, d)
-    fl_enc = model.fact_probe(enc_flat, sym.fact_rows)
-    fl_roll = model.fact_probe(roll_flat, sym.fact_rows)
-    tgt = batch.state_targets
-    l_probe = F.binary_cross_entropy_with_logits(
-        fl_enc, tgt.view(b * k1, -1)
-    ) + F.binary_cross_entropy_with_logits(fl_roll, tgt[:, 1:].reshape(b * k, -1))
-    al_enc = model.applicability(enc_flat, sym.action_rows)
-    al_roll = model.applicability(roll_flat, sym.action_rows)
-    app = batch.applicable
-    l_app = F.binary_cross_entropy_with_logits(
-        al_enc, app.view(b * k1, -1)
-    ) + F.binary_cross_entropy_with_logits(al_roll, app[:, 1:].reshape(b * k, -1))
+    l_probe, fl_enc, fl_roll = _readout_loss(
+        model.fact_probe, enc_flat, roll_flat, sym.fact_rows, batch.state_targets
+    )
+    l_app, _, al_roll = _readout_loss(
+        model.applicability, enc_flat, roll_flat, sym.action_rows, batch.applicable
+    )
+    tgt, app = batch.state_targets, batch.applicable
     known = batch.to_go.view(-1) >= 0
     if known.any():
         steps = model.critic(

@@ -188,26 +188,23 @@ def _atom(
     return (head, *args)
 
 
+def _conjuncts(expr) -> list:
+    """The parts of `(and a b ...)`, or [expr] for a single form."""
+    if isinstance(expr, SExpr) and expr.items and isinstance(expr.items[0], Token):
+        if expr.items[0].text.lower() == "and":
+            return expr.items[1:]
+    return [expr]
+
+
 def _conjunction(expr, source: str, predicates, variables, what: str) -> list[Atom]:
     """`(and a b)`, a single atom, or `()`."""
     if isinstance(expr, SExpr) and not expr.items:
         return []
-    if isinstance(expr, SExpr) and isinstance(expr.items[0], Token) and expr.items[0].text.lower() == "and":
-        return [_atom(e, source, predicates, variables, what) for e in expr.items[1:]]
-    return [_atom(expr, source, predicates, variables, what)]
+    return [_atom(e, source, predicates, variables, what) for e in _conjuncts(expr)]
 
 
 def _effect(expr, source: str, predicates, variables, what: str) -> tuple[list[Atom], list[Atom]]:
-    parts = (
-        expr.items[1:]
-        if (
-            isinstance(expr, SExpr)
-            and expr.items
-            and isinstance(expr.items[0], Token)
-            and expr.items[0].text.lower() == "and"
-        )
-        else [expr]
-    )
+    parts = _conjuncts(expr)
     add, delete = [], []
     for p in parts:
         if (
@@ -379,17 +376,7 @@ def parse_problem(text: str, domain: Domain | None = None, source: str = "<probl
         _check_objects(a, e, known, source)
         init.append(a)
     goal = _conjunction(goal_form, source, preds, None, "the goal")
-    goal_items = (
-        goal_form.items[1:]
-        if (
-            isinstance(goal_form, SExpr)
-            and goal_form.items
-            and isinstance(goal_form.items[0], Token)
-            and goal_form.items[0].text.lower() == "and"
-        )
-        else [goal_form]
-    )
-    for a, e in zip(goal, goal_items):
+    for a, e in zip(goal, _conjuncts(goal_form)):
         _check_objects(a, e, known, source)
     return Problem(name, domain_name, objects, frozenset(init), frozenset(goal), source)
 
