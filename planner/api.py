@@ -90,7 +90,7 @@ class Planner:
         e = self.ensemble
         worlds = [
             EnsembleWorld(self.model, list(objects), list(range(seed + k * e, seed + (k + 1) * e)))
-            for k in range(self.attempts + 1)
+            for k in range(self.attempts + 3)
         ]
         unknown = [g for g in goal if g not in worlds[0].symbols.fact_index]
         if unknown:
@@ -111,14 +111,19 @@ class Planner:
             generated += r.generated
             last = r
             if r.status != "solved":
-                break  # another identity draw rarely finds what a whole search did not: report this one
-            checkers = [worlds[k + 1]]
-            problem = next(
-                (p for w in checkers if (p := self.check(w, init_ids, goal_ids, r.actions, guards))), None
-            )
+                if not rejected or "budget" in r.reason:
+                    break  # another identity draw rarely finds what a whole search did not: report this one
+                continue  # this draw's model missed what an earlier one found: ask the next draw
+            # a fresh ensemble must agree; if it does not, two more must both agree (2 of 3 fresh opinions)
+            problem = self.check(worlds[k + 1], init_ids, goal_ids, r.actions, guards)
+            verified = 1
+            if problem is not None:
+                opinions = [self.check(w, init_ids, goal_ids, r.actions, guards) for w in worlds[k + 2 : k + 4]]
+                if len(opinions) == 2 and all(o is None for o in opinions):
+                    problem, verified = None, 2
             if problem is None:
                 r.expansions, r.generated, r.seconds = expansions, generated, time.perf_counter() - t0
-                r.verified_by = len(checkers) * e
+                r.verified_by = verified * e
                 return r
             rejected += 1
             last = PlanResult("no_plan", reason=f"the plan found failed the model's own check: {problem}")

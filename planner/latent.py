@@ -20,7 +20,29 @@ def fact_batch(symbols: ProblemSymbols, states: list[list[int]]) -> tuple[torch.
     return rows, pad
 
 
+def _chunked(fn):
+    """Runs a batched method in slices of at most `self.max_rows` model rows (states x draws) and concatenates:
+    peak memory stays flat however many candidates a search step makes (read-outs over every ground fact or
+    action of a 15-object problem are large)."""
+
+    def wrapper(self, x, *args):
+        step = max(1, self.max_rows // getattr(self, "e", 1))
+        n = x.shape[0] if isinstance(x, torch.Tensor) else len(x)
+        if n <= step:
+            return fn(self, x, *args)
+        parts = [
+            fn(self, x[i : i + step], *(a[i : i + step] if isinstance(a, torch.Tensor) else a for a in args))
+            for i in range(0, n, step)
+        ]
+        return torch.cat(parts, 0)
+
+    wrapper.__doc__, wrapper.__name__ = fn.__doc__, fn.__name__
+    return wrapper
+
+
 class LatentWorld:
+    max_rows = 2048
+
     def __init__(self, model: WorldModel, objects: list[str], seed: int = 0):
         if len(objects) > model.cfg.identity_slots:
             raise ValueError(
@@ -41,6 +63,7 @@ class LatentWorld:
         return [self.symbols.fact_index[a] for a in atoms if a in self.symbols.fact_index]
 
     @torch.no_grad()
+    @_chunked
     def encode(self, states: list[list[int]]) -> torch.Tensor:
         # states: B lists of true-fact indices -> (B, N+1, D)
         b = len(states)
@@ -48,6 +71,7 @@ class LatentWorld:
         return self.model.encode(rows, pad, self.ids.expand(b, -1, -1))
 
     @torch.no_grad()
+    @_chunked
     def step(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         # latents: (B, N+1, D); actions: (B,) candidate-action indices -> (B, N+1, D)
         rows = self.symbols.action_rows[actions]
@@ -62,14 +86,17 @@ class LatentWorld:
         return torch.cat(out, 0)
 
     @torch.no_grad()
+    @_chunked
     def fact_probs(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.model.fact_probe(latents, self.symbols.fact_rows))
 
     @torch.no_grad()
+    @_chunked
     def applicable_probs(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.model.applicability(latents, self.symbols.action_rows))
 
     @torch.no_grad()
+    @_chunked
     def steps_to_go(self, latents: torch.Tensor, goal: list[int]) -> torch.Tensor:
         b = latents.shape[0]
         rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b, -1, -1)
@@ -96,6 +123,7 @@ class EnsembleWorld(LatentWorld):
         return self.ids.repeat(b, 1, 1)  # (B*E, N, D), draw-minor
 
     @torch.no_grad()
+    @_chunked
     def encode(self, states: list[list[int]]) -> torch.Tensor:
         b = len(states)
         rows, pad = fact_batch(self.symbols, states)
@@ -105,6 +133,7 @@ class EnsembleWorld(LatentWorld):
         return z.view(b, self.e, *z.shape[1:])
 
     @torch.no_grad()
+    @_chunked
     def step(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         b = latents.shape[0]
         rows = self.symbols.action_rows[actions].repeat_interleave(self.e, 0)
@@ -112,16 +141,19 @@ class EnsembleWorld(LatentWorld):
         return z.view(latents.shape)
 
     @torch.no_grad()
+    @_chunked
     def fact_probs(self, latents: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(self.model.fact_probe(latents.flatten(0, 1), self.symbols.fact_rows))
         return p.view(latents.shape[0], self.e, -1).mean(1)
 
     @torch.no_grad()
+    @_chunked
     def applicable_probs(self, latents: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(self.model.applicability(latents.flatten(0, 1), self.symbols.action_rows))
         return p.view(latents.shape[0], self.e, -1).mean(1)
 
     @torch.no_grad()
+    @_chunked
     def steps_to_go(self, latents: torch.Tensor, goal: list[int]) -> torch.Tensor:
         b = latents.shape[0]
         rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b * self.e, -1, -1)
