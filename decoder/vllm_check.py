@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 RESULT_PREFIX = "AMI_RESULT "  # vLLM logs to stdout too: the result line is marked
 
@@ -18,6 +19,33 @@ def vllm_env() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(min(2, os.cpu_count() or 1)))
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def serve_command(model_dir, adapters: dict, host: str = "127.0.0.1", port: int = 8001) -> list[str]:
+    """`vllm serve` for the base model with prompt embeddings and LoRA adapters (name -> folder)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.cli.main",
+        "serve",
+        str(model_dir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--dtype",
+        "bfloat16",
+        "--enforce-eager",
+        "--max-model-len",
+        "4096",
+        "--enable-prompt-embeds",
+        "--enable-lora",
+        "--max-lora-rank",
+        "16",
+    ]
+    if adapters:
+        cmd += ["--lora-modules", *(f"{k}={Path(v).resolve()}" for k, v in adapters.items())]
+    return cmd
 
 
 def check(model_dir: str, question: str = "What is the capital of France? Answer briefly.") -> dict:

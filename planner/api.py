@@ -118,7 +118,9 @@ class Planner:
             problem = self.check(worlds[k + 1], init_ids, goal_ids, r.actions, guards)
             verified = 1
             if problem is not None:
-                opinions = [self.check(w, init_ids, goal_ids, r.actions, guards) for w in worlds[k + 2 : k + 4]]
+                opinions = [
+                    self.check(w, init_ids, goal_ids, r.actions, guards) for w in worlds[k + 2 : k + 4]
+                ]
                 if len(opinions) == 2 and all(o is None for o in opinions):
                     problem, verified = None, 2
             if problem is None:

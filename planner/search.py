@@ -52,6 +52,9 @@ class PlanResult:
     seconds: float = 0.0
     predicted_facts: list[frozenset] = field(default_factory=list)  # decoded states along the plan
     verified_by: int = 0  # how many other identity draws of the model confirmed the plan
+    identities: torch.Tensor | None = (
+        None  # (E, N, D) the objects' identity vectors of the draws that planned
+    )
 
     @property
     def labels(self) -> list[str]:
@@ -95,6 +98,7 @@ def beam_search(
             0,
             time.perf_counter() - t0,
             [world.facts_of(root_probs[0])],
+            identities=world.ids,
         )
     frontier = [_Node(root_latent, root_facts, (), 0.0, ())]
     seen = {root_facts}
@@ -217,4 +221,5 @@ def _result(
         generated,
         time.perf_counter() - t0,
         [world.facts_of(p) for p in probs],
+        identities=world.ids,
     )

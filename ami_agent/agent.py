@@ -1,0 +1,435 @@
+"""`Agent`: perception, the latent planner and the decoder wired into a LangGraph state machine with SQLite memory.
+
+perceive -> route -> plan -> guard -> decode -> verify -> respond, or perceive -> route -> chat -> respond (general
+questions go to the base model without adapters), or perceive -> respond (a clarifying question). One thread per
+conversation; a follow-up edits the thread's previous problem. Every answer carries a trace of its nodes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ami_agent.perceive import Reader, perceive
+from ami_agent.record import PlanRecord
+from ami_agent.state import AgentState
+from planner.api import Constraint, Planner
+from planner.worlds.nl import NLConfig, Verbalizer
+from planner.worlds.pddl import Domain, Problem, load_domain
+from planner.worlds.plans import validate
+
+WORLDS_DIR = Path(__file__).resolve().parent / "worlds"
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+MAX_CHARS = 32_000
+MAX_DECODES = 2  # latent-mode decodes before the latent+text fallback
+
+
+@dataclass
+class AgentConfig:
+    backend: str = "auto"  # auto | vllm | transformers | vllm-server
+    url: str | None = None  # vLLM server (backend vllm-server)
+    memory: Path | None = None  # SQLite file; default <cache>/agent.sqlite
+    model_dir: Path | None = None
+    decoder_dir: Path | None = None
+    plan_seconds: float = 10.0
+    chat_tokens: int = 256
+
+
+@dataclass
+class World:
+    name: str
+    domain: Domain
+    verbalizer: Verbalizer
+    reader: Reader
+    planner: Planner
+
+
+def load_world(domain_path: Path, nl_path: Path, checkpoint: Path, plan_seconds: float) -> World:
+    from planner.search import SearchConfig
+
+    d = load_domain(domain_path)
+    vb = Verbalizer(d, NLConfig.load(nl_path))
+    return World(d.name, d, vb, Reader(vb), Planner.load(checkpoint, SearchConfig(time_limit=plan_seconds)))
+
+
+def _problem_facts(p: dict) -> tuple[set, set]:
+    return {tuple(a) for a in p["init"]}, {tuple(a) for a in p["goal"]}
+
+
+@dataclass
+class Agent:
+    config: AgentConfig = field(default_factory=AgentConfig)
+
+    def __post_init__(self):
+        from decoder.base_model import cache_dir, resolve_base_model
+
+        cfg = self.config
+        self.world = load_world(
+            WORLDS_DIR / "blocksworld.pddl",
+            WORLDS_DIR / "blocksworld.yaml",
+            CHECKPOINTS / "blocksworld-4ops.pt",
+            cfg.plan_seconds,
+        )
+        self.model_dir = Path(resolve_base_model(str(cfg.model_dir) if cfg.model_dir else None))
+        self._decoder = None
+        self._decoder_lock = threading.Lock()
+        self.plans: dict[str, object] = {}  # plan_id -> (PlanResult, DecodeItem): this process only
+        self.memory_path = Path(cfg.memory or cache_dir() / "agent.sqlite")
+        self.memory_path.parent.mkdir(parents=True, exist_ok=True)
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        self._conn = sqlite3.connect(str(self.memory_path), check_same_thread=False)
+        self.checkpointer = SqliteSaver(self._conn)
+        self.graph = build_graph(self).compile(checkpointer=self.checkpointer)
+
+    # ---- services ----------------------------------------------------------------------------------------------
+    @property
+    def decoder(self):
+        with self._decoder_lock:
+            if self._decoder is None:
+                from decoder.api import DEFAULT_DIR, Decoder
+                from decoder.backends import make_backend
+
+                backend = make_backend(self.config.backend, self.model_dir, self.config.url)
+                self._decoder = Decoder(backend, self.model_dir, self.config.decoder_dir or DEFAULT_DIR)
+            return self._decoder
+
+    def warm(self) -> None:
+        """Start the decoder backend now rather than at the first answer."""
+        _ = self.decoder
+
+    def close(self) -> None:
+        if self._decoder is not None:
+            self._decoder.backend.close()
+        self._conn.close()
+
+    # ---- one turn ----------------------------------------------------------------------------------------------
+    def ask(self, text: str, thread: str | None = None, history: list[dict] | None = None) -> dict:
+        """One user turn -> {"reply", "status", "plan_record" (planning turns), "trace", "thread"}.
+
+        thread: the conversation's id (its state lives in SQLite). history: earlier messages of a stateless
+        client (OpenAI style) whose problem is rebuilt from its user turns when no thread is given."""
+        thread = thread or f"t-{uuid.uuid4().hex[:12]}"
+        problem_error = check_text(text)
+        cfg = {"configurable": {"thread_id": thread}}
+        if problem_error:
+            return {
+                "reply": problem_error,
+                "status": "error",
+                "trace": [],
+                "thread": thread,
+                "plan_record": None,
+            }
+        start: AgentState = {"text": text, "trace": [], "turn_started": time.perf_counter()}
+        if history:
+            start["problem"] = self.rebuild_problem(history)
+        try:
+            out = self.graph.invoke(start, cfg)
+        except Exception as e:  # a failure inside a node: reported, the thread stays usable
+            return {
+                "reply": f"Something went wrong while answering: {type(e).__name__}: {e}",
+                "status": "error",
+                "trace": [],
+                "thread": thread,
+                "plan_record": None,
+            }
+        return {
+            "reply": out.get("reply", ""),
+            "status": out.get("status", "error"),
+            "plan_record": out.get("plan_record"),
+            "trace": out.get("trace", []),
+            "thread": thread,
+        }
+
+    def rebuild_problem(self, history: list[dict]) -> dict | None:
+        problem = None
+        for m in history:
+            if m.get("role") == "user" and isinstance(m.get("content"), str) and not check_text(m["content"]):
+                p = perceive(m["content"], self.world.reader, problem)
+                if p.kind in ("problem", "followup"):
+                    problem = problem_dict(self.world.name, p)
+        return problem
+
+    def thread_state(self, thread: str) -> dict:
+        snap = self.graph.get_state({"configurable": {"thread_id": thread}})
+        return dict(snap.values) if snap else {}
+
+
+def check_text(text) -> str:
+    """Bad input -> the message to answer with, or ''."""
+    if not isinstance(text, str):
+        return "The message must be text."
+    if not text.strip():
+        return "The message is empty: ask me something, or describe blocks and a goal."
+    if len(text) > MAX_CHARS:
+        return f"The message is too long ({len(text)} characters; at most {MAX_CHARS}). Shorten it."
+    if "\x00" in text or sum(1 for c in text if ord(c) < 32 and c not in "\n\r\t") > 8:
+        return "The message looks like binary data, not text."
+    return ""
+
+
+def problem_dict(world: str, p) -> dict:
+    return {
+        "world": world,
+        "objects": list(p.objects),
+        "init": sorted(list(a) for a in p.init),
+        "goal": sorted(list(a) for a in p.goal),
+        "constraints": [{"kind": c.kind, "target": list(c.target), "text": c.text} for c in p.constraints],
+    }
+
+
+# ---- the graph ---------------------------------------------------------------------------------------------------
+def _timed(name: str, fn):
+    def node(state: AgentState) -> dict:
+        t0 = time.perf_counter()
+        update = fn(state) or {}
+        entry = {"node": name, "seconds": round(time.perf_counter() - t0, 4)}
+        entry.update(update.pop("_trace", {}))
+        update["trace"] = list(state.get("trace", [])) + [entry]
+        return update
+
+    return node
+
+
+def build_graph(agent: Agent):
+    from langgraph.graph import END, START, StateGraph
+
+    world = agent.world
+
+    def n_perceive(state: AgentState) -> dict:
+        text = state["text"]
+        p = perceive(text, world.reader, state.get("problem"))
+        base = {
+            "messages": [{"role": "user", "content": text}],
+            "plan": [],
+            "plan_id": "",
+            "reason": "",
+            "expansions": 0,
+            "energies": {},
+            "decode_attempts": 0,
+            "decode_mode": "latent",
+            "decoded": "",
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "verified": False,
+        }
+        if p.kind == "chat":
+            return {**base, "route": "chat", "status": "chat", "_trace": {"reader": "none"}}
+        if p.kind == "clarify":
+            return {
+                **base,
+                "route": "respond",
+                "status": "clarify",
+                "reply": p.question,
+                "_trace": {"reader": p.reader},
+            }
+        prob = problem_dict(world.name, p)
+        return {
+            **base,
+            "route": "plan",
+            "problem": prob,
+            "status": "",
+            "_trace": {"reader": p.reader, "kind": p.kind},
+        }
+
+    def n_plan(state: AgentState) -> dict:
+        prob = state["problem"]
+        init, goal = _problem_facts(prob)
+        cons = [Constraint(c["kind"], tuple(c["target"]), c.get("text", "")) for c in prob["constraints"]]
+        try:
+            r = world.planner.plan(prob["objects"], init, goal, cons)
+        except ValueError as e:
+            return {"status": "no_plan", "reason": str(e), "_trace": {}}
+        plan_id = uuid.uuid4().hex
+        if r.status == "solved":
+            from decoder.evaluate import decode_item
+
+            p = Problem(
+                "request",
+                world.domain.name,
+                {o: "object" for o in prob["objects"]},
+                frozenset(init),
+                frozenset(goal),
+            )
+            agent.plans[plan_id] = (r, decode_item(world.name, world.planner, world.verbalizer, p, r))
+            if len(agent.plans) > 256:
+                agent.plans.pop(next(iter(agent.plans)))
+        return {
+            "status": r.status,
+            "reason": r.reason,
+            "plan": r.labels,
+            "plan_id": plan_id if r.status == "solved" else "",
+            "expansions": r.expansions,
+            "energies": r.energies,
+            "_trace": {"expansions": r.expansions, "energies": r.energies, "status": r.status},
+        }
+
+    def n_guard(state: AgentState) -> dict:
+        """Audits the plan against every stated constraint on its predicted trajectory (the planner already
+        searched under them as guardrail energies); names the constraint when it blocks the goal."""
+        prob = state["problem"]
+        if state["status"] != "solved":
+            reason = state.get("reason", "")
+            if "guardrail" in reason:
+                reply = (
+                    "I found no plan that keeps to what you asked: "
+                    + reason.split(":", 1)[-1].strip()
+                    + " blocks the goal."
+                )
+            else:
+                reply = f"I found no plan for that goal ({reason})."
+            return {"reply": reply, "_trace": {"blocked": "guardrail" in reason}}
+        r, _ = agent.plans[state["plan_id"]]
+        for c in prob["constraints"]:
+            bad = _breaks(c, r)
+            if bad:
+                agent.plans.pop(state["plan_id"], None)
+                return {
+                    "status": "no_plan",
+                    "reply": f"The only plan I found breaks your constraint "
+                    f"'{c.get('text') or c['kind']}' ({bad}), so I will not give it.",
+                    "_trace": {"broken": bad},
+                }
+        return {"_trace": {"constraints": len(prob["constraints"])}}
+
+    def n_decode(state: AgentState) -> dict:
+        from decoder.backends import Sampling
+
+        _, item = agent.plans[state["plan_id"]]
+        attempt = state.get("decode_attempts", 0)
+        mode = "latent" if attempt < MAX_DECODES else "latent+text"
+        # a repeated latent decode samples (greedy would repeat itself); the fallback is greedy again
+        temp = 0.7 if attempt == 1 else 0.0
+        from decoder.api import max_answer_tokens
+
+        s = Sampling(max_tokens=max_answer_tokens([item]), temperature=temp, seed=attempt)
+        d = agent.decoder.decode([item], mode, s)[0]
+        return {
+            "decoded": d.text,
+            "decode_attempts": attempt + 1,
+            "decode_mode": mode,
+            "tokens_in": state.get("tokens_in", 0) + d.tokens_in,
+            "tokens_out": state.get("tokens_out", 0) + d.tokens_out,
+            "_trace": {"mode": mode, "attempt": attempt + 1, "backend": agent.decoder.backend.name},
+        }
+
+    def n_verify(state: AgentState) -> dict:
+        from decoder.prompt import read_answer
+
+        r, item = agent.plans[state["plan_id"]]
+        prob = state["problem"]
+        got = read_answer(world.verbalizer, state["decoded"], prob["objects"])
+        init, goal = _problem_facts(prob)
+        p = Problem(
+            "request",
+            world.domain.name,
+            {o: "object" for o in prob["objects"]},
+            frozenset(init),
+            frozenset(goal),
+        )
+        same = got == [tuple(a) for a in r.actions]
+        valid = same and validate(world.domain, p, got).valid
+        update = {"verified": bool(valid), "_trace": {"equal_to_plan": same, "valid": bool(valid)}}
+        if valid:
+            update["reply"] = state["decoded"].strip()
+        elif state["decode_attempts"] > MAX_DECODES:
+            update["status"] = "error"
+            update["reply"] = (
+                "I found a plan but could not put it into words faithfully, so I will not "
+                "give an unverified answer. Please ask again."
+            )
+        return update
+
+    def n_chat(state: AgentState) -> dict:
+        from decoder.backends import Request, Sampling
+
+        msgs = [m for m in (state.get("messages") or []) if m.get("role") in ("user", "assistant")][-8:]
+        dec = agent.decoder
+        ids = dec.tokens.tok.apply_chat_template(
+            msgs, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        ids = ids["input_ids"][-1500:]
+        out = dec.backend.generate(
+            [Request(prompt_ids=list(ids))], None, Sampling(max_tokens=agent.config.chat_tokens)
+        )
+        return {
+            "reply": out[0].text.strip(),
+            "status": "chat",
+            "tokens_in": out[0].tokens_in,
+            "tokens_out": out[0].tokens_out,
+            "_trace": {"backend": dec.backend.name},
+        }
+
+    def n_respond(state: AgentState) -> dict:
+        seconds = time.perf_counter() - state.get("turn_started", time.perf_counter())
+        status = state.get("status") or "error"
+        record = None
+        if status in ("solved", "no_plan", "clarify", "error") and state.get("route") == "plan":
+            record = PlanRecord(
+                "request",
+                "ami",
+                status,
+                list(state.get("plan") or []) if status == "solved" else [],
+                state.get("reason", "") if status != "solved" else "",
+                seconds,
+                state.get("tokens_in", 0),
+                state.get("tokens_out", 0),
+                state.get("expansions", 0),
+                state.get("energies") or {},
+            ).to_dict()
+        elif status == "clarify":
+            record = PlanRecord(
+                "request", "ami", "clarify", reason=state.get("reply", ""), seconds=seconds
+            ).to_dict()
+        return {"plan_record": record, "messages": [{"role": "assistant", "content": state.get("reply", "")}]}
+
+    g = StateGraph(AgentState)
+    for name, fn in (
+        ("perceive", n_perceive),
+        ("plan", n_plan),
+        ("guard", n_guard),
+        ("decode", n_decode),
+        ("verify", n_verify),
+        ("chat", n_chat),
+        ("respond", n_respond),
+    ):
+        g.add_node(name, _timed(name, fn))
+    g.add_edge(START, "perceive")
+    g.add_conditional_edges(
+        "perceive", lambda s: s["route"], {"plan": "plan", "chat": "chat", "respond": "respond"}
+    )
+    g.add_edge("plan", "guard")
+    g.add_conditional_edges(
+        "guard",
+        lambda s: "decode" if s["status"] == "solved" else "respond",
+        {"decode": "decode", "respond": "respond"},
+    )
+    g.add_edge("decode", "verify")
+    g.add_conditional_edges(
+        "verify",
+        lambda s: "respond" if s.get("verified") or s.get("status") == "error" else "decode",
+        {"respond": "respond", "decode": "decode"},
+    )
+    g.add_edge("chat", "respond")
+    g.add_edge("respond", END)
+    return g
+
+
+def _breaks(c: dict, r) -> str:
+    """The first step of the plan's predicted trajectory that breaks constraint c, or ''."""
+    kind, target = c["kind"], tuple(c["target"])
+    for i, a in enumerate(r.actions, start=1):
+        if kind == "forbid_operator" and a[0] == target[0]:
+            return f"step {i} uses {a[0]}"
+        if kind == "forbid_object" and target[0] in a[1:]:
+            return f"step {i} moves {target[0]}"
+    for i, facts in enumerate(r.predicted_facts):
+        if kind == "forbid_fact" and target in facts:
+            return f"after step {i} ({' '.join(target)}) would hold"
+        if kind == "require_fact" and target not in facts:
+            return f"after step {i} ({' '.join(target)}) would not hold"
+    return ""

@@ -1,0 +1,144 @@
+"""`ami-agent serve`: an OpenAI-compatible HTTP API over the agent (FastAPI + uvicorn).
+
+POST /v1/chat/completions (streaming and not), GET /v1/models, GET /healthz. The plan record rides along as a
+top-level `plan_record` field (absent for pure chat turns), the trace and thread as `ami`. A conversation is one
+thread: pass `thread_id` (or OpenAI's `user`) to keep it in the agent's SQLite memory; without one the agent
+rebuilds the problem from the request's earlier user messages. Loopback by default.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+MODEL_ID = "ami-agent"
+
+
+def _error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error"):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": param, "code": None}}, status_code=status
+    )
+
+
+def create_app(agent, max_parallel: int = 2):
+    from fastapi import FastAPI, Request
+    from fastapi.responses import StreamingResponse
+
+    app = FastAPI(title="AMI Agent", version="0.1")
+    gate = threading.Semaphore(max_parallel)  # planning is CPU-bound: a few at a time, the rest queue
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "model": MODEL_ID, "world": agent.world.name}
+
+    @app.get("/v1/models")
+    def models():
+        return {
+            "object": "list",
+            "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "ami-agent"}],
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        raw = await request.body()
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return _error(400, f"the request body is not valid JSON: {e}")
+        if not isinstance(body, dict):
+            return _error(400, "the request body must be a JSON object")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return _error(400, "'messages' must be a non-empty list of {role, content} objects", "messages")
+        for m in messages:
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                return _error(400, "each message needs a 'role' and a 'content'", "messages")
+            if isinstance(m.get("content"), list):  # OpenAI content parts: keep the text ones
+                m["content"] = "".join(p.get("text", "") for p in m["content"] if isinstance(p, dict))
+        last = messages[-1]
+        if last.get("role") != "user" or not isinstance(last.get("content"), str):
+            return _error(400, "the last message must be the user's, with text content", "messages")
+        thread = body.get("thread_id") or body.get("user") or (body.get("metadata") or {}).get("thread_id")
+        if thread is not None and not isinstance(thread, str):
+            return _error(400, "'thread_id' must be a string", "thread_id")
+        history = None if thread else messages[:-1]
+        stream = bool(body.get("stream"))
+
+        import anyio
+
+        def run():
+            with gate:
+                return agent.ask(last["content"], thread=thread, history=history)
+
+        result = await anyio.to_thread.run_sync(run)
+        cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        extra = {"ami": {"status": result["status"], "thread": result["thread"], "trace": result["trace"]}}
+        if result.get("plan_record") is not None:
+            extra["plan_record"] = result["plan_record"]
+        usage = _usage(result)
+        if not stream:
+            return {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": MODEL_ID,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": result["reply"]},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+                **extra,
+            }
+
+        def events():
+            def chunk(delta, finish=None, **more):
+                return (
+                    "data: "
+                    + json.dumps(
+                        {
+                            "id": cid,
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": MODEL_ID,
+                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                            **more,
+                        }
+                    )
+                    + "\n\n"
+                )
+
+            yield chunk({"role": "assistant", "content": ""})
+            for piece in _pieces(result["reply"]):
+                yield chunk({"content": piece})
+            yield chunk({}, "stop", usage=usage, **extra)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+def _usage(result: dict) -> dict:
+    rec = result.get("plan_record") or {}
+    tin, tout = rec.get("tokens_in", 0), rec.get("tokens_out", 0)
+    return {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout}
+
+
+def _pieces(text: str, size: int = 3):
+    words = text.split(" ")
+    for i in range(0, len(words), size):
+        yield " ".join(words[i : i + size]) + (" " if i + size < len(words) else "")
+
+
+def serve(agent, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(agent), host=host, port=port, log_level=log_level)

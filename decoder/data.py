@@ -1,0 +1,93 @@
+"""Decoder training data: generated problems (never PlanBench instances), their plans, and the world model's latent
+trajectory of each plan: (problem, latent plan) -> answer.
+
+The plans are the optimal oracle plans of generated problems (the same distribution the latent planner returns:
+97% of its plans are optimal); the latent trajectory and identity vectors come from the world model, exactly as
+the planner hands them to the decoder.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from decoder.projector import PlanLatents
+from decoder.prompt import PromptSpec, build_prompt
+from planner.latent import LatentWorld
+from planner.worlds.generate import ProblemGenerator
+from planner.worlds.nl import NLConfig, Verbalizer
+from planner.worlds.oracle import solve
+from planner.worlds.pddl import Domain, Problem, load_domain
+from planner.worlds.plans import parse_plan_text
+from planner.worlds.strips import Task
+
+
+@dataclass
+class World:
+    """A world the decoder speaks for: its domain, English templates and world-model checkpoint."""
+
+    name: str  # key of its projector
+    domain: Domain
+    verbalizer: Verbalizer
+    checkpoint: Path
+    model: object = None  # the loaded WorldModel
+
+    @classmethod
+    def load(cls, name: str, domain_path: Path, nl_config: Path | None, checkpoint: Path) -> World:
+        from planner.train import load_checkpoint
+
+        d = load_domain(domain_path)
+        vb = Verbalizer(d, NLConfig.load(nl_config) if nl_config else None)
+        model, _ = load_checkpoint(checkpoint)
+        return cls(name, d, vb, Path(checkpoint), model)
+
+
+@dataclass
+class Example:
+    world: str
+    objects: list[str]
+    plan: PlanLatents
+    prompt: PromptSpec
+    actions: list[tuple[str, ...]]
+    init: frozenset = frozenset()
+    goal: frozenset = frozenset()
+
+
+def plan_latents(world: World, problem: Problem, actions, seed: int) -> PlanLatents:
+    lw = LatentWorld(world.model, list(problem.objects), seed)
+    init = lw.encode([lw.fact_ids(problem.init)])
+    ids = [lw.symbols.action_index[tuple(a)] for a in actions]
+    traj = lw.unroll(init, ids)
+    return PlanLatents.from_plan(world.model, lw.ids[0], actions, lw.symbols, traj)
+
+
+class ExampleSampler:
+    def __init__(
+        self,
+        worlds: list[World],
+        objects: tuple[int, int] = (3, 5),
+        text_fraction: float = 0.25,
+        rng: int | random.Random = 0,
+    ):
+        self.worlds = worlds
+        self.objects = objects
+        self.text_fraction = text_fraction
+        self.rng = rng if isinstance(rng, random.Random) else random.Random(rng)
+        self.gens = {w.name: ProblemGenerator(w.domain, None, self.rng) for w in worlds}
+
+    def sample(self, world: World | None = None, mode: str | None = None) -> Example:
+        w = world or self.rng.choice(self.worlds)
+        for _ in range(100):
+            p = self.gens[w.name].sample(self.rng.randint(*self.objects))
+            res = solve(Task(w.domain, p))
+            if res.status == "solved" and res.plan:
+                break
+        else:
+            raise RuntimeError(f"could not generate a solvable problem in world {w.name}")
+        actions = parse_plan_text("\n".join(res.plan), w.domain, p)
+        objects = list(p.objects)
+        mode = mode or ("latent+text" if self.rng.random() < self.text_fraction else "latent")
+        spec = build_prompt(w.verbalizer, objects, p.init, p.goal, actions, mode)
+        latents = plan_latents(w, p, actions, self.rng.randrange(1 << 30))
+        return Example(w.name, objects, latents, spec, actions, p.init, p.goal)

@@ -1,0 +1,113 @@
+"""The plan projector: the world model's latent plan -> soft-prompt vectors in the base model's embedding space.
+
+Input (`PlanLatents`): the objects' identity vectors, and per step the operator's embedding in the world model's
+action encoder, the argument positions and the predicted latent state after the step (from the plan's latent
+trajectory). Output: one vector per legend entry and, per step, an operator vector (operator + predicted state +
+step position) followed by one vector per argument (the argument's identity vector, through the same map as the
+legend, plus its role). The language model binds identities to names through the legend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from decoder.prompt import PromptSpec, Slot
+
+
+@dataclass
+class PlanLatents:
+    identities: torch.Tensor  # (N, D) the objects' identity vectors (one draw)
+    operators: torch.Tensor  # (T, D) each step's operator embedding (the world model's action encoder)
+    arguments: list[list[int]]  # per step, the argument positions into `identities`
+    states: torch.Tensor  # (T+1, N+1, D) predicted latent states along the plan (one draw)
+
+    @classmethod
+    def from_plan(
+        cls, model, identities: torch.Tensor, actions, symbols, trajectory: torch.Tensor
+    ) -> PlanLatents:
+        """From a world model, one draw's identity vectors (N, D), the plan's ground actions, the problem's
+        symbols and its latent trajectory ((T+1, N+1, D), or (T+1, E, N+1, D) of which draw 0 is used)."""
+        if trajectory.dim() == 4:
+            trajectory = trajectory[:, 0]
+        ops = [model.vocab.actions.index((a[0], len(a) - 1)) for a in actions]
+        with torch.no_grad():
+            op_emb = model.predictor.action.symbol(torch.tensor(ops, dtype=torch.long)).float()
+        args = [[symbols.object_index[o] for o in a[1:]] for a in actions]
+        return cls(
+            identities.detach().float(), op_emb.reshape(len(ops), -1), args, trajectory.detach().float()
+        )
+
+    @property
+    def steps(self) -> int:
+        return len(self.arguments)
+
+
+class PlanProjector(nn.Module):
+    def __init__(
+        self, latent_dim: int, hidden: int, embed_rms: float, max_steps: int = 128, max_arity: int = 4
+    ):
+        super().__init__()
+        self.config = {
+            "latent_dim": latent_dim,
+            "hidden": hidden,
+            "embed_rms": embed_rms,
+            "max_steps": max_steps,
+            "max_arity": max_arity,
+        }
+        self.obj = _mlp(latent_dim, hidden)
+        self.op = _mlp(latent_dim, hidden)
+        self.state = _mlp(2 * latent_dim, hidden)
+        self.step_pos = nn.Embedding(max_steps, hidden)
+        self.role = nn.Embedding(max_arity + 1, hidden)  # 0: legend entry, k: k-th argument
+        nn.init.normal_(self.step_pos.weight, std=0.02)
+        nn.init.normal_(self.role.weight, std=0.02)
+        self.norm = nn.LayerNorm(hidden)
+        self.scale = nn.Parameter(torch.tensor(float(embed_rms)))
+
+    def _out(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) * self.scale
+
+    def forward(self, plan: PlanLatents) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """-> legend vectors (N, H), and per step a (1 + arity, H) block."""
+        if plan.steps > self.step_pos.num_embeddings:
+            raise ValueError(
+                f"a plan of {plan.steps} steps is longer than the projector's {self.step_pos.num_embeddings}"
+            )
+        objs = self.obj(plan.identities)  # (N, H)
+        legend = self._out(objs + self.role.weight[0])
+        steps = []
+        if plan.steps:
+            n = plan.identities.shape[0]
+            after = plan.states[1:]  # (T, N+1, D)
+            state_in = torch.cat([after[:, n], after[:, :n].mean(1)], -1)
+            head = self.op(plan.operators) + self.state(state_in) + self.step_pos.weight[: plan.steps]
+            for t, args in enumerate(plan.arguments):
+                rows = [head[t]] + [objs[a] + self.role.weight[k + 1] for k, a in enumerate(args)]
+                steps.append(self._out(torch.stack(rows)))
+        return legend, steps
+
+    def slots(self, plan: PlanLatents, spec: PromptSpec) -> dict[Slot, torch.Tensor]:
+        legend, steps = self(plan)
+        out = {}
+        for s in spec.segments:
+            if isinstance(s, Slot):
+                out[s] = legend[s.index : s.index + 1] if s.kind == "object" else steps[s.index]
+        return out
+
+
+def _mlp(i: int, o: int, width: int = 256) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(i, width), nn.GELU(), nn.Linear(width, o))
+
+
+def assemble(spec: PromptSpec, tokenize, embed, slots: dict[Slot, torch.Tensor]) -> torch.Tensor:
+    """Prompt embeddings (L, H): text segments through `tokenize` (str -> ids) and `embed` (ids -> (n, H)), slots
+    from the projector, in the text embeddings' dtype."""
+    parts = [
+        slots[s] if isinstance(s, Slot) else embed(torch.tensor(tokenize(s), dtype=torch.long))
+        for s in spec.segments
+    ]
+    dtype = next(p.dtype for s, p in zip(spec.segments, parts) if not isinstance(s, Slot))
+    return torch.cat([p.to(dtype) for p in parts], 0)

