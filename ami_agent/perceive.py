@@ -82,7 +82,9 @@ class Reader:
         ]
         for pat, pred in patterns:
             for m in re.finditer(pat, text, re.IGNORECASE):
-                if re.search(rf"{_NEG}\s+(?:ever\s+)?\w*\s*$", text[max(0, m.start() - 24) : m.start()], re.I):
+                if re.search(
+                    rf"{_NEG}\s+(?:ever\s+)?\w*\s*$", text[max(0, m.start() - 24) : m.start()], re.I
+                ):
                     continue
                 goals.add((pred, *(self.obj(g) for g in m.groups())))
         return goals
@@ -189,8 +191,9 @@ def looks_like_planning(text: str) -> bool:
     return bool(_STATEMENT.search(text) or _PLANNING_WORDS.search(text))
 
 
-def perceive(text: str, reader: Reader, previous: dict | None) -> Perception:
-    """previous: the thread's last problem ({"objects", "init", "goal", "constraints"}) or None."""
+def perceive(text: str, reader: Reader, previous: dict | None, rewrite=None) -> Perception:
+    """previous: the thread's last problem ({"objects", "init", "goal", "constraints"}) or None. rewrite: free
+    text -> the world's standard statement (the LoRA reader), tried when the templates do not understand."""
     if _STATEMENT.search(text):
         try:
             init, goal = reader.statement(text)
@@ -225,6 +228,10 @@ def perceive(text: str, reader: Reader, previous: dict | None) -> Perception:
     if unknown:
         known = ", ".join(f"the {reader.names[o]}" for o in reader.all_objects)
         return Perception("clarify", question=f"I don't know {unknown[0]}. The blocks I know are {known}.")
+    if looks_like_planning(text) and rewrite is not None and not (previous and goals):
+        p = _rewritten(text, reader, rewrite)
+        if p is not None:
+            return p
     if looks_like_planning(text):
         if goals and not previous:
             return Perception(
@@ -239,6 +246,26 @@ def perceive(text: str, reader: Reader, previous: dict | None) -> Perception:
             "on top of the blue block.'",
         )
     return Perception("chat")
+
+
+def _rewritten(text: str, reader: Reader, rewrite) -> Perception | None:
+    """The LoRA reader's standard statement, parsed, completed and checked; None when it is not a statement."""
+    from ami_agent.reader import complete_state
+    from planner.worlds.generate import blocksworld_names
+
+    standard = rewrite(text)
+    if not _STATEMENT.search(standard):
+        return None
+    try:
+        init, goal = reader.statement(standard)
+    except WorldError:
+        return None
+    objects = sorted({o for a in init | goal for o in a[1:]})
+    names = blocksworld_names(reader.vb.domain)
+    if names:
+        init = complete_state(init, objects, names)
+    p = Perception("problem", objects, init, goal, reader.constraints(text), reader="adapter")
+    return _checked(p, reader, text)
 
 
 def _after_statement(text: str) -> str:

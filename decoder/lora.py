@@ -1,0 +1,170 @@
+"""The LoRA training loop shared by the decoder (projector + adapter) and the reader (adapter alone): the base model
+frozen in bf16, adapters on the attention and MLP projections (never embed_tokens or lm_head, no modules_to_save:
+vLLM could not serve those), a time budget with warm-up and cosine decay, progress lines, bf16 adapters on disk."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lora_model(model_dir: Path, rank: int, alpha: int):
+    """-> (tokenizer, PEFT model over the frozen bf16 base)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    cfg = LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
+    )
+    return tok, get_peft_model(base, cfg)
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    minutes: float
+    final_loss_ema: float
+    history: list[dict] = field(default_factory=list)
+
+
+def train_loop(
+    model, groups: list[dict], make_batch, minutes: float, max_steps: int, warmup: int = 10, log=None
+):
+    """groups: optimiser parameter groups with "lr"; make_batch() -> model kwargs (with labels)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    params = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    base_lrs = [g["lr"] for g in groups]
+    budget = minutes * 60
+    history: list[dict] = []
+    model.train()
+    step, t0, ema = 0, time.time(), None
+    while step < max_steps and time.time() - t0 <= budget:
+        frac = min(1.0, (time.time() - t0) / budget)
+        warm = min(1.0, (step + 1) / warmup)
+        for g, lr in zip(opt.param_groups, base_lrs):
+            g["lr"] = lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        batch = make_batch()
+        out = model(**batch)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        loss = float(out.loss)
+        ema = loss if ema is None else 0.9 * ema + 0.1 * loss
+        if step % 10 == 0 or step == 1:
+            el = time.time() - t0
+            history.append(
+                {"step": step, "loss": round(loss, 4), "loss_ema": round(ema, 4), "seconds": round(el, 1)}
+            )
+            tokens = int(batch["attention_mask"].sum())
+            log(
+                f"step {step}  loss {loss:.4f} (ema {ema:.4f})  tokens/batch {tokens}  {el / step:.2f}s/step  "
+                f"{el / 60:.1f}/{minutes:g} min"
+            )
+    model.eval()
+    return LoopResult(step, (time.time() - t0) / 60, ema if ema is not None else float("nan"), history)
+
+
+def save_adapter(model, folder: Path) -> None:
+    for name, p in model.named_parameters():
+        if "lora_" in name:
+            p.data = p.data.to(torch.bfloat16)  # half the size; vLLM and transformers serve it in bf16
+    model.save_pretrained(folder)
+
+
+def pad_right(
+    seqs: list[torch.Tensor], labels: list[list[int]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sequences of ids (L,) or embeddings (L, H) -> padded batch, attention mask, labels (-100 on padding)."""
+    L = max(s.shape[0] for s in seqs)
+    x = torch.zeros((len(seqs), L, *seqs[0].shape[1:]), dtype=seqs[0].dtype)
+    mask = torch.zeros(len(seqs), L, dtype=torch.long)
+    y = torch.full((len(seqs), L), -100, dtype=torch.long)
+    for i, (s, lab) in enumerate(zip(seqs, labels)):
+        x[i, : s.shape[0]] = s
+        mask[i, : s.shape[0]] = 1
+        y[i, : len(lab)] = torch.tensor(lab)
+    return x, mask, y
+
+
+def chat_prompt_ids(tokenizer, user: str, system: str | None = None) -> list[int]:
+    msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    out = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)
+    return list(out["input_ids"])
+
+
+def train_text_adapter(
+    kind: str,
+    make_pair,
+    model_dir: Path,
+    out_dir: Path,
+    minutes: float,
+    max_steps: int = 100_000,
+    batch: int = 8,
+    rank: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    system: str | None = None,
+    command: str = "",
+    extra: dict | None = None,
+    log=None,
+) -> dict:
+    """A LoRA adapter for a text -> text task: make_pair() -> (user text, answer text). Loss on the answer only.
+    Writes out_dir/adapter and out_dir/<kind>.json (the training record)."""
+    import json
+
+    torch.manual_seed(seed)
+    t_start = time.time()
+    tok, model = lora_model(model_dir, rank, 2 * rank)
+    end_id = tok.convert_tokens_to_ids("<|im_end|>")
+
+    def make_batch() -> dict:
+        seqs, labels = [], []
+        for _ in range(batch):
+            user, answer = make_pair()
+            ids = chat_prompt_ids(tok, user, system)
+            ans = tok(answer, add_special_tokens=False)["input_ids"] + [end_id]
+            seqs.append(torch.tensor(ids + ans))
+            labels.append([-100] * len(ids) + ans)
+        x, mask, y = pad_right(seqs, labels)
+        return {"input_ids": x, "attention_mask": mask, "labels": y}
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    (log or print)(
+        f"training {kind}: LoRA rank {rank} ({sum(p.numel() for p in params) / 1e6:.2f}M params), "
+        f"budget {minutes:g} min"
+    )
+    res = train_loop(model, [{"params": params, "lr": lr}], make_batch, minutes, max_steps, 10, log)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_adapter(model, out_dir / "adapter")
+    record = {
+        "kind": kind,
+        "base_model": Path(model_dir).name,
+        "lora": {
+            "rank": rank,
+            "alpha": 2 * rank,
+            "targets": LORA_TARGETS,
+            "parameters": sum(p.numel() for p in params),
+        },
+        "config": {"minutes": minutes, "batch": batch, "lr": lr, "seed": seed, **(extra or {})},
+        "steps": res.steps,
+        "examples_seen": res.steps * batch,
+        "minutes_training": round(res.minutes, 2),
+        "minutes_total": round((time.time() - t_start) / 60, 2),
+        "final_loss_ema": round(res.final_loss_ema, 4),
+        "history": res.history,
+        "command": command,
+    }
+    (out_dir / f"{kind}.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record

@@ -1,0 +1,429 @@
+"""`ami-agent eval`: systems x suites -> plan records per system, summary.json, report.md and plots.
+
+Systems: `ami` (the whole agent, from the natural-language query to text; the plan is read from the text),
+`ami-planner` (the latent planner on the PDDL problem), `ar-zero-shot` (the base model on the zero-shot query,
+greedy), `ar-sft` / `ar-sft-sc` (the base model with a LoRA adapter fine-tuned to write plans, greedy / k samples
+with a majority vote), `oracle` (optimal BFS). Every plan is judged by the validator. Runs are resumable: instances
+already written to DIR/<system>.jsonl are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from planner.worlds.nl import NLConfig, Verbalizer
+from planner.worlds.pddl import Domain, Problem, load_domain, load_problem
+from planner.worlds.plans import validate
+
+SYSTEMS = ("ami", "ami-planner", "ar-zero-shot", "ar-sft", "ar-sft-sc", "oracle")
+QUESTION = "What is the plan to achieve my goal? Just give the actions in the plan."
+
+
+@dataclass
+class Case:
+    suite: str
+    name: str
+    domain: Domain
+    problem: Problem
+    verbalizer: Verbalizer
+    query: str  # the zero-shot natural-language query
+    optimal_length: int | None
+    solvable: bool | None
+
+
+def zero_shot_query(vb: Verbalizer, p: Problem) -> str:
+    """PlanBench's zero-shot query layout: the world's description, the statement, the question."""
+    intro = vb.config.domain_intro.strip()
+    return f"{intro}\n\n[STATEMENT]\n{vb.statement(p.init, p.goal)}\n\n{QUESTION}"
+
+
+def load_cases(spec: str, planbench_dir=None, limit: int | None = None) -> list[Case]:
+    if spec.startswith("planbench:"):
+        from eval.suites import load_suite
+
+        out, cache = [], {}
+        for inst in load_suite(spec, planbench_dir, limit):
+            if inst.domain_path not in cache:
+                d = load_domain(inst.domain_path)
+                cache[inst.domain_path] = (
+                    d,
+                    Verbalizer(d, NLConfig.load(inst.nl_config_path) if inst.nl_config_path else None),
+                )
+            d, vb = cache[inst.domain_path]
+            p = load_problem(inst.problem_path, d)
+            out.append(
+                Case(
+                    spec,
+                    inst.name,
+                    d,
+                    p,
+                    vb,
+                    inst.query or zero_shot_query(vb, p),
+                    inst.optimal_length,
+                    inst.solvable,
+                )
+            )
+        return out
+    if spec.startswith("gen:"):
+        return generated_cases(spec, limit)
+    raise ValueError(f"unknown suite {spec!r}: planbench:NAME or gen:blocksworld:steps=K")
+
+
+def generated_cases(spec: str, limit: int | None = None, per_suite: int = 50) -> list[Case]:
+    """gen:blocksworld:steps=K: problems of 3-8 blocks whose optimal plans have exactly K steps (seeded by K)."""
+    from ami_agent.agent import WORLDS_DIR
+    from planner.worlds.generate import ProblemGenerator
+    from planner.worlds.oracle import solve
+    from planner.worlds.strips import Task
+
+    parts = spec.split(":")
+    if len(parts) != 3 or parts[1] != "blocksworld" or not parts[2].startswith("steps="):
+        raise ValueError(f"generated suites look like gen:blocksworld:steps=K, got {spec!r}")
+    k = int(parts[2].split("=", 1)[1])
+    d = load_domain(WORLDS_DIR / "blocksworld.pddl")
+    vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
+    rng = random.Random(1000 + k)
+    gen = ProblemGenerator(d, None, rng)
+    n = min(limit or per_suite, per_suite)
+    out: list[Case] = []
+    tries = 0
+    while len(out) < n and tries < 20000:
+        tries += 1
+        p = gen.sample(rng.randint(3, 8), name=f"gen-k{k}-{len(out) + 1}")
+        r = solve(Task(d, p), max_expansions=200_000)
+        if r.status == "solved" and len(r.plan) == k:
+            out.append(Case(spec, p.name, d, p, vb, zero_shot_query(vb, p), k, True))
+    return out
+
+
+# ---- systems ------------------------------------------------------------------------------------------------------
+def _record(case: Case, system: str, status: str, plan_steps, seconds: float, **kw) -> dict:
+    valid = None
+    if status == "solved":
+        valid = validate(case.domain, case.problem, list(plan_steps)).valid
+    return {
+        "suite": case.suite,
+        "instance": case.name,
+        "system": system,
+        "status": status,
+        "plan": ["(" + " ".join(s) + ")" for s in plan_steps],
+        "reason": kw.get("reason", ""),
+        "seconds": round(seconds, 4),
+        "tokens_in": kw.get("tokens_in", 0),
+        "tokens_out": kw.get("tokens_out", 0),
+        "expansions": kw.get("expansions", 0),
+        "energies": kw.get("energies", {}),
+        "valid": bool(valid),
+        "optimal_length": case.optimal_length,
+        "solvable": case.solvable,
+    }
+
+
+def run_oracle(cases: list[Case]):
+    from planner.worlds.oracle import solve
+    from planner.worlds.plans import parse_plan_text
+    from planner.worlds.strips import Task
+
+    for c in cases:
+        t0 = time.perf_counter()
+        r = solve(Task(c.domain, c.problem), time_limit=60)
+        steps = parse_plan_text("\n".join(r.plan), c.domain, c.problem) if r.status == "solved" else []
+        yield _record(
+            c, "oracle", r.status, steps, time.perf_counter() - t0, reason=r.reason, expansions=r.expansions
+        )
+
+
+def run_planner(cases: list[Case], time_limit: float = 10.0):
+    from planner.api import Planner
+    from planner.search import SearchConfig
+
+    checkpoints = Path(__file__).resolve().parent.parent / "checkpoints"
+    planners: dict[str, Planner] = {}
+    for c in cases:
+        name = c.domain.name
+        if name not in planners:
+            path = checkpoints / f"{name}.pt"
+            if not path.exists():
+                raise FileNotFoundError(f"no world model for domain '{name}' at {path}: train one first")
+            planners[name] = Planner.load(path, SearchConfig(time_limit=time_limit))
+        t0 = time.perf_counter()
+        r = planners[name].plan(list(c.problem.objects), c.problem.init, c.problem.goal)
+        yield _record(
+            c,
+            "ami-planner",
+            r.status,
+            r.actions,
+            time.perf_counter() - t0,
+            reason=r.reason,
+            expansions=r.expansions,
+            energies=r.energies,
+        )
+
+
+def run_agent(cases: list[Case], agent):
+    for k, c in enumerate(cases):
+        t0 = time.perf_counter()
+        res = agent.ask(c.query, thread=f"eval-{c.suite}-{c.name}-{k}")
+        dt = time.perf_counter() - t0
+        rec = res.get("plan_record") or {}
+        steps = c.verbalizer.read_plan(res["reply"].split("[PLAN]", 1)[-1], list(c.problem.objects))
+        status = (
+            "solved"
+            if res["status"] == "solved" and steps
+            else ("no_plan" if res["status"] == "no_plan" else res["status"])
+        )
+        if status not in ("solved", "no_plan", "error"):
+            status = "error"
+        yield _record(
+            c,
+            "ami",
+            status,
+            steps if status == "solved" else [],
+            dt,
+            reason=rec.get("reason", res["status"]),
+            tokens_in=rec.get("tokens_in", 0),
+            tokens_out=rec.get("tokens_out", 0),
+            expansions=rec.get("expansions", 0),
+            energies=rec.get("energies", {}),
+        )
+
+
+def run_llm(
+    cases: list[Case],
+    backend,
+    tokenizer,
+    system: str,
+    adapter: str | None,
+    samples: int = 1,
+    max_tokens: int = 400,
+    chunk: int = 32,
+):
+    """The base model (with or without an adapter) answers each query; the plan is read from its text."""
+    from decoder.backends import Request, Sampling
+
+    for i in range(0, len(cases), chunk):
+        part = cases[i : i + chunk]
+        reqs = []
+        for c in part:
+            ids = tokenizer.apply_chat_template(
+                [{"role": "user", "content": c.query}],
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
+            )["input_ids"]
+            reqs.append(Request(prompt_ids=list(ids)))
+        t0 = time.perf_counter()
+        if samples == 1:
+            outs = [[o] for o in backend.generate(reqs, adapter, Sampling(max_tokens=max_tokens))]
+        else:
+            grouped = [
+                backend.generate(reqs, adapter, Sampling(max_tokens=max_tokens, temperature=0.7, seed=s))
+                for s in range(samples)
+            ]
+            outs = [[g[j] for g in grouped] for j in range(len(reqs))]
+        per = (time.perf_counter() - t0) / len(part)
+        for c, answers in zip(part, outs):
+            plans = [tuple(c.verbalizer.read_plan(o.text, list(c.problem.objects))) for o in answers]
+            votes = Counter(p for p in plans if p)
+            steps = list(votes.most_common(1)[0][0]) if votes else []
+            yield _record(
+                c,
+                system,
+                "solved" if steps else "no_plan",
+                steps,
+                per,
+                reason="" if steps else "no plan in the text",
+                tokens_in=sum(o.tokens_in for o in answers),
+                tokens_out=sum(o.tokens_out for o in answers),
+            )
+
+
+# ---- the run ------------------------------------------------------------------------------------------------------
+def _done(path: Path) -> set[tuple[str, str]]:
+    if not path.exists():
+        return set()
+    out = set()
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+            out.add((r["suite"], r["instance"]))
+        except (ValueError, KeyError):
+            continue
+    return out
+
+
+def run_system(system: str, cases: list[Case], out_dir: Path, make, log=None) -> int:
+    """Runs one system on the cases not yet in out_dir/<system>.jsonl; returns how many were run."""
+    path = out_dir / f"{system}.jsonl"
+    done = _done(path)
+    todo = [c for c in cases if (c.suite, c.name) not in done]
+    if not todo:
+        return 0
+    t0 = time.perf_counter()
+    n = ok = 0
+    with path.open("a") as f:
+        for rec in make(todo):
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            n += 1
+            ok += rec["valid"]
+            if log:
+                el = time.perf_counter() - t0
+                log(
+                    f"\r{system}: [{n}/{len(todo)}] valid {ok}  {el:.0f}s, eta {el / n * (len(todo) - n):.0f}s   ",
+                    end="",
+                )
+    if log:
+        log("")
+    return n
+
+
+def load_records(out_dir: Path, systems) -> list[dict]:
+    rows = []
+    for s in systems:
+        p = out_dir / f"{s}.jsonl"
+        if p.exists():
+            rows += [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    by = defaultdict(list)
+    for r in rows:
+        by[(r["suite"], r["system"])].append(r)
+    out = {}
+    for (suite, system), rs in sorted(by.items()):
+        unsolvable = all(r.get("solvable") is False for r in rs)
+        ok = sum((r["status"] == "no_plan") if unsolvable else r["valid"] for r in rs)
+        long = [r for r in rs if (r.get("optimal_length") or 0) >= 8]
+        out.setdefault(suite, {})[system] = {
+            "problems": len(rs),
+            "success": ok,
+            "success_rate": round(ok / len(rs), 4),
+            "metric": "no_plan" if unsolvable else "valid plan",
+            "invalid_reported_solved": sum(r["status"] == "solved" and not r["valid"] for r in rs),
+            "median_seconds": round(statistics.median(r["seconds"] for r in rs), 3),
+            "total_seconds": round(sum(r["seconds"] for r in rs), 1),
+            "tokens_in": sum(r["tokens_in"] for r in rs),
+            "tokens_out": sum(r["tokens_out"] for r in rs),
+            "success_rate_8plus_steps": round(sum(r["valid"] for r in long) / len(long), 4) if long else None,
+            "problems_8plus_steps": len(long),
+        }
+    return out
+
+
+def frontier_rows(planbench_dir, suites) -> dict[str, dict[str, float]]:
+    """PlanBench's published zero-shot results in its results folder: suite -> engine -> success rate."""
+    from eval.suites import resolve_planbench_dir
+
+    try:
+        root = resolve_planbench_dir(planbench_dir)
+    except Exception:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for s in suites:
+        if not s.startswith("planbench:"):
+            continue
+        name = s.split(":", 1)[1]
+        for f in sorted((root / "results" / name).glob("*/task_1_plan_generation_zero_shot*.json")):
+            try:
+                d = json.loads(f.read_text())
+                inst = d["instances"]
+                out.setdefault(s, {})[f"{d.get('engine', f.parent.name)} (PlanBench, zero-shot)"] = round(
+                    sum(bool(i.get("llm_correct")) for i in inst) / len(inst), 4
+                )
+            except (ValueError, KeyError, ZeroDivisionError):
+                continue
+    return out
+
+
+def write_report(out_dir: Path, summary: dict, frontier: dict, rows: list[dict]) -> None:
+    systems = sorted({s for v in summary.values() for s in v})
+    lines = [
+        "# Evaluation report",
+        "",
+        "Success: a valid plan (unsolvable suites: `no_plan`). Every plan is judged by the validator.",
+        "",
+        "| suite | " + " | ".join(systems) + " |",
+        "|---|" + "---|" * len(systems),
+    ]
+    for suite, per in summary.items():
+        cells = [
+            f"{per[s]['success']}/{per[s]['problems']} ({per[s]['success_rate']:.1%})" if s in per else "-"
+            for s in systems
+        ]
+        lines.append(f"| {suite} | " + " | ".join(cells) + " |")
+    if frontier:
+        lines += [
+            "",
+            "Reference (PlanBench's published results, same problems, zero-shot):",
+            "",
+            "| suite | model | success |",
+            "|---|---|---|",
+        ]
+        for suite, engines in frontier.items():
+            for e, rate in engines.items():
+                lines.append(f"| {suite} | {e} | {rate:.1%} |")
+    lines += [
+        "",
+        "Median seconds per problem:",
+        "",
+        "| suite | " + " | ".join(systems) + " |",
+        "|---|" + "---|" * len(systems),
+    ]
+    for suite, per in summary.items():
+        lines.append(
+            f"| {suite} | "
+            + " | ".join(f"{per[s]['median_seconds']:.2f}" if s in per else "-" for s in systems)
+            + " |"
+        )
+    lines += [
+        "",
+        "![success by optimal length](success_by_length.png)",
+        "",
+        "![time by optimal length](time_by_length.png)",
+        "",
+    ]
+    (out_dir / "report.md").write_text("\n".join(lines))
+    plot(rows, out_dir)
+
+
+def plot(rows: list[dict], out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r.get("optimal_length") and r.get("solvable") is not False:
+            by[r["system"]][r["optimal_length"]].append(r)
+    for what, fname, ylabel in (
+        ("valid", "success_by_length.png", "valid plans"),
+        ("seconds", "time_by_length.png", "median seconds"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for system, per in sorted(by.items()):
+            xs = sorted(per)
+            if what == "valid":
+                ys = [sum(r["valid"] for r in per[x]) / len(per[x]) for x in xs]
+            else:
+                ys = [statistics.median(r["seconds"] for r in per[x]) for x in xs]
+            ax.plot(xs, ys, marker="o", label=system)
+        ax.set_xlabel("optimal plan length (steps)")
+        ax.set_ylabel(ylabel)
+        if what == "seconds":
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(-0.02, 1.02)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out_dir / fname, dpi=110)
+        plt.close(fig)

@@ -1,0 +1,169 @@
+"""The agent end to end on the real stack: latent planner, trained decoder (transformers backend here; the vLLM
+engine is covered by test_decoder), LangGraph with a real SQLite checkpointer, the real HTTP server with the official
+`openai` client."""
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from ami_agent.agent import WORLDS_DIR, Agent, AgentConfig
+from decoder.api import DEFAULT_DIR
+from planner.worlds.pddl import Problem, load_domain
+from planner.worlds.plans import parse_plan_text, validate
+
+pytestmark = pytest.mark.skipif(not (DEFAULT_DIR / "projector.pt").exists(), reason="no trained decoder")
+
+DOMAIN = load_domain(WORLDS_DIR / "blocksworld.pddl")
+START = (
+    "As initial conditions I have that, the red block is clear, the yellow block is clear, the hand is empty, "
+    "the red block is on top of the blue block, the yellow block is on top of the orange block, the blue block is on "
+    "the table and the orange block is on the table."
+)
+GOAL = "My goal is to have that the orange block is on top of the red block."
+INIT = {
+    ("clear", "a"), ("clear", "d"), ("handempty",), ("on", "a", "b"), ("on", "d", "c"), ("ontable", "b"),
+    ("ontable", "c"),
+}  # fmt: skip
+
+
+def _valid(plan: list[str], goal: set) -> bool:
+    p = Problem("t", DOMAIN.name, {o: "object" for o in "abcd"}, frozenset(INIT), frozenset(goal))
+    return validate(DOMAIN, p, parse_plan_text("\n".join(plan), DOMAIN, p)).valid
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory, model_dir):
+    mem = tmp_path_factory.mktemp("mem") / "agent.sqlite"
+    a = Agent(AgentConfig(backend="transformers", memory=mem))
+    yield a
+    a.close()
+
+
+def test_planning_turn_is_planned_decoded_and_verified(agent):
+    res = agent.ask(f"{START} {GOAL}", thread="t1")
+    assert res["status"] == "solved", res
+    rec = res["plan_record"]
+    assert _valid(rec["plan"], {("on", "c", "a")})
+    assert [t["node"] for t in res["trace"]][:5] == ["perceive", "plan", "guard", "decode", "verify"]
+    assert res["trace"][-1]["node"] == "respond"
+    assert rec["expansions"] > 0 and rec["tokens_out"] > 0 and "task" in rec["energies"]
+    assert "orange block" in res["reply"] and "[PLAN]" in res["reply"]
+
+
+def test_guardrails_in_words(agent):
+    res = agent.ask(f"{START} {GOAL} Never put the yellow block on the table.", thread="t2")
+    assert res["status"] == "solved", res
+    assert not any(step == "(put-down d)" for step in res["plan_record"]["plan"])
+    assert _valid(res["plan_record"]["plan"], {("on", "c", "a")})
+    blocked = agent.ask(f"{START} {GOAL} Do not use unstack.", thread="t3")
+    assert blocked["status"] == "no_plan"
+    assert "unstack" in blocked["reply"].lower()
+
+
+def test_follow_up_survives_a_restart(agent, tmp_path_factory, model_dir):
+    first = agent.ask(f"{START} {GOAL}", thread="t4")
+    assert first["status"] == "solved"
+    again = Agent(AgentConfig(backend="transformers", memory=agent.memory_path))  # a new process's view
+    try:
+        assert again.thread_state("t4")["problem"]["goal"] == [["on", "c", "a"]]
+        res = again.ask("Now put the yellow block on top of the orange block as well.", thread="t4")
+        assert res["status"] == "solved", res
+        assert _valid(res["plan_record"]["plan"], {("on", "c", "a"), ("on", "d", "c")})
+    finally:
+        again.close()
+
+
+def test_questions_chat_and_bad_input(agent):
+    q = agent.ask("Put the purple block on the red block.", thread="t5")
+    assert q["status"] == "clarify" and "purple" in q["reply"]
+    chat = agent.ask("What is the capital of France?", thread="t5")
+    assert chat["status"] == "chat" and chat["plan_record"] is None and chat["reply"]
+    for bad in ("", "x" * 40_000, "\x00\x01binary"):
+        r = agent.ask(bad, thread="t5")
+        assert r["status"] == "error" and r["reply"]
+    assert agent.ask(f"{START} {GOAL}", thread="t5")["status"] == "solved"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(agent):
+    import uvicorn
+
+    from ami_agent.server import create_app
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(agent), host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    th.join(10)
+
+
+def test_openai_client_against_serve(server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server + "/v1", api_key="unused")
+    assert [m.id for m in client.models.list().data] == ["ami-agent"]
+    r = client.chat.completions.create(
+        model="ami-agent", messages=[{"role": "user", "content": f"{START} {GOAL}"}], extra_body={"thread_id": "s1"}
+    )
+    extra = r.model_dump()
+    assert extra["plan_record"]["status"] == "solved"
+    assert _valid(extra["plan_record"]["plan"], {("on", "c", "a")})
+    assert "[PLAN]" in r.choices[0].message.content
+    chunks = list(
+        client.chat.completions.create(
+            model="ami-agent",
+            messages=[{"role": "user", "content": "Now put the yellow block on top of the orange block as well."}],
+            extra_body={"thread_id": "s1"},
+            stream=True,
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "[PLAN]" in text
+    assert chunks[-1].model_dump()["plan_record"]["status"] == "solved"
+    chat = client.chat.completions.create(model="ami-agent", messages=[{"role": "user", "content": "Hello!"}])
+    assert "plan_record" not in chat.model_dump() or chat.model_dump()["plan_record"] is None
+
+
+def test_server_rejects_bad_bodies_clearly(server):
+    def post(data: bytes):
+        req = urllib.request.Request(server + "/v1/chat/completions", data, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    for body in (b"{not json", b"\xff\xfe", b"[]", b'{"messages": []}', b'{"messages": [{"role": "assistant"}]}'):
+        code, data = post(body)
+        assert code == 400 and data["error"]["message"], body
+    code, data = post(json.dumps({"messages": [{"role": "user", "content": ""}]}).encode())
+    assert code == 200 and data["ami"]["status"] == "error"
+    with urllib.request.urlopen(server + "/healthz") as r:
+        assert json.loads(r.read())["status"] == "ok"
+
+
+def test_concurrent_clients_keep_their_threads(server):
+    from ami_agent.loadtest import run_load
+    from planner.worlds.nl import NLConfig, Verbalizer
+
+    vb = Verbalizer(DOMAIN, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
+    res = run_load(server, DOMAIN, vb, clients=4, requests=3, seed=5)
+    s = res.summary()
+    assert s["answered"] == 12 and s["errors"] == 0 and s["mismatches"] == 0, s
