@@ -131,37 +131,48 @@ class Agent:
 
         thread: the conversation's id (its state lives in SQLite). history: earlier messages of a stateless
         client (OpenAI style) whose problem is rebuilt from its user turns when no thread is given."""
+        result: dict = {}
+        for kind, data in self.ask_stream(text, thread, history):
+            if kind == "done":
+                result = data
+        return result
+
+    def ask_stream(self, text: str, thread: str | None = None, history: list[dict] | None = None):
+        """Like `ask`, as events: ("token", text) while a chat answer is generated, then ("done", result).
+        Planning answers arrive whole in "done": they are shown only after verification."""
         thread = thread or f"t-{uuid.uuid4().hex[:12]}"
+
+        def failed(reply: str) -> dict:
+            return {"reply": reply, "status": "error", "trace": [], "thread": thread, "plan_record": None}
+
         problem_error = check_text(text)
-        cfg = {"configurable": {"thread_id": thread}}
         if problem_error:
-            return {
-                "reply": problem_error,
-                "status": "error",
-                "trace": [],
-                "thread": thread,
-                "plan_record": None,
-            }
+            yield "done", failed(problem_error)
+            return
+        cfg = {"configurable": {"thread_id": thread}}
         start: AgentState = {"text": text, "trace": [], "turn_started": time.perf_counter()}
         if history:
             start["problem"] = self.rebuild_problem(history)
+        out: dict = {}
         try:
-            out = self.graph.invoke(start, cfg)
+            for mode, chunk in self.graph.stream(start, cfg, stream_mode=["custom", "values"]):
+                if mode == "custom" and "token" in chunk:
+                    yield "token", chunk["token"]
+                elif mode == "values":
+                    out = chunk
         except Exception as e:  # a failure inside a node: reported, the thread stays usable
-            return {
-                "reply": f"Something went wrong while answering: {type(e).__name__}: {e}",
-                "status": "error",
-                "trace": [],
+            yield "done", failed(f"Something went wrong while answering: {type(e).__name__}: {e}")
+            return
+        yield (
+            "done",
+            {
+                "reply": out.get("reply", ""),
+                "status": out.get("status", "error"),
+                "plan_record": out.get("plan_record"),
+                "trace": out.get("trace", []),
                 "thread": thread,
-                "plan_record": None,
-            }
-        return {
-            "reply": out.get("reply", ""),
-            "status": out.get("status", "error"),
-            "plan_record": out.get("plan_record"),
-            "trace": out.get("trace", []),
-            "thread": thread,
-        }
+            },
+        )
 
     def rebuild_problem(self, history: list[dict]) -> dict | None:
         problem = None
@@ -292,15 +303,16 @@ def build_graph(agent: Agent):
         prob = state["problem"]
         if state["status"] != "solved":
             reason = state.get("reason", "")
-            if "guardrail" in reason:
-                reply = (
-                    "I found no plan that keeps to what you asked: "
-                    + reason.split(":", 1)[-1].strip()
-                    + " blocks the goal."
-                )
+            marker = "every plan breaks a guardrail:"
+            said = [f'"{c.get("text") or c["kind"]}"' for c in prob["constraints"]]
+            if marker in reason:
+                blocking = reason.split(marker, 1)[1].strip()
+                reply = f'I found no plan that keeps to what you asked: "{blocking}" blocks the goal.'
             else:
                 reply = f"I found no plan for that goal ({reason})."
-            return {"reply": reply, "_trace": {"blocked": "guardrail" in reason}}
+                if said:
+                    reply += " Your constraints may be what blocks it: " + ", ".join(said) + "."
+            return {"reply": reply, "_trace": {"blocked": marker in reason}}
         r, _ = agent.plans[state["plan_id"]]
         for c in prob["constraints"]:
             bad = _breaks(c, r)
@@ -363,22 +375,28 @@ def build_graph(agent: Agent):
         return update
 
     def n_chat(state: AgentState) -> dict:
+        from langgraph.config import get_stream_writer
+
         from decoder.backends import Request, Sampling
 
         msgs = [m for m in (state.get("messages") or []) if m.get("role") in ("user", "assistant")][-8:]
         dec = agent.decoder
-        ids = dec.tokens.tok.apply_chat_template(
-            msgs, add_generation_prompt=True, tokenize=True, return_dict=True
-        )
-        ids = ids["input_ids"][-1500:]
-        out = dec.backend.generate(
-            [Request(prompt_ids=list(ids))], None, Sampling(max_tokens=agent.config.chat_tokens)
-        )
+        tok = dec.tokens.tok
+        ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)
+        ids = list(ids["input_ids"][-1500:])
+        writer = get_stream_writer()
+        pieces = []
+        for piece in dec.backend.stream(
+            Request(prompt_ids=ids), None, Sampling(max_tokens=agent.config.chat_tokens)
+        ):
+            pieces.append(piece)
+            writer({"token": piece})
+        text = "".join(pieces)
         return {
-            "reply": out[0].text.strip(),
+            "reply": text.strip(),
             "status": "chat",
-            "tokens_in": out[0].tokens_in,
-            "tokens_out": out[0].tokens_out,
+            "tokens_in": len(ids),
+            "tokens_out": len(tok(text, add_special_tokens=False)["input_ids"]),
             "_trace": {"backend": dec.backend.name},
         }
 

@@ -378,6 +378,9 @@ def train_decoder_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default checkpoints/decoder)")
     ] = None,
+    init_from: Annotated[
+        Path | None, typer.Option(help="A trained decoder folder to continue training")
+    ] = None,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
@@ -408,6 +411,7 @@ def train_decoder_cmd(
         cfg,
         command,
         log=lambda m: err.print(m),
+        init_from=init_from,
     )
     out.print(
         f"wrote {target}/adapter, {target}/projector.pt and {target}/decoder.json "
@@ -1046,7 +1050,8 @@ MemoryOpt = Annotated[Path | None, typer.Option(help="SQLite file of the convers
 
 
 def _show_answer(res: dict, show_plan: bool = True) -> None:
-    out.print(res["reply"], markup=False)
+    if res["reply"]:
+        out.print(res["reply"], markup=False)
     rec = res.get("plan_record")
     if show_plan and rec and rec.get("status") == "solved":
         energies = ", ".join(f"{k} {v:g}" for k, v in (rec.get("energies") or {}).items())
@@ -1113,10 +1118,17 @@ def chat_cmd(
                 break
             if not text.strip():
                 break
-            res = agent.ask(text, thread=thread)
             out.print("agent> ", end="")
-            for piece in res["reply"].split(" "):
-                out.print(piece, end=" ", markup=False)
+            res: dict = {}
+            streamed = False
+            for kind, data in agent.ask_stream(text, thread=thread):
+                if kind == "token":
+                    streamed = True
+                    out.print(data, end="", markup=False)
+                else:
+                    res = data
+            if not streamed:
+                out.print(res["reply"], end="", markup=False)
             out.print()
             _show_answer({**res, "reply": ""})
     finally:

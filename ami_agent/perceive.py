@@ -198,6 +198,9 @@ def perceive(text: str, reader: Reader, previous: dict | None, rewrite=None) -> 
         try:
             init, goal = reader.statement(text)
         except WorldError as e:
+            p = _rewritten(text, reader, rewrite) if rewrite is not None else None
+            if p is not None:
+                return p
             return Perception(
                 "clarify",
                 question=f"I could not read that problem: {e}. "

@@ -70,18 +70,24 @@ def create_app(agent, max_parallel: int = 2):
 
         import anyio
 
-        def run():
-            with gate:
-                return agent.ask(last["content"], thread=thread, history=history)
-
-        result = await anyio.to_thread.run_sync(run)
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
-        extra = {"ami": {"status": result["status"], "thread": result["thread"], "trace": result["trace"]}}
-        if result.get("plan_record") is not None:
-            extra["plan_record"] = result["plan_record"]
-        usage = _usage(result)
+
+        def extra_of(result: dict) -> dict:
+            extra = {
+                "ami": {"status": result["status"], "thread": result["thread"], "trace": result["trace"]}
+            }
+            if result.get("plan_record") is not None:
+                extra["plan_record"] = result["plan_record"]
+            return extra
+
         if not stream:
+
+            def run():
+                with gate:
+                    return agent.ask(last["content"], thread=thread, history=history)
+
+            result = await anyio.to_thread.run_sync(run)
             return {
                 "id": cid,
                 "object": "chat.completion",
@@ -94,31 +100,36 @@ def create_app(agent, max_parallel: int = 2):
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": usage,
-                **extra,
+                "usage": _usage(result),
+                **extra_of(result),
             }
 
-        def events():
-            def chunk(delta, finish=None, **more):
-                return (
-                    "data: "
-                    + json.dumps(
-                        {
-                            "id": cid,
-                            "object": "chat.completion.chunk",
-                            "created": created,
-                            "model": MODEL_ID,
-                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                            **more,
-                        }
-                    )
-                    + "\n\n"
-                )
+        def chunk(delta, finish=None, **more) -> str:
+            body = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": MODEL_ID,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **more,
+            }
+            return "data: " + json.dumps(body) + "\n\n"
 
+        def events():  # a sync generator: Starlette runs it in a worker thread
             yield chunk({"role": "assistant", "content": ""})
-            for piece in _pieces(result["reply"]):
-                yield chunk({"content": piece})
-            yield chunk({}, "stop", usage=usage, **extra)
+            streamed = False
+            result: dict = {}
+            with gate:
+                for kind, data in agent.ask_stream(last["content"], thread=thread, history=history):
+                    if kind == "token":
+                        streamed = True
+                        yield chunk({"content": data})
+                    else:
+                        result = data
+            if not streamed:  # planning answers are sent once verified
+                for piece in _pieces(result["reply"]):
+                    yield chunk({"content": piece})
+            yield chunk({}, "stop", usage=_usage(result), **extra_of(result))
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

