@@ -381,6 +381,9 @@ def train_decoder_cmd(
     init_from: Annotated[
         Path | None, typer.Option(help="A trained decoder folder to continue training")
     ] = None,
+    walk_fraction: Annotated[
+        float, typer.Option(help="Share of training plans that are random walks (0: optimal plans only)")
+    ] = 0.5,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
@@ -401,6 +404,7 @@ def train_decoder_cmd(
         max_steps=steps,
         objects=(lo, hi),
         seed=seed,
+        walk_fraction=walk_fraction,
     )
     command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
     target = out_dir or DEFAULT_DIR

@@ -13,21 +13,19 @@ import threading
 import time
 import uuid
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
 MODEL_ID = "ami-agent"
 
 
 def _error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error"):
-    from fastapi.responses import JSONResponse
-
     return JSONResponse(
         {"error": {"message": message, "type": kind, "param": param, "code": None}}, status_code=status
     )
 
 
 def create_app(agent, max_parallel: int = 2):
-    from fastapi import FastAPI, Request
-    from fastapi.responses import StreamingResponse
-
     app = FastAPI(title="AMI Agent", version="0.1")
     gate = threading.Semaphore(max_parallel)  # planning is CPU-bound: a few at a time, the rest queue
 

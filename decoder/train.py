@@ -116,7 +116,10 @@ def train_decoder(
     record = {
         "kind": "decoder",
         "base_model": str(model_dir.name),
-        "worlds": {w.name: {"domain": w.domain.name, "checkpoint": f"checkpoints/{w.checkpoint.name}"} for w in worlds},
+        "worlds": {
+            w.name: {"domain": w.domain.name, "checkpoint": f"checkpoints/{w.checkpoint.name}"}
+            for w in worlds
+        },
         "config": asdict(cfg),
         "lora": {"rank": cfg.rank, "alpha": cfg.alpha, "targets": LORA_TARGETS, "parameters": n_lora},
         "projector_parameters": n_proj,

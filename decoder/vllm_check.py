@@ -26,7 +26,7 @@ def serve_command(model_dir, adapters: dict, host: str = "127.0.0.1", port: int 
     cmd = [
         sys.executable,
         "-m",
-        "vllm.entrypoints.cli.main",
+        "decoder.vllm_serve",
         "serve",
         str(model_dir),
         "--host",

@@ -98,7 +98,7 @@ def beam_search(
             0,
             time.perf_counter() - t0,
             [world.facts_of(root_probs[0])],
-            identities=world.ids,
+            identities=getattr(world, "ids", None),
         )
     frontier = [_Node(root_latent, root_facts, (), 0.0, ())]
     seen = {root_facts}
@@ -221,5 +221,5 @@ def _result(
         generated,
         time.perf_counter() - t0,
         [world.facts_of(p) for p in probs],
-        identities=world.ids,
+        identities=getattr(world, "ids", None),
     )
