@@ -171,6 +171,7 @@ def test_server_rejects_bad_bodies_clearly(server):
         assert json.loads(r.read())["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_concurrent_clients_keep_their_threads(server):
     from ami_agent.loadtest import run_load
     from planner.worlds.nl import NLConfig, Verbalizer
