@@ -60,6 +60,13 @@ def _problem_facts(p: dict) -> tuple[set, set]:
     return {tuple(a) for a in p["init"]}, {tuple(a) for a in p["goal"]}
 
 
+def _as_problem(world: World, prob: dict) -> Problem:
+    """The state's problem (plain lists) as the simulator's Problem, for the decoder item and the validator."""
+    init, goal = _problem_facts(prob)
+    objects = {o: "object" for o in prob["objects"]}
+    return Problem("request", world.domain.name, objects, frozenset(init), frozenset(goal))
+
+
 @dataclass
 class Agent:
     config: AgentConfig = field(default_factory=AgentConfig)
@@ -277,13 +284,7 @@ def build_graph(agent: Agent):
         if r.status == "solved":
             from decoder.evaluate import decode_item
 
-            p = Problem(
-                "request",
-                world.domain.name,
-                {o: "object" for o in prob["objects"]},
-                frozenset(init),
-                frozenset(goal),
-            )
+            p = _as_problem(world, prob)
             agent.plans[plan_id] = (r, decode_item(world.name, world.planner, world.verbalizer, p, r))
             if len(agent.plans) > 256:
                 agent.plans.pop(next(iter(agent.plans)))
@@ -353,14 +354,7 @@ def build_graph(agent: Agent):
         r, item = agent.plans[state["plan_id"]]
         prob = state["problem"]
         got = read_answer(world.verbalizer, state["decoded"], prob["objects"])
-        init, goal = _problem_facts(prob)
-        p = Problem(
-            "request",
-            world.domain.name,
-            {o: "object" for o in prob["objects"]},
-            frozenset(init),
-            frozenset(goal),
-        )
+        p = _as_problem(world, prob)
         same = got == [tuple(a) for a in r.actions]
         valid = same and validate(world.domain, p, got).valid
         update = {"verified": bool(valid), "_trace": {"equal_to_plan": same, "valid": bool(valid)}}

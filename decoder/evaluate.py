@@ -4,7 +4,6 @@ the actions back from the text and compare them with the planner's plan (and val
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +110,3 @@ def faithfulness(
         "decode_seconds": round(seconds, 1),
         "tokens_out": tokens_out,
     }
-
-
-def stderr_log(msg: str, end: str = "\n") -> None:
-    print(msg, end=end, file=sys.stderr, flush=True)
