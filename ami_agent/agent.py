@@ -25,7 +25,14 @@ from planner.worlds.plans import validate
 WORLDS_DIR = Path(__file__).resolve().parent / "worlds"
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 MAX_CHARS = 32_000
-MAX_DECODES = 2  # latent-mode decodes before the latent+text fallback
+# Decode rounds: each round is one batched backend call; verify takes the first candidate, in order, whose actions
+# equal the plan and validate. "sequential" spends the fewest tokens (latent, a sampled latent retry, then the
+# latent+text fallback, one at a time); "parallel" spends the least time (the latent decode and its latent+text
+# fallback share one batch, so a missed latent decode costs no extra round trip), the default for a chat assistant.
+DECODE_ROUNDS = {
+    "sequential": [[("latent", 0.0)], [("latent", 0.7)], [("latent+text", 0.0)]],
+    "parallel": [[("latent", 0.0), ("latent+text", 0.0)], [("latent", 0.7), ("latent+text", 0.7)]],
+}
 
 
 @dataclass
@@ -37,6 +44,11 @@ class AgentConfig:
     decoder_dir: Path | None = None
     plan_seconds: float = 10.0
     chat_tokens: int = 256
+    decode: str = "parallel"  # parallel | sequential (DECODE_ROUNDS)
+
+    def __post_init__(self):
+        if self.decode not in DECODE_ROUNDS:
+            raise ValueError(f"decode policy {self.decode!r}: use one of {', '.join(DECODE_ROUNDS)}")
 
 
 @dataclass
@@ -49,11 +61,19 @@ class World:
 
 
 def load_world(domain_path: Path, nl_path: Path, checkpoint: Path, plan_seconds: float) -> World:
+    d = load_domain(domain_path)
+    return make_world(d, Verbalizer(d, NLConfig.load(nl_path)), checkpoint, plan_seconds)
+
+
+def make_world(domain: Domain, verbalizer: Verbalizer, checkpoint: Path, plan_seconds: float) -> World:
     from planner.search import SearchConfig
 
-    d = load_domain(domain_path)
-    vb = Verbalizer(d, NLConfig.load(nl_path))
-    return World(d.name, d, vb, Reader(vb), Planner.load(checkpoint, SearchConfig(time_limit=plan_seconds)))
+    if not Path(checkpoint).exists():
+        raise FileNotFoundError(
+            f"no world model for domain '{domain.name}' at {checkpoint}: train one with `ami-agent train world-model`"
+        )
+    planner = Planner.load(checkpoint, SearchConfig(time_limit=plan_seconds))
+    return World(domain.name, domain, verbalizer, Reader(verbalizer), planner)
 
 
 def _problem_facts(p: dict) -> tuple[set, set]:
@@ -75,12 +95,13 @@ class Agent:
         from decoder.base_model import cache_dir, resolve_base_model
 
         cfg = self.config
-        self.world = load_world(
+        self.world = load_world(  # the default world: chat, clarifying questions and free phrasing go here
             WORLDS_DIR / "blocksworld.pddl",
             WORLDS_DIR / "blocksworld.yaml",
             CHECKPOINTS / "blocksworld-4ops.pt",
             cfg.plan_seconds,
         )
+        self.worlds: dict[str, World] = {self.world.name: self.world}
         self.model_dir = Path(resolve_base_model(str(cfg.model_dir) if cfg.model_dir else None))
         self._decoder = None
         self._decoder_lock = threading.Lock()
@@ -93,6 +114,30 @@ class Agent:
         self._conn = sqlite3.connect(str(self.memory_path), check_same_thread=False)
         self.checkpointer = SqliteSaver(self._conn)
         self.graph = build_graph(self).compile(checkpointer=self.checkpointer)
+
+    def add_world(self, domain: Domain, verbalizer: Verbalizer, checkpoint: Path | None = None) -> World:
+        """Another world the agent reads, plans and speaks in (e.g. PlanBench's mystery blocksworld, read through
+        its own English templates); its world model is checkpoint (default checkpoints/DOMAIN.pt). The decoder
+        needs a projector for it (`ami-agent train decoder --world ...`)."""
+        if domain.name not in self.worlds:
+            ckpt = checkpoint or CHECKPOINTS / f"{domain.name}.pt"
+            self.worlds[domain.name] = make_world(domain, verbalizer, ckpt, self.config.plan_seconds)
+        return self.worlds[domain.name]
+
+    def perceive(self, text: str, previous: dict | None) -> tuple[World, object]:
+        """The world whose English reads text (the previous problem's world first), and its perception. The
+        templates of every world are tried before the LoRA reader rewrites free phrasing for the default world."""
+        first = self.worlds.get((previous or {}).get("world", ""), self.world)
+        order = [first] + [w for w in self.worlds.values() if w is not first]
+        fallback = None
+        for w in order:
+            p = perceive(text, w.reader, previous if w is first else None)
+            if p.kind in ("problem", "followup"):
+                return w, p
+            fallback = fallback or (w, p)
+        if self.has_reader and first is self.world:
+            return first, perceive(text, first.reader, previous, self.rewrite)
+        return fallback
 
     # ---- services ----------------------------------------------------------------------------------------------
     @property
@@ -185,9 +230,9 @@ class Agent:
         problem = None
         for m in history:
             if m.get("role") == "user" and isinstance(m.get("content"), str) and not check_text(m["content"]):
-                p = perceive(m["content"], self.world.reader, problem)
+                w, p = self.perceive(m["content"], problem)
                 if p.kind in ("problem", "followup"):
-                    problem = problem_dict(self.world.name, p)
+                    problem = problem_dict(w.name, p)
         return problem
 
     def thread_state(self, thread: str) -> dict:
@@ -234,11 +279,12 @@ def _timed(name: str, fn):
 def build_graph(agent: Agent):
     from langgraph.graph import END, START, StateGraph
 
-    world = agent.world
+    def world_of(state: AgentState) -> World:
+        return agent.worlds[state["problem"]["world"]]
 
     def n_perceive(state: AgentState) -> dict:
         text = state["text"]
-        p = perceive(text, world.reader, state.get("problem"), agent.rewrite if agent.has_reader else None)
+        world, p = agent.perceive(text, state.get("problem"))
         base = {
             "messages": [{"role": "user", "content": text}],
             "plan": [],
@@ -247,8 +293,8 @@ def build_graph(agent: Agent):
             "expansions": 0,
             "energies": {},
             "decode_attempts": 0,
-            "decode_mode": "latent",
-            "decoded": "",
+            "decode_mode": "",
+            "decoded": [],
             "tokens_in": 0,
             "tokens_out": 0,
             "verified": False,
@@ -274,6 +320,7 @@ def build_graph(agent: Agent):
 
     def n_plan(state: AgentState) -> dict:
         prob = state["problem"]
+        world = world_of(state)
         init, goal = _problem_facts(prob)
         cons = [Constraint(c["kind"], tuple(c["target"]), c.get("text", "")) for c in prob["constraints"]]
         try:
@@ -327,25 +374,29 @@ def build_graph(agent: Agent):
                 }
         return {"_trace": {"constraints": len(prob["constraints"])}}
 
+    rounds = DECODE_ROUNDS[agent.config.decode]
+
     def n_decode(state: AgentState) -> dict:
+        from decoder.api import max_answer_tokens
         from decoder.backends import Sampling
 
         _, item = agent.plans[state["plan_id"]]
         attempt = state.get("decode_attempts", 0)
-        mode = "latent" if attempt < MAX_DECODES else "latent+text"
-        # a repeated latent decode samples (greedy would repeat itself); the fallback is greedy again
-        temp = 0.7 if attempt == 1 else 0.0
-        from decoder.api import max_answer_tokens
-
+        modes = [m for m, _ in rounds[attempt]]
+        temp = rounds[attempt][0][1]  # one temperature a round (one batched call)
         s = Sampling(max_tokens=max_answer_tokens([item]), temperature=temp, seed=attempt)
-        d = agent.decoder.decode([item], mode, s)[0]
+        outs = agent.decoder.decode_modes(item, modes, s)
         return {
-            "decoded": d.text,
+            "decoded": [{"mode": m, "text": d.text} for m, d in zip(modes, outs)],
             "decode_attempts": attempt + 1,
-            "decode_mode": mode,
-            "tokens_in": state.get("tokens_in", 0) + d.tokens_in,
-            "tokens_out": state.get("tokens_out", 0) + d.tokens_out,
-            "_trace": {"mode": mode, "attempt": attempt + 1, "backend": agent.decoder.backend.name},
+            "tokens_in": state.get("tokens_in", 0) + sum(d.tokens_in for d in outs),
+            "tokens_out": state.get("tokens_out", 0) + sum(d.tokens_out for d in outs),
+            "_trace": {
+                "modes": modes,
+                "temperature": temp,
+                "round": attempt + 1,
+                "backend": agent.decoder.backend.name,
+            },
         }
 
     def n_verify(state: AgentState) -> dict:
@@ -353,14 +404,24 @@ def build_graph(agent: Agent):
 
         r, item = agent.plans[state["plan_id"]]
         prob = state["problem"]
-        got = read_answer(world.verbalizer, state["decoded"], prob["objects"])
+        world = world_of(state)
         p = _as_problem(world, prob)
-        same = got == [tuple(a) for a in r.actions]
-        valid = same and validate(world.domain, p, got).valid
-        update = {"verified": bool(valid), "_trace": {"equal_to_plan": same, "valid": bool(valid)}}
-        if valid:
-            update["reply"] = state["decoded"].strip()
-        elif state["decode_attempts"] > MAX_DECODES:
+        want = [tuple(a) for a in r.actions]
+        checks = []
+        for cand in state["decoded"]:
+            got = read_answer(world.verbalizer, cand["text"], prob["objects"])
+            same = got == want
+            valid = same and validate(world.domain, p, got).valid
+            checks.append({"mode": cand["mode"], "equal_to_plan": same, "valid": bool(valid)})
+            if valid:
+                return {
+                    "verified": True,
+                    "decode_mode": cand["mode"],
+                    "reply": cand["text"].strip(),
+                    "_trace": {"candidates": checks, "chosen": cand["mode"]},
+                }
+        update = {"verified": False, "_trace": {"candidates": checks}}
+        if state["decode_attempts"] >= len(rounds):
             update["status"] = "error"
             update["reply"] = (
                 "I found a plan but could not put it into words faithfully, so I will not "

@@ -431,6 +431,14 @@ BackendOpt = Annotated[
     typer.Option(help="auto (vllm when installed, else transformers) | vllm | transformers | vllm-server"),
 ]
 
+DecodeOpt = Annotated[
+    str,
+    typer.Option(
+        help="parallel (the latent decode and its latent+text fallback in one batch: least time) | "
+        "sequential (one at a time: fewest tokens)"
+    ),
+]
+
 
 def _decoder(backend: str, url: str | None, decoder_dir: Path | None, model_dir: Path | None):
     from decoder.api import DEFAULT_DIR, Decoder
@@ -628,6 +636,7 @@ def bench_agent_cmd(
     ] = "planbench",
     limit: Annotated[int | None, typer.Option(help="Only the first N queries")] = 100,
     backend: BackendOpt = "auto",
+    decode: DecodeOpt = "parallel",
     planbench_dir: PlanbenchDir = None,
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Write one record per query (JSON lines)")
@@ -661,7 +670,7 @@ def bench_agent_cmd(
         suite = "heldout phrasings"
     else:
         raise UserError(f"--phrasing must be planbench or heldout, got {phrasing!r}")
-    agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "bench.sqlite")
+    agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "bench.sqlite", decode)
     agent.warm()
     ok, times, rows = 0, [], []
     try:
@@ -687,6 +696,9 @@ def bench_agent_cmd(
                     "plan": rec.get("plan", []),
                     "reply": res["reply"],
                     "reader": next((t.get("reader") for t in res["trace"] if t["node"] == "perceive"), None),
+                    "decode_mode": next(
+                        (t.get("chosen") for t in res["trace"] if t["node"] == "verify"), None
+                    ),
                 }
             )
             err.print(
@@ -707,6 +719,7 @@ def bench_agent_cmd(
                 "valid_rate": round(ok / len(cases), 4),
                 "median_seconds": round(statistics.median(times), 2),
                 "backend": backend,
+                "decode": decode,
             }
         )
     )
@@ -867,6 +880,10 @@ def eval_cmd(
     instances: Annotated[Path | None, typer.Option(help="Folder of PDDL problems")] = None,
     nl_config: Annotated[Path | None, typer.Option(help="English templates for --domain")] = None,
     sc_samples: Annotated[int, typer.Option(help="Samples for ar-sft-sc (self-consistency)")] = 5,
+    concurrency: Annotated[
+        int, typer.Option(help="ami: queries asked at once (the decoder batches them)", min=1)
+    ] = 1,
+    decode: DecodeOpt = "parallel",
     backend: BackendOpt = "auto",
     planbench_dir: PlanbenchDir = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("runs/eval"),
@@ -937,10 +954,10 @@ def eval_cmd(
             if agent is None:
                 import tempfile
 
-                agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "eval.sqlite")
+                agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "eval.sqlite", decode)
                 agent.warm()
             bound = agent
-            return lambda cs: harness.run_agent(cs, bound)
+            return lambda cs: harness.run_agent(cs, bound, concurrency)
         adapter = None if system == "ar-zero-shot" else sft_adapter()
         samples = sc_samples if system == "ar-sft-sc" else 1
         return lambda cs: harness.run_llm(cs, *get_llm(), system, adapter, samples=samples)
@@ -1044,10 +1061,12 @@ def plan_cmd(
         sidecar.write_text(json.dumps(rec, indent=2))
 
 
-def _agent(backend: str, url: str | None, memory: Path | None):
-    from ami_agent.agent import Agent, AgentConfig
+def _agent(backend: str, url: str | None, memory: Path | None, decode: str = "parallel"):
+    from ami_agent.agent import DECODE_ROUNDS, Agent, AgentConfig
 
-    return Agent(AgentConfig(backend=backend, url=url, memory=memory))
+    if decode not in DECODE_ROUNDS:
+        raise UserError(f"--decode {decode!r}: use one of {', '.join(DECODE_ROUNDS)}")
+    return Agent(AgentConfig(backend=backend, url=url, memory=memory, decode=decode))
 
 
 MemoryOpt = Annotated[Path | None, typer.Option(help="SQLite file of the conversations (default: the cache)")]
@@ -1219,7 +1238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         rc = app(args=argv, standalone_mode=False)
-    except (WorldError, ModelError, UserError, CheckpointError, BackendError) as e:
+    except (WorldError, ModelError, UserError, CheckpointError, BackendError, FileNotFoundError) as e:
         err.print(f"error: {e}", markup=False)
         return 2
     except typer.Exit as e:

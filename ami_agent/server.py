@@ -31,7 +31,7 @@ def create_app(agent, max_parallel: int = 2):
 
     @app.get("/healthz")
     def healthz():
-        return {"status": "ok", "model": MODEL_ID, "world": agent.world.name}
+        return {"status": "ok", "model": MODEL_ID, "world": agent.world.name, "worlds": sorted(agent.worlds)}
 
     @app.get("/v1/models")
     def models():

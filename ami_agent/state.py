@@ -29,8 +29,8 @@ class AgentState(TypedDict, total=False):
     expansions: int
     energies: dict[str, float]
     decode_attempts: int
-    decode_mode: str
-    decoded: str
+    decode_mode: str  # the mode of the verified answer
+    decoded: list[dict]  # this round's candidates: {"mode", "text"}
     tokens_in: int
     tokens_out: int
     verified: bool

@@ -94,6 +94,17 @@ class Decoder:
         outs = self.backend.generate(reqs, ADAPTER, sampling or Sampling(max_tokens=max_answer_tokens(items)))
         return [self._judge(it, o) for it, o in zip(items, outs)]
 
+    def decode_modes(
+        self, item: DecodeItem, modes: list[str], sampling: Sampling | None = None
+    ) -> list[Decoded]:
+        """One plan decoded in several modes, as one batched backend call (the agent's latent decode and its
+        latent+text fallback side by side)."""
+        reqs = [self.request(item, m)[0] for m in modes]
+        outs = self.backend.generate(
+            reqs, ADAPTER, sampling or Sampling(max_tokens=max_answer_tokens([item]))
+        )
+        return [self._judge(item, o) for o in outs]
+
     def stream(self, item: DecodeItem, mode: str = "latent", sampling: Sampling | None = None):
         req, _ = self.request(item, mode)
         yield from self.backend.stream(

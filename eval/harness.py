@@ -166,32 +166,62 @@ def run_planner(cases: list[Case], time_limit: float = 10.0):
         )
 
 
-def run_agent(cases: list[Case], agent):
-    for k, c in enumerate(cases):
+def run_agent(cases: list[Case], agent, concurrency: int = 1):
+    """The whole agent on each case's natural-language query. concurrency > 1 asks several queries at once (one
+    conversation thread each), as concurrent users would: the decoder backend batches their decodes. Records
+    arrive in completion order; each carries its own wall time."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    for c in cases:  # a suite of another world (mystery blocksworld): the agent reads it with that world's English
+        agent.add_world(c.domain, c.verbalizer)
+
+    def one(k: int, c: Case) -> dict:
         t0 = time.perf_counter()
         res = agent.ask(c.query, thread=f"eval-{c.suite}-{c.name}-{k}")
-        dt = time.perf_counter() - t0
-        rec = res.get("plan_record") or {}
-        steps = c.verbalizer.read_plan(res["reply"].split("[PLAN]", 1)[-1], list(c.problem.objects))
-        status = (
-            "solved"
-            if res["status"] == "solved" and steps
-            else ("no_plan" if res["status"] == "no_plan" else res["status"])
-        )
-        if status not in ("solved", "no_plan", "error"):
-            status = "error"
-        yield _record(
-            c,
-            "ami",
-            status,
-            steps if status == "solved" else [],
-            dt,
-            reason=rec.get("reason", res["status"]),
-            tokens_in=rec.get("tokens_in", 0),
-            tokens_out=rec.get("tokens_out", 0),
-            expansions=rec.get("expansions", 0),
-            energies=rec.get("energies", {}),
-        )
+        return _agent_record(c, res, time.perf_counter() - t0)
+
+    if concurrency <= 1:
+        for k, c in enumerate(cases):
+            yield one(k, c)
+        return
+    with ThreadPoolExecutor(concurrency) as pool:
+        pending = iter(enumerate(cases))
+        running = set()
+        for k, c in pending:
+            running.add(pool.submit(one, k, c))
+            if len(running) >= concurrency:
+                break
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield f.result()
+                nxt = next(pending, None)
+                if nxt is not None:
+                    running.add(pool.submit(one, *nxt))
+
+
+def _agent_record(c: Case, res: dict, dt: float) -> dict:
+    rec = res.get("plan_record") or {}
+    steps = c.verbalizer.read_plan(res["reply"].split("[PLAN]", 1)[-1], list(c.problem.objects))
+    status = (
+        "solved"
+        if res["status"] == "solved" and steps
+        else ("no_plan" if res["status"] == "no_plan" else res["status"])
+    )
+    if status not in ("solved", "no_plan", "error"):
+        status = "error"
+    return _record(
+        c,
+        "ami",
+        status,
+        steps if status == "solved" else [],
+        dt,
+        reason=rec.get("reason", res["status"]),
+        tokens_in=rec.get("tokens_in", 0),
+        tokens_out=rec.get("tokens_out", 0),
+        expansions=rec.get("expansions", 0),
+        energies=rec.get("energies", {}),
+    )
 
 
 def run_llm(

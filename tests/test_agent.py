@@ -180,3 +180,25 @@ def test_concurrent_clients_keep_their_threads(server):
     res = run_load(server, DOMAIN, vb, clients=4, requests=3, seed=5)
     s = res.summary()
     assert s["answered"] == 12 and s["errors"] == 0 and s["mismatches"] == 0, s
+
+
+def test_another_world_read_in_its_own_english(agent, planbench):
+    """PlanBench's mystery blocksworld, added from its folder: the agent reads the query with that world's
+    templates, plans with that world's model and speaks through that world's projector; blocksworld still works."""
+    from eval.suites import load_suite
+    from planner.worlds.nl import NLConfig, Verbalizer
+    from planner.worlds.pddl import load_problem
+
+    inst = load_suite("planbench:mystery_blocksworld", planbench, 1)[0]
+    d = load_domain(inst.domain_path)
+    agent.add_world(d, Verbalizer(d, NLConfig.load(inst.nl_config_path)))
+    p = load_problem(inst.problem_path, d)
+    res = agent.ask(inst.query, thread="m1")
+    assert res["status"] == "solved", res
+    assert validate(d, p, parse_plan_text("\n".join(res["plan_record"]["plan"]), d, p)).valid
+    verify = [t for t in res["trace"] if t["node"] == "verify"][-1]
+    assert verify["chosen"] in ("latent", "latent+text")
+    assert [c["mode"] for c in verify["candidates"]][0] == "latent"
+    assert agent.thread_state("m1")["problem"]["world"] == d.name
+    back = agent.ask(f"{START} {GOAL}", thread="m2")
+    assert back["status"] == "solved" and agent.thread_state("m2")["problem"]["world"] == DOMAIN.name
