@@ -28,16 +28,45 @@ TRAIN_FACTS = {
         "the {y} has the {x} on it",
         "there is the {x} on the {y}",
         "the {x} is on the {y}",
+        "the {x} is atop the {y}",
+        "the {x} lies on the {y}",
+        "the {y} supports the {x}",
+        "on the {y} there is the {x}",
+        "the {x} is sitting on top of the {y}",
+        "the {y} is under the {x}",
+        "the {x} has been put on the {y}",
     ],
     "ontable": [
         "the {x} is on the table",
         "the {x} lies on the table",
         "the {x} is directly on the table",
         "{x} sits on the table",
+        "the {x} rests on the table",
+        "the {x} is lying on the table",
+        "on the table there is the {x}",
+        "the {x} is down on the table",
     ],
-    "clear": ["the {x} is clear", "nothing is on the {x}", "the {x} has nothing on top of it"],
-    "handempty": ["the hand is empty", "my hand is empty", "I am not holding anything"],
-    "holding": ["I am holding the {x}", "the hand is currently holding the {x}", "the {x} is in my hand"],
+    "clear": [
+        "the {x} is clear",
+        "nothing is on the {x}",
+        "the {x} has nothing on top of it",
+        "the top of the {x} is empty",
+        "there is nothing on the {x}",
+    ],
+    "handempty": [
+        "the hand is empty",
+        "my hand is empty",
+        "I am not holding anything",
+        "I hold nothing",
+        "nothing is in my hand",
+    ],
+    "holding": [
+        "I am holding the {x}",
+        "the hand is currently holding the {x}",
+        "the {x} is in my hand",
+        "I have the {x} in my hand",
+        "the hand holds the {x}",
+    ],
 }
 TRAIN_GOAL_FACTS = {
     "on": [
@@ -45,8 +74,11 @@ TRAIN_GOAL_FACTS = {
         "the {x} on the {y}",
         "{x} stacked on {y}",
         "the {x} sitting on the {y}",
+        "the {x} atop the {y}",
+        "the {x} resting on the {y}",
+        "the {x} lying on the {y}",
     ],
-    "ontable": ["the {x} on the table"],
+    "ontable": ["the {x} on the table", "the {x} resting on the table", "the {x} lying on the table"],
 }
 TRAIN_INIT_INTROS = [
     "As initial conditions I have that,",
@@ -54,6 +86,10 @@ TRAIN_INIT_INTROS = [
     "Currently,",
     "At the moment",
     "Here is the setup:",
+    "Initially,",
+    "The situation is this:",
+    "Now",
+    "I have some blocks.",
 ]
 TRAIN_GOAL_INTROS = [
     "My goal is to have that",
@@ -61,8 +97,12 @@ TRAIN_GOAL_INTROS = [
     "Please get",
     "Can you arrange it so I have",
     "The goal: I need",
+    "I would like",
+    "Make it so that there is",
+    "End state:",
+    "What I need is",
 ]
-TRAIN_REFS = ["the {c} block", "the {c} one", "{c}", "the {c} block"]
+TRAIN_REFS = ["the {c} block", "the {c} one", "{c}", "the {c} block", "the {c} box", "the {c} brick"]
 
 
 @dataclass

@@ -131,3 +131,36 @@ def test_reader_training_pairs_and_state_completion(reader):
         assert "As initial conditions" not in text or text.startswith("As initial")
     train_words = {t for v in TRAIN.facts.values() for t in v}
     assert not train_words & {t for v in HELDOUT.facts.values() for t in v}  # held-out phrasings stay unseen
+
+
+def test_reader_training_phrasings_are_kept_apart_from_the_heldout_ones():
+    from ami_agent.reader import TRAIN
+    from eval.heldout_phrasings import HELDOUT
+
+    for kind, templates in HELDOUT.facts.items():
+        assert not set(templates) & set(TRAIN.facts.get(kind, [])), kind
+    for kind, templates in HELDOUT.goal_facts.items():
+        assert not set(templates) & set(TRAIN.goal_facts.get(kind, [])), kind
+    assert not set(HELDOUT.init_intros) & set(TRAIN.init_intros)
+    assert not set(HELDOUT.goal_intros) & set(TRAIN.goal_intros)
+
+
+def test_reader_targets_read_back_and_complete_to_the_problem(reader):
+    """Each training pair's target is a standard statement the templates read; with the unsaid facts completed it
+    is exactly the generated problem."""
+    import random
+
+    from ami_agent.reader import TRAIN, complete_state, free_text
+    from planner.worlds.generate import ProblemGenerator, blocksworld_names
+
+    d = reader.vb.domain
+    rng = random.Random(3)
+    gen = ProblemGenerator(d, None, rng)
+    names = blocksworld_names(d)
+    for _ in range(40):
+        p = gen.sample(rng.randint(3, 6))
+        text, target = free_text(reader.vb, p.init, p.goal, TRAIN, rng, names)
+        init, goal = reader.statement(target)
+        objects = sorted(p.objects)
+        assert complete_state(init, objects, names) == set(p.init), text
+        assert goal == set(p.goal)
