@@ -172,7 +172,9 @@ def run_agent(cases: list[Case], agent, concurrency: int = 1):
     arrive in completion order; each carries its own wall time."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    for c in cases:  # a suite of another world (mystery blocksworld): the agent reads it with that world's English
+    for c in (
+        cases
+    ):  # a suite of another world (mystery blocksworld): the agent reads it with that world's English
         agent.add_world(c.domain, c.verbalizer)
 
     def one(k: int, c: Case) -> dict:

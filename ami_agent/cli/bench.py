@@ -1,0 +1,173 @@
+"""`ami-agent bench agent` and `bench load`: the agent on suites and phrasings, and concurrent clients."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ami_agent.cli.common import (
+    BackendOpt,
+    DecodeOpt,
+    PlanbenchDir,
+    UserError,
+    _agent,
+    bench_app,
+    err,
+    out,
+)
+from planner.worlds.errors import WorldError
+
+
+@bench_app.command("agent")
+def bench_agent_cmd(
+    suite: Annotated[
+        str, typer.Option(help="Suite whose natural-language queries are asked")
+    ] = "planbench:blocksworld",
+    phrasing: Annotated[
+        str,
+        typer.Option(
+            help="planbench (the suite's own queries) | heldout (generated problems in phrasings the reader "
+            "never trained on)"
+        ),
+    ] = "planbench",
+    limit: Annotated[int | None, typer.Option(help="Only the first N queries")] = 100,
+    backend: BackendOpt = "auto",
+    decode: DecodeOpt = "parallel",
+    planbench_dir: PlanbenchDir = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write one record per query (JSON lines)")
+    ] = None,
+):
+    """Ask the agent each query of a suite in its own words (PlanBench's phrasing); validate the answers' plans."""
+    import statistics
+    import tempfile
+    import time
+
+    from eval.suites import load_suite
+    from planner.worlds.pddl import load_domain, load_problem
+    from planner.worlds.plans import parse_plan_text, validate
+
+    if phrasing == "planbench":
+        insts = [i for i in load_suite(suite, planbench_dir, limit) if i.query]
+        if not insts:
+            raise UserError(f"suite {suite} has no natural-language queries")
+        d = load_domain(insts[0].domain_path)
+        cases = [(i.name, i.query, load_problem(i.problem_path, d)) for i in insts]
+    elif phrasing == "heldout":
+        from ami_agent.agent import WORLDS_DIR
+        from eval.heldout_phrasings import heldout_requests
+        from planner.worlds.nl import NLConfig, Verbalizer
+
+        d = load_domain(WORLDS_DIR / "blocksworld.pddl")
+        vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
+        cases = [
+            (f"heldout-{k}", t, p) for k, (t, p) in enumerate(heldout_requests(d, vb, limit or 50), start=1)
+        ]
+        suite = "heldout phrasings"
+    else:
+        raise UserError(f"--phrasing must be planbench or heldout, got {phrasing!r}")
+    agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "bench.sqlite", decode)
+    agent.warm()
+    ok, times, rows = 0, [], []
+    try:
+        for k, (name, text, p) in enumerate(cases, start=1):
+            t0 = time.perf_counter()
+            res = agent.ask(text, thread=f"bench-{k}")
+            dt = time.perf_counter() - t0
+            rec = res.get("plan_record") or {}
+            valid = False
+            if res["status"] == "solved":
+                try:
+                    valid = validate(d, p, parse_plan_text("\n".join(rec["plan"]), d, p)).valid
+                except WorldError:
+                    valid = False
+            ok += valid
+            times.append(dt)
+            rows.append(
+                {
+                    "instance": name,
+                    "status": res["status"],
+                    "valid": valid,
+                    "seconds": round(dt, 3),
+                    "plan": rec.get("plan", []),
+                    "reply": res["reply"],
+                    "reader": next((t.get("reader") for t in res["trace"] if t["node"] == "perceive"), None),
+                    "decode_mode": next(
+                        (t.get("chosen") for t in res["trace"] if t["node"] == "verify"), None
+                    ),
+                }
+            )
+            err.print(
+                f"\r[{k}/{len(cases)}] valid {ok}/{k}  last {name} {res['status']} {dt:.2f}s   ", end=""
+            )
+    finally:
+        agent.close()
+    err.print()
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out.print(
+        json.dumps(
+            {
+                "suite": suite,
+                "queries": len(cases),
+                "valid": ok,
+                "valid_rate": round(ok / len(cases), 4),
+                "median_seconds": round(statistics.median(times), 2),
+                "backend": backend,
+                "decode": decode,
+            }
+        )
+    )
+
+
+@bench_app.command("load")
+def bench_load_cmd(
+    clients: Annotated[int, typer.Option(help="Concurrent clients, each its own thread")] = 16,
+    requests: Annotated[int, typer.Option(help="Requests per client")] = 10,
+    url: Annotated[
+        str | None, typer.Option(help="A running `ami-agent serve` (default: start one on loopback)")
+    ] = None,
+    backend: BackendOpt = "auto",
+):
+    """Concurrent clients against the OpenAI-compatible server: errors, mixed-up threads, latency."""
+    import socket
+    import tempfile
+    import threading
+    import time
+
+    from ami_agent.agent import WORLDS_DIR
+    from ami_agent.loadtest import run_load
+    from planner.worlds.nl import NLConfig, Verbalizer
+    from planner.worlds.pddl import load_domain
+
+    server = None
+    if url is None:
+        import uvicorn
+
+        from ami_agent.server import create_app
+
+        agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "load.sqlite")
+        agent.warm()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(agent), host="127.0.0.1", port=port, log_level="warning")
+        )
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+    d = load_domain(WORLDS_DIR / "blocksworld.pddl")
+    vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
+    err.print(f"{clients} clients x {requests} requests against {url} ...")
+    t0 = time.perf_counter()
+    res = run_load(url, d, vb, clients, requests)
+    summary = res.summary() | {"wall_seconds": round(time.perf_counter() - t0, 1)}
+    out.print(json.dumps(summary))
+    if server:
+        server.should_exit = True

@@ -1,0 +1,150 @@
+"""`ami-agent eval`: systems x suites (eval/harness.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ami_agent.cli.common import (
+    BackendOpt,
+    DecodeOpt,
+    PlanbenchDir,
+    UserError,
+    _agent,
+    _problem_files,
+    app,
+    err,
+    out,
+)
+
+
+@app.command("eval")
+def eval_cmd(
+    suite: Annotated[
+        list[str] | None, typer.Option(help="planbench:NAME or gen:blocksworld:steps=K (repeatable)")
+    ] = None,
+    systems: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: "
+            + ", ".join(("ami", "ami-planner", "ar-zero-shot", "ar-sft", "ar-sft-sc", "oracle"))
+        ),
+    ] = "ami-planner,oracle",
+    limit: Annotated[int | None, typer.Option(help="Only the first N problems of each suite")] = None,
+    domain: Annotated[Path | None, typer.Option(help="PDDL domain (with --instances)")] = None,
+    instances: Annotated[Path | None, typer.Option(help="Folder of PDDL problems")] = None,
+    nl_config: Annotated[Path | None, typer.Option(help="English templates for --domain")] = None,
+    sc_samples: Annotated[int, typer.Option(help="Samples for ar-sft-sc (self-consistency)")] = 5,
+    concurrency: Annotated[
+        int, typer.Option(help="ami: queries asked at once (the decoder batches them)", min=1)
+    ] = 1,
+    decode: DecodeOpt = "parallel",
+    backend: BackendOpt = "auto",
+    planbench_dir: PlanbenchDir = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("runs/eval"),
+):
+    """Systems x suites: plan records per system, summary.json, report.md and plots; resumable."""
+    from eval import harness
+
+    names = [s.strip() for s in systems.split(",") if s.strip()]
+    bad = [s for s in names if s not in harness.SYSTEMS]
+    if bad:
+        raise UserError(f"unknown system(s) {', '.join(bad)}: choose from {', '.join(harness.SYSTEMS)}")
+    cases = []
+    for spec in suite or []:
+        try:
+            cases += harness.load_cases(spec, planbench_dir, limit)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    if domain or instances:
+        if not (domain and instances):
+            raise UserError("--domain and --instances go together")
+        from planner.worlds.nl import NLConfig, Verbalizer
+        from planner.worlds.pddl import load_domain, load_problem
+
+        d = load_domain(domain)
+        vb = Verbalizer(d, NLConfig.load(nl_config) if nl_config else None)
+        for f in _problem_files(instances)[:limit]:
+            p = load_problem(f, d)
+            cases.append(
+                harness.Case(str(instances), f.name, d, p, vb, harness.zero_shot_query(vb, p), None, None)
+            )
+    if not cases:
+        raise UserError("nothing to evaluate: give --suite, or --domain D.pddl --instances DIR")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = lambda m, end="\n": err.print(m, end=end)  # noqa: E731
+    agent = None
+    llm = None
+
+    def get_llm():
+        nonlocal llm, agent
+        if llm is None:
+            from transformers import AutoTokenizer
+
+            from decoder.backends import make_backend
+            from decoder.base_model import resolve_base_model
+
+            mdir = Path(resolve_base_model(None))
+            backend_obj = agent.decoder.backend if agent else make_backend(backend, mdir)
+            llm = (backend_obj, AutoTokenizer.from_pretrained(mdir))
+        return llm
+
+    def sft_adapter():
+        from eval.baselines import ADAPTER, AR_SFT_DIR
+
+        path = AR_SFT_DIR / "adapter"
+        if not (path / "adapter_config.json").exists():
+            raise UserError(f"{path}: no ar-sft adapter. Train it: ami-agent train ar-sft")
+        b, _ = get_llm()
+        b.add_adapter(ADAPTER, path)
+        return ADAPTER
+
+    def runner(system: str):
+        nonlocal agent
+        if system == "oracle":
+            return harness.run_oracle
+        if system == "ami-planner":
+            return harness.run_planner
+        if system == "ami":
+            if agent is None:
+                import tempfile
+
+                agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "eval.sqlite", decode)
+                agent.warm()
+            bound = agent
+            return lambda cs: harness.run_agent(cs, bound, concurrency)
+        adapter = None if system == "ar-zero-shot" else sft_adapter()
+        samples = sc_samples if system == "ar-sft-sc" else 1
+        return lambda cs: harness.run_llm(cs, *get_llm(), system, adapter, samples=samples)
+
+    for system in names:
+        make = runner(system)
+        n = harness.run_system(system, cases, out_dir, make, log)
+        err.print(f"{system}: {n} new record(s) in {out_dir / (system + '.jsonl')}")
+    rows = [
+        r
+        for r in harness.load_records(out_dir, names)
+        if (r["suite"], r["instance"]) in {(c.suite, c.name) for c in cases}
+    ]
+    summary = harness.summarize(rows)
+    frontier = harness.frontier_rows(planbench_dir, sorted({c.suite for c in cases}))
+    (out_dir / "summary.json").write_text(
+        json.dumps(
+            {"summary": summary, "reference": frontier, "command": "ami-agent " + " ".join(sys.argv[1:])},
+            indent=1,
+        )
+    )
+    harness.write_report(out_dir, summary, frontier, rows)
+    for s, per in summary.items():
+        for system, v in per.items():
+            out.print(
+                f"{s:40s} {system:14s} {v['success']}/{v['problems']} ({v['success_rate']:.1%})  "
+                f"median {v['median_seconds']:.2f}s"
+            )
+    out.print(f"wrote {out_dir}/summary.json, report.md, success_by_length.png, time_by_length.png")
+    if agent:
+        agent.close()

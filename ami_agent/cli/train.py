@@ -1,0 +1,240 @@
+"""`ami-agent train ...`: the world model, the decoder, the reader and the ar-sft baseline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ami_agent.cli.common import (
+    DEFAULT_DECODER_WORLDS,
+    PlanbenchDir,
+    UserError,
+    _decoder_world,
+    _parse_range,
+    _problem_files,
+    default_checkpoint,
+    err,
+    out,
+    train_app,
+)
+
+
+@train_app.command("world-model")
+def train_world_model_cmd(
+    domain: Annotated[Path, typer.Option(help="PDDL domain file")],
+    objects: Annotated[str, typer.Option(help="Object counts to train on, N or LO-HI")] = "3-5",
+    problems: Annotated[
+        Path | None, typer.Option(help="Folder of seed problems (domains without a dedicated generator)")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Optimiser steps")] = 4000,
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget in minutes")] = 25.0,
+    batch_size: Annotated[int, typer.Option(help="Trajectories per step")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    regulariser: Annotated[str, typer.Option(help="sigreg | vicreg | none")] = "sigreg",
+    init_from: Annotated[Path | None, typer.Option(help="Continue training from this checkpoint")] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate")] = 1e-3,
+    validate_every: Annotated[int, typer.Option(help="Steps between validations")] = 500,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Checkpoint path (default checkpoints/DOMAIN.pt)")
+    ] = None,
+):
+    """Train the JEPA world model on generated transitions; writes a checkpoint and a JSON training record."""
+    from eval.planning import generated_success
+    from planner.api import Planner
+    from planner.search import SearchConfig
+    from planner.train import TrainConfig, train_world_model
+    from planner.worlds.pddl import load_domain, load_problem
+
+    d = load_domain(domain)
+    seeds = [load_problem(f, d) for f in _problem_files(problems)] if problems else None
+    lo, hi = _parse_range(objects)
+    if seeds is None:
+        from planner.worlds.generate import blocksworld_names
+
+        if blocksworld_names(d) is None:
+            raise UserError(
+                f"domain '{d.name}' has no dedicated generator: pass --problems DIR with seed problems"
+            )
+    cfg = TrainConfig(
+        objects=(lo, hi),
+        steps=steps,
+        minutes=minutes,
+        batch_size=batch_size,
+        seed=seed,
+        regulariser=regulariser,
+        validate_every=validate_every,
+        lr=lr,
+    )
+    out_path = out_path or default_checkpoint(d)
+    sizes = sorted({lo, hi, hi + 1})
+
+    def validate_fn(model):
+        return generated_success(
+            Planner(model, SearchConfig(time_limit=3)), d, sizes, per_size=10, seed_problems=seeds
+        )
+
+    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    rec = train_world_model(
+        d, cfg, out_path, seeds, validate_fn, command=command, log=lambda m: err.print(m), init_from=init_from
+    )
+    out.print(
+        f"wrote {out_path} ({rec['parameters'] / 1e6:.2f}M parameters, {rec['steps_done']} steps, "
+        f"{rec['minutes']} min) and {out_path.with_suffix('.json')}"
+    )
+
+
+@train_app.command("decoder")
+def train_decoder_cmd(
+    world: Annotated[
+        list[str] | None,
+        typer.Option(help="A world to speak for: planbench:SUITE or DOMAIN.pddl[,CONFIG.yaml] (repeatable)"),
+    ] = None,
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget for training, in minutes")] = 40.0,
+    steps: Annotated[int, typer.Option(help="At most this many optimiser steps")] = 100_000,
+    batch_size: Annotated[int, typer.Option(help="Examples per step")] = 8,
+    rank: Annotated[int, typer.Option(help="LoRA rank (<= 16: what the vLLM engine is started with)")] = 16,
+    lr: Annotated[float, typer.Option(help="LoRA learning rate (the projectors use twice this)")] = 1e-3,
+    objects: Annotated[str, typer.Option(help="Object counts of the generated problems, N or LO-HI")] = "3-5",
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Base model folder (default: the converted SmolLM2)")
+    ] = None,
+    planbench_dir: PlanbenchDir = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default checkpoints/decoder)")
+    ] = None,
+    init_from: Annotated[
+        Path | None, typer.Option(help="A trained decoder folder to continue training")
+    ] = None,
+    walk_fraction: Annotated[
+        float, typer.Option(help="Share of training plans that are random walks (0: optimal plans only)")
+    ] = 0.5,
+):
+    """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
+    from decoder.api import DEFAULT_DIR
+    from decoder.base_model import resolve_base_model
+    from decoder.train import DecoderTrainConfig, train_decoder
+
+    if not 1 <= rank <= 16:
+        raise UserError(f"--rank must be 1..16 (vLLM serves adapters up to rank 16), got {rank}")
+    worlds = [_decoder_world(w, planbench_dir) for w in (world or DEFAULT_DECODER_WORLDS)]
+    lo, hi = _parse_range(objects)
+    cfg = DecoderTrainConfig(
+        rank=rank,
+        alpha=2 * rank,
+        lr=lr,
+        projector_lr=2 * lr,
+        batch=batch_size,
+        minutes=minutes,
+        max_steps=steps,
+        objects=(lo, hi),
+        seed=seed,
+        walk_fraction=walk_fraction,
+    )
+    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    target = out_dir or DEFAULT_DIR
+    rec = train_decoder(
+        worlds,
+        Path(resolve_base_model(str(model_dir) if model_dir else None)),
+        target,
+        cfg,
+        command,
+        log=lambda m: err.print(m),
+        init_from=init_from,
+    )
+    out.print(
+        f"wrote {target}/adapter, {target}/projector.pt and {target}/decoder.json "
+        f"({rec['steps']} steps, {rec['minutes_training']} min)"
+    )
+
+
+@train_app.command("reader")
+def train_reader_cmd(
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget for training, in minutes")] = 25.0,
+    steps: Annotated[int, typer.Option(help="At most this many optimiser steps")] = 100_000,
+    batch_size: Annotated[int, typer.Option(help="Examples per step")] = 8,
+    rank: Annotated[int, typer.Option(help="LoRA rank (<= 16)")] = 16,
+    lr: Annotated[float, typer.Option(help="Learning rate")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Base model folder (default: the converted SmolLM2)")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default checkpoints/reader)")
+    ] = None,
+):
+    """Train the free-phrasing reader (a LoRA adapter) on generated paraphrases of blocksworld problems."""
+    from ami_agent.agent import WORLDS_DIR
+    from ami_agent.reader import READER_DIR, train_reader
+    from decoder.base_model import resolve_base_model
+    from planner.worlds.nl import NLConfig, Verbalizer
+    from planner.worlds.pddl import load_domain
+
+    if not 1 <= rank <= 16:
+        raise UserError(f"--rank must be 1..16, got {rank}")
+    d = load_domain(WORLDS_DIR / "blocksworld.pddl")
+    vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
+    target = out_dir or READER_DIR
+    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    rec = train_reader(
+        d,
+        vb,
+        Path(resolve_base_model(str(model_dir) if model_dir else None)),
+        target,
+        minutes,
+        steps,
+        batch_size,
+        rank,
+        lr,
+        seed,
+        command,
+        log=lambda m: err.print(m),
+    )
+    out.print(
+        f"wrote {target}/adapter and {target}/reader.json ({rec['steps']} steps, {rec['minutes_training']} min)"
+    )
+
+
+@train_app.command("ar-sft")
+def train_ar_sft_cmd(
+    world: Annotated[
+        list[str] | None, typer.Option(help="planbench:SUITE or DOMAIN.pddl[,CONFIG.yaml] (repeatable)")
+    ] = None,
+    minutes: Annotated[
+        float, typer.Option(help="Wall-clock budget (the decoder's, for a fair baseline)")
+    ] = 40.0,
+    steps: Annotated[int, typer.Option(help="At most this many optimiser steps")] = 100_000,
+    objects: Annotated[str, typer.Option(help="Object counts of the generated problems")] = "3-5",
+    rank: Annotated[int, typer.Option(help="LoRA rank (the decoder's)")] = 16,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    planbench_dir: PlanbenchDir = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default checkpoints/ar-sft)")
+    ] = None,
+):
+    """Train the pure autoregressive baseline: the base model + LoRA writing plans straight from the query."""
+    from decoder.base_model import resolve_base_model
+    from eval.baselines import AR_SFT_DIR, train_ar_sft
+
+    worlds = [_decoder_world(w, planbench_dir) for w in (world or DEFAULT_DECODER_WORLDS)]
+    lo, hi = _parse_range(objects)
+    target = out_dir or AR_SFT_DIR
+    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    rec = train_ar_sft(
+        worlds,
+        Path(resolve_base_model(None)),
+        target,
+        minutes,
+        (lo, hi),
+        steps,
+        rank=rank,
+        seed=seed,
+        command=command,
+        log=lambda m: err.print(m),
+    )
+    out.print(
+        f"wrote {target}/adapter and {target}/ar-sft.json ({rec['steps']} steps, {rec['minutes_training']} min)"
+    )
