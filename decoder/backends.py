@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import queue
 import threading
 import uuid
 from collections.abc import Iterator
@@ -201,6 +202,113 @@ class TransformersBackend:
 
 
 # ---- vLLM in-process engine -----------------------------------------------------------------------------------
+class _EngineLoop:
+    """Requests from concurrent callers (the server's clients, the agent's parallel decodes, an evaluation's
+    workers) join the same running batch of vLLM's engine: continuous batching across threads. No thread of its
+    own: whichever waiting caller holds the step lock steps the engine for everyone and hands each output to its
+    request's queue; the others wait on their queues and take over when it leaves."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.lock = threading.Lock()  # guards pending / aborts / running
+        self.step_lock = threading.Lock()  # one thread steps the engine at a time
+        self.pending: list[tuple] = []
+        self.aborts: list[str] = []  # requests whose callers stopped listening
+        self.running: dict[str, queue.Queue] = {}  # request id -> its caller's queue
+        self.closed = False
+
+    def submit(self, prompt: dict, params, lora) -> queue.Queue:
+        """Queues one request; returns the queue its outputs (and finally None) arrive on."""
+        q: queue.Queue = queue.Queue()
+        q.rid = f"req-{uuid.uuid4().hex}"
+        with self.lock:
+            if self.closed:
+                raise BackendError("the vLLM engine is closed")
+            self.pending.append((q.rid, prompt, params, lora, q))
+        return q
+
+    def abort(self, q: queue.Queue) -> None:
+        with self.lock:
+            self.aborts.append(q.rid)
+        if self.step_lock.acquire(blocking=False):
+            try:
+                self._take_new()
+            finally:
+                self.step_lock.release()
+
+    def _take_new(self) -> None:
+        with self.lock:
+            new, self.pending = self.pending, []
+            aborts, self.aborts = self.aborts, []
+        for rid in aborts:
+            if self.running.pop(rid, None) is not None:
+                self.engine.abort_request([rid])
+        for rid, prompt, params, lora, q in new:
+            try:
+                self.engine.add_request(rid, prompt, params, lora_request=lora)
+                self.running[rid] = q
+            except Exception as e:  # a bad request fails alone
+                q.put(BackendError(f"vLLM refused the request: {e}"))
+
+    def _step(self) -> None:
+        self._take_new()
+        if not self.running:
+            return
+        try:
+            outs = self.engine.step()
+        except Exception as e:  # the engine itself failed: every caller hears it
+            for q in self.running.values():
+                q.put(BackendError(f"the vLLM engine failed: {type(e).__name__}: {e}"))
+            self.running.clear()
+            return
+        for out in outs:
+            q = self.running.get(out.request_id)
+            if q is None:
+                continue
+            q.put(out)
+            if out.finished:
+                del self.running[out.request_id]
+                q.put(None)
+
+    def outputs(self, q: queue.Queue):
+        """The outputs of one request, until it finishes; steps the engine whenever no other caller does."""
+        while True:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                if self.step_lock.acquire(blocking=False):
+                    try:
+                        self._step()
+                    finally:
+                        self.step_lock.release()
+                else:
+                    try:
+                        item = q.get(timeout=0.005)
+                    except queue.Empty:
+                        continue
+                    else:
+                        yield from self._emit(item)
+                        if item is None:
+                            return
+                continue
+            yield from self._emit(item)
+            if item is None:
+                return
+
+    @staticmethod
+    def _emit(item):
+        if isinstance(item, BaseException):
+            raise item
+        if item is not None:
+            yield item
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            for q in self.running.values():
+                q.put(BackendError("the vLLM engine was closed"))
+
+
 class VLLMBackend:
     name = "vllm"
 
@@ -235,7 +343,7 @@ class VLLMBackend:
             seed=0,
         )
         self.adapters: dict[str, object] = {}
-        self.lock = threading.Lock()
+        self.loop = _EngineLoop(self.llm.llm_engine)
 
     def add_adapter(self, name: str, path: str | Path) -> None:
         from vllm.lora.request import LoRARequest
@@ -245,6 +353,9 @@ class VLLMBackend:
             self.adapters[name] = LoRARequest(name, len(self.adapters) + 1, str(path.resolve()))
 
     def close(self) -> None:
+        if getattr(self, "loop", None) is not None:
+            self.loop.close()
+            self.loop = None
         engine = getattr(getattr(self, "llm", None), "llm_engine", None)
         core = getattr(engine, "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
@@ -279,30 +390,31 @@ class VLLMBackend:
         )
 
     def generate(self, requests, adapter=None, sampling=None):
+        from vllm.sampling_params import RequestOutputKind
+
         s = sampling or Sampling()
         lora = self._lora(adapter)
-        with self.lock:
-            outs = self.llm.generate(
-                [self._prompt(r) for r in requests], self._params(s), use_tqdm=False, lora_request=lora
-            )
-        return [
-            Completion(
-                o.outputs[0].text, r.length, len(o.outputs[0].token_ids), o.outputs[0].finish_reason or "stop"
-            )
-            for r, o in zip(requests, outs)
-        ]
+        params = self._params(s)
+        params.output_kind = RequestOutputKind.FINAL_ONLY
+        queues = [self.loop.submit(self._prompt(r), params, lora) for r in requests]
+        out = []
+        for r, q in zip(requests, queues):
+            o = list(self.loop.outputs(q))[-1].outputs[0]  # FINAL_ONLY: one output
+            out.append(Completion(o.text, r.length, len(o.token_ids), o.finish_reason or "stop"))
+        return out
 
     def stream(self, request, adapter=None, sampling=None):
         s = sampling or Sampling()
-        lora = self._lora(adapter)
-        engine = self.llm.llm_engine
-        rid = f"stream-{uuid.uuid4().hex}"
-        with self.lock:
-            engine.add_request(rid, self._prompt(request), self._params(s, delta=True), lora_request=lora)
-            while engine.has_unfinished_requests():
-                for out in engine.step():
-                    if out.request_id == rid and out.outputs and out.outputs[0].text:
-                        yield out.outputs[0].text
+        q = self.loop.submit(self._prompt(request), self._params(s, delta=True), self._lora(adapter))
+        finished = False
+        try:
+            for out in self.loop.outputs(q):
+                if out.outputs and out.outputs[0].text:
+                    yield out.outputs[0].text
+            finished = True
+        finally:
+            if not finished:  # the reader went away (a closed connection): free the engine's slot
+                self.loop.abort(q)
 
 
 # ---- vLLM server client ---------------------------------------------------------------------------------------
