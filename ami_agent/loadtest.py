@@ -55,7 +55,9 @@ def run_load(
     requests: int = 10,
     seed: int = 0,
     timeout: float = 600.0,
+    progress=None,
 ) -> LoadResult:
+    """progress(answered, errors, mismatches): called after each request, from the client threads."""
     res = LoadResult(clients, clients * requests)
     lock = threading.Lock()
     url = base_url.rstrip("/") + "/v1/chat/completions"
@@ -91,6 +93,8 @@ def run_load(
             except (urllib.error.URLError, OSError, ValueError) as e:
                 with lock:
                     res.errors.append(f"client {k} request {i}: {e}")
+                    if progress:
+                        progress(len(res.seconds) + len(res.errors), len(res.errors), len(res.mismatches))
                 continue
             dt = time.perf_counter() - t0
             rec = out.get("plan_record") or {}
@@ -105,6 +109,8 @@ def run_load(
                 res.seconds.append(dt)
                 if problem:
                     res.mismatches.append(problem)
+                if progress:
+                    progress(len(res.seconds) + len(res.errors), len(res.errors), len(res.mismatches))
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:

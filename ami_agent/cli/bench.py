@@ -166,7 +166,18 @@ def bench_load_cmd(
     vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
     err.print(f"{clients} clients x {requests} requests against {url} ...")
     t0 = time.perf_counter()
-    res = run_load(url, d, vb, clients, requests)
+    total = clients * requests
+    res = run_load(
+        url,
+        d,
+        vb,
+        clients,
+        requests,
+        progress=lambda n, e, m: err.print(
+            f"\r[{n}/{total}] errors {e}, wrong plans {m}, {time.perf_counter() - t0:.0f}s   ", end=""
+        ),
+    )
+    err.print()
     summary = res.summary() | {"wall_seconds": round(time.perf_counter() - t0, 1)}
     out.print(json.dumps(summary))
     if server:
