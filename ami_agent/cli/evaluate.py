@@ -122,12 +122,14 @@ def eval_cmd(
         return lambda cs: harness.run_llm(cs, *get_llm(), system, adapter, samples=samples)
 
     for system in names:
-        make = runner(system)
-        n = harness.run_system(system, cases, out_dir, make, log)
+        # runner(system) only when there is work: a finished system needs no engine start
+        n = harness.run_system(system, cases, out_dir, lambda cs, s=system: runner(s)(cs), log)
         err.print(f"{system}: {n} new record(s) in {out_dir / (system + '.jsonl')}")
+    # the report covers every system recorded in the folder for these problems, not only this run's
+    recorded = [s for s in harness.SYSTEMS if (out_dir / f"{s}.jsonl").exists()]
     rows = [
         r
-        for r in harness.load_records(out_dir, names)
+        for r in harness.load_records(out_dir, recorded)
         if (r["suite"], r["instance"]) in {(c.suite, c.name) for c in cases}
     ]
     summary = harness.summarize(rows)
