@@ -440,7 +440,7 @@ def plot(rows: list[dict], out_dir: Path) -> None:
         ("valid", "success_by_length.png", "valid plans"),
         ("seconds", "time_by_length.png", "median seconds"),
     ):
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = plt.subplots(figsize=(9, 4))
         styles = ["o-", "s--", "^-.", "D:", "v-", "x--"]
         for k, (system, per) in enumerate(sorted(by.items())):
             xs = sorted(per)
@@ -465,7 +465,7 @@ def plot(rows: list[dict], out_dir: Path) -> None:
             ax.set_yscale("log")
         else:
             ax.set_ylim(-0.02, 1.02)
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: lines sit at 0 and 1
         ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(out_dir / fname, dpi=110)
