@@ -242,7 +242,10 @@ class _EngineLoop:
             aborts, self.aborts = self.aborts, []
         for rid in aborts:
             if self.running.pop(rid, None) is not None:
-                self.engine.abort_request([rid])
+                try:
+                    self.engine.abort_request([rid])
+                except Exception:  # already finished inside the engine: nothing to free
+                    pass
         for rid, prompt, params, lora, q in new:
             try:
                 self.engine.add_request(rid, prompt, params, lora_request=lora)
