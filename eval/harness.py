@@ -172,9 +172,8 @@ def run_agent(cases: list[Case], agent, concurrency: int = 1):
     arrive in completion order; each carries its own wall time."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    for c in (
-        cases
-    ):  # a suite of another world (mystery blocksworld): the agent reads it with that world's English
+    # a suite of another world (mystery blocksworld): the agent reads it with that world's English
+    for c in cases:
         agent.add_world(c.domain, c.verbalizer)
 
     def one(k: int, c: Case) -> dict:
@@ -218,7 +217,7 @@ def _agent_record(c: Case, res: dict, dt: float) -> dict:
         status,
         steps if status == "solved" else [],
         dt,
-        reason=rec.get("reason", res["status"]),
+        reason="" if status == "solved" else (rec.get("reason") or res["reply"][:300]),
         tokens_in=rec.get("tokens_in", 0),
         tokens_out=rec.get("tokens_out", 0),
         expansions=rec.get("expansions", 0),
