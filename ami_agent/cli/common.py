@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -194,3 +195,8 @@ def _agent(backend: str, url: str | None, memory: Path | None, decode: str = "pa
 
 
 MemoryOpt = Annotated[Path | None, typer.Option(help="SQLite file of the conversations (default: the cache)")]
+
+
+def this_command() -> str:
+    """The command line that is running, for a training record's "reproduce" field ("" when not run as ami-agent)."""
+    return "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from ami_agent.cli.common import (
     default_checkpoint,
     err,
     out,
+    this_command,
     train_app,
 )
 
@@ -76,7 +76,7 @@ def train_world_model_cmd(
             Planner(model, SearchConfig(time_limit=3)), d, sizes, per_size=10, seed_problems=seeds
         )
 
-    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    command = this_command()
     rec = train_world_model(
         d, cfg, out_path, seeds, validate_fn, command=command, log=lambda m: err.print(m), init_from=init_from
     )
@@ -134,7 +134,7 @@ def train_decoder_cmd(
         seed=seed,
         walk_fraction=walk_fraction,
     )
-    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    command = this_command()
     target = out_dir or DEFAULT_DIR
     rec = train_decoder(
         worlds,
@@ -178,7 +178,7 @@ def train_reader_cmd(
     d = load_domain(WORLDS_DIR / "blocksworld.pddl")
     vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
     target = out_dir or READER_DIR
-    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    command = this_command()
     rec = train_reader(
         d,
         vb,
@@ -222,7 +222,7 @@ def train_ar_sft_cmd(
     worlds = [_decoder_world(w, planbench_dir) for w in (world or DEFAULT_DECODER_WORLDS)]
     lo, hi = _parse_range(objects)
     target = out_dir or AR_SFT_DIR
-    command = "ami-agent " + " ".join(sys.argv[1:]) if sys.argv and "ami-agent" in sys.argv[0] else ""
+    command = this_command()
     rec = train_ar_sft(
         worlds,
         Path(resolve_base_model(None)),
