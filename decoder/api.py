@@ -51,7 +51,11 @@ def load_embedding_matrix(model_dir: Path) -> torch.Tensor:
 
 
 class Decoder:
-    def __init__(self, backend: Backend, model_dir: Path, decoder_dir: Path = DEFAULT_DIR):
+    def __init__(
+        self, backend: Backend, model_dir: Path, decoder_dir: Path = DEFAULT_DIR, merge_adapter: bool = True
+    ):
+        """`merge_adapter`: serve the adapter folded into the base weights (decoder.merge; the default, far
+        faster on vLLM-CPU) rather than through the backend's LoRA path."""
         from transformers import AutoTokenizer
 
         from decoder.train import Tokens, load_projectors
@@ -65,7 +69,7 @@ class Decoder:
         self.projectors = load_projectors(decoder_dir / "projector.pt")
         self.tokens = Tokens(AutoTokenizer.from_pretrained(model_dir))
         self.matrix = load_embedding_matrix(model_dir).to(torch.bfloat16)
-        backend.add_adapter(ADAPTER, decoder_dir / "adapter")
+        backend.add_adapter(ADAPTER, decoder_dir / "adapter", merge=merge_adapter)
 
     def worlds(self) -> list[str]:
         return sorted(self.projectors)

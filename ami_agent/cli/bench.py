@@ -98,6 +98,8 @@ def bench_agent_cmd(
                     "decode_mode": next(
                         (t.get("chosen") for t in res["trace"] if t["node"] == "verify"), None
                     ),
+                    "objects": len(p.objects),
+                    "node_seconds": {t["node"]: t.get("seconds") for t in res["trace"] if "node" in t},
                 }
             )
             err.print(
@@ -117,11 +119,29 @@ def bench_agent_cmd(
                 "valid": ok,
                 "valid_rate": round(ok / len(cases), 4),
                 "median_seconds": round(statistics.median(times), 2),
+                **_median_by_size(rows),
                 "backend": backend,
                 "decode": decode,
             }
         )
     )
+
+
+def _median_by_size(rows: list[dict]) -> dict:
+    """The issue's latency target is for 4-5 block problems: their median, and each node's median."""
+    import statistics
+
+    mid = [r for r in rows if 4 <= r["objects"] <= 5]
+    if not mid:
+        return {}
+    nodes = sorted({n for r in mid for n in r["node_seconds"]})
+    return {
+        "queries_4_5_objects": len(mid),
+        "median_seconds_4_5_objects": round(statistics.median(r["seconds"] for r in mid), 2),
+        "median_node_seconds_4_5_objects": {
+            n: round(statistics.median(r["node_seconds"].get(n) or 0.0 for r in mid), 3) for n in nodes
+        },
+    }
 
 
 @bench_app.command("load")

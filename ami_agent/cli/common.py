@@ -148,7 +148,9 @@ DecodeOpt = Annotated[
 ]
 
 
-def _decoder(backend: str, url: str | None, decoder_dir: Path | None, model_dir: Path | None):
+def _decoder(
+    backend: str, url: str | None, decoder_dir: Path | None, model_dir: Path | None, merge: bool = True
+):
     from decoder.api import DEFAULT_DIR, Decoder
     from decoder.backends import make_backend
     from decoder.base_model import resolve_base_model
@@ -160,7 +162,7 @@ def _decoder(backend: str, url: str | None, decoder_dir: Path | None, model_dir:
             f"{d}: no trained decoder there (projector.pt missing). Train one: ami-agent train decoder"
         )
     err.print(f"starting the {backend} decoder backend ...")
-    return Decoder(make_backend(backend, mdir, url), mdir, d)
+    return Decoder(make_backend(backend, mdir, url), mdir, d, merge_adapter=merge)
 
 
 def _planner_for(cache: dict):

