@@ -182,20 +182,50 @@ def test_vllm_and_transformers_decode_latent_plans_alike(vllm_backend, hf_backen
 
 @needs_trained
 def test_vllm_concurrent_prompt_embeds_with_lora(vllm_backend, model_dir, planbench):
-    """Many prompt-embedding requests with the LoRA adapter in one batch, mixed with plain token-id requests
-    without it (vLLM issue 51122 reports crashes there on Llama)."""
-    dec = Decoder(vllm_backend, model_dir)
+    """Many prompt-embedding requests with the adapter through vLLM's LoRA path in one batch, mixed with plain
+    token-id requests without it (vLLM issue 51122 reports crashes there on Llama); the merged engine the
+    decoder uses by default writes the same answers."""
+    dec = Decoder(vllm_backend, model_dir)  # the adapter merged, on an engine of its own
+    vllm_backend.add_adapter("plan-lora", DEFAULT_DIR / "adapter")  # the same adapter, as LoRA
     items = _items(planbench, n=12, seed=11)
     reqs = [dec.request(it)[0] for it in items]
     s = Sampling(max_tokens=160)
-    together = vllm_backend.generate(reqs, ADAPTER, s)
-    alone = [vllm_backend.generate([r], ADAPTER, s)[0] for r in reqs[:3]]
+    together = vllm_backend.generate(reqs, "plan-lora", s)
+    alone = [vllm_backend.generate([r], "plan-lora", s)[0] for r in reqs[:3]]
     assert all(o.tokens_out > 0 and "[PLAN]" in o.text for o in together)
     assert [o.text for o in together[:3]] == [o.text for o in alone]
     plain = vllm_backend.generate(
         [Request(prompt_ids=[1, 4093, 198, 2]) for _ in range(8)], None, Sampling(max_tokens=8)
     )
     assert len(plain) == 8
+    merged = vllm_backend.generate(reqs, ADAPTER, s)
+    assert sum(a.text == b.text for a, b in zip(merged, together)) >= 10  # bf16 rounding may flip a rare tie
+
+
+def test_merged_adapter_computes_what_peft_computes(model_dir, tmp_path):
+    """decoder.merge folds W + scale * B @ A into the weights: the same logits as PEFT's adapter (float32), made
+    once per adapter content and then reused."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from decoder.merge import MERGED_RECORD, merged_model
+
+    adapter = DEFAULT_DIR / "adapter"
+    if not (adapter / "adapter_config.json").exists():
+        pytest.skip("no trained decoder adapter")
+    folder = merged_model(model_dir, adapter, cache=tmp_path, log=lambda m: None)
+    assert (folder / MERGED_RECORD).exists() and (folder / "tokenizer.json").exists()
+    stamp = (folder / MERGED_RECORD).stat().st_mtime_ns
+    assert merged_model(model_dir, adapter, cache=tmp_path, log=lambda m: None) == folder
+    assert (folder / MERGED_RECORD).stat().st_mtime_ns == stamp  # reused, not merged again
+    ids = torch.tensor([[1, 4093, 198, 504, 3458, 314, 260, 2]])
+    with torch.no_grad():
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        plain = base(ids).logits
+        want = PeftModel.from_pretrained(base, str(adapter)).eval()(ids).logits
+        got = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()(ids).logits
+    assert torch.allclose(got, want, atol=1e-3), (got - want).abs().max()
+    assert (plain - want).abs().max() > 1e-2  # the adapter changes the model: the check can fail
 
 
 @needs_trained
