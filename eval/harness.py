@@ -345,6 +345,7 @@ def summarize(rows: list[dict]) -> dict:
             "tokens_out": sum(r["tokens_out"] for r in rs),
             "success_rate_8plus_steps": round(sum(r["valid"] for r in long) / len(long), 4) if long else None,
             "problems_8plus_steps": len(long),
+            "success_8plus_steps": sum(r["valid"] for r in long),
         }
     return out
 
@@ -412,6 +413,39 @@ def write_report(out_dir: Path, summary: dict, frontier: dict, rows: list[dict])
         lines.append(
             f"| {suite} | "
             + " | ".join(f"{per[s]['median_seconds']:.2f}" if s in per else "-" for s in systems)
+            + " |"
+        )
+    lines += [
+        "",
+        "Problems of >= 8 optimal steps (success / problems):",
+        "",
+        "| suite | " + " | ".join(systems) + " |",
+        "|---|" + "---|" * len(systems),
+    ]
+    for suite, per in summary.items():
+        cells = []
+        for s in systems:
+            v = per.get(s)
+            n = (v or {}).get("problems_8plus_steps") or 0
+            cells.append(f"{v['success_8plus_steps']}/{n}" if n else "-")
+        lines.append(f"| {suite} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Language-model compute, tokens per problem (prompt in / generated out; the planner's own work is in the "
+        "records' `expansions`):",
+        "",
+        "| suite | " + " | ".join(systems) + " |",
+        "|---|" + "---|" * len(systems),
+    ]
+    for suite, per in summary.items():
+        lines.append(
+            f"| {suite} | "
+            + " | ".join(
+                f"{per[s]['tokens_in'] / per[s]['problems']:.0f} / {per[s]['tokens_out'] / per[s]['problems']:.0f}"
+                if s in per
+                else "-"
+                for s in systems
+            )
             + " |"
         )
     lines += [

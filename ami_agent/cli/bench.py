@@ -202,3 +202,106 @@ def bench_load_cmd(
     out.print(json.dumps(summary))
     if server:
         server.should_exit = True
+
+
+@bench_app.command("guardrails")
+def bench_guardrails_cmd(
+    suite: Annotated[
+        str, typer.Option(help="Suite whose queries get one stated constraint each")
+    ] = "planbench:blocksworld",
+    limit: Annotated[int | None, typer.Option(help="Only the first N problems")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the constraint draw")] = 0,
+    backend: BackendOpt = "auto",
+    decode: DecodeOpt = "parallel",
+    planbench_dir: PlanbenchDir = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write one record per query (JSON lines)")
+    ] = None,
+):
+    """Each query plus one constraint in words ("Never put the red block on the table."); the simulator checks
+    every returned plan against it, and decides by exhaustive search whether the goal could be reached at all."""
+    import tempfile
+    import time
+
+    from eval.guardrails import guardrail_cases, honours
+    from eval.suites import load_suite
+    from planner.worlds.nl import NLConfig, Verbalizer
+    from planner.worlds.pddl import load_domain, load_problem
+    from planner.worlds.plans import parse_plan_text, validate
+
+    insts = [i for i in load_suite(suite, planbench_dir, limit) if i.query]
+    if not insts:
+        raise UserError(f"suite {suite} has no natural-language queries")
+    d = load_domain(insts[0].domain_path)
+    vb = Verbalizer(d, NLConfig.load(insts[0].nl_config_path) if insts[0].nl_config_path else None)
+    err.print(f"drawing constraints and judging feasibility for {len(insts)} problems ...")
+    cases = guardrail_cases([(i.name, i.query, load_problem(i.problem_path, d)) for i in insts], d, vb, seed)
+    agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "bench.sqlite", decode)
+    agent.warm()
+    rows = []
+    try:
+        for k, c in enumerate(cases, start=1):
+            t0 = time.perf_counter()
+            res = agent.ask(c.text, thread=f"guard-{k}")
+            dt = time.perf_counter() - t0
+            rec = res.get("plan_record") or {}
+            valid = honoured = None
+            if res["status"] == "solved":
+                try:
+                    steps = parse_plan_text("\n".join(rec["plan"]), d, c.problem)
+                    valid = validate(d, c.problem, steps).valid
+                    honoured = honours(d, c.problem, steps, c.constraint)
+                except WorldError:
+                    valid = honoured = False
+            guard = next((t for t in res["trace"] if t.get("node") == "guard"), {})
+            rows.append(
+                {
+                    "instance": c.name,
+                    "constraint": {"kind": c.constraint.kind, "target": list(c.constraint.target)},
+                    "sentence": c.constraint.text,
+                    "feasible": c.feasible,
+                    "status": res["status"],
+                    "valid": valid,
+                    "honoured": honoured,
+                    "constraints_read": guard.get("constraints"),
+                    "seconds": round(dt, 3),
+                    "plan": rec.get("plan", []),
+                    "reply": res["reply"],
+                }
+            )
+            returned = [r for r in rows if r["status"] == "solved"]
+            err.print(
+                f"\r[{k}/{len(cases)}] returned {len(returned)}, honoured "
+                f"{sum(bool(r['honoured']) for r in returned)}  last {c.name} {res['status']} {dt:.2f}s   ",
+                end="",
+            )
+    finally:
+        agent.close()
+    err.print()
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    returned = [r for r in rows if r["status"] == "solved"]
+    feas = [r for r in rows if r["feasible"]]
+    infeas = [r for r in rows if not r["feasible"]]
+    out.print(
+        json.dumps(
+            {
+                "suite": suite,
+                "queries": len(rows),
+                "returned_plans": len(returned),
+                "honoured": sum(bool(r["honoured"]) for r in returned),
+                "honour_rate": round(sum(bool(r["honoured"]) for r in returned) / len(returned), 4)
+                if returned
+                else None,
+                "feasible": len(feas),
+                "feasible_solved_valid_honoured": sum(
+                    r["status"] == "solved" and bool(r["valid"]) and bool(r["honoured"]) for r in feas
+                ),
+                "infeasible": len(infeas),
+                "infeasible_no_plan": sum(r["status"] == "no_plan" for r in infeas),
+                "by_status": {s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})},
+                "backend": backend,
+            }
+        )
+    )

@@ -100,7 +100,7 @@ def eval_cmd(
         if not (path / "adapter_config.json").exists():
             raise UserError(f"{path}: no ar-sft adapter. Train it: ami-agent train ar-sft")
         b, _ = get_llm()
-        b.add_adapter(ADAPTER, path)
+        b.add_adapter(ADAPTER, path, merge=True)  # served as the decoder is: merged weights
         return ADAPTER
 
     def runner(system: str):
