@@ -1,8 +1,15 @@
-"""The free-phrasing reader: a LoRA adapter on the base model that rewrites a description in the user's own words
-("the red one sits on the blue one") into the world's standard statement ("As initial conditions I have that, the
-red block is on top of the blue block ... My goal is to have that ..."), which the template reader then parses and
-checks. The adapter only rephrases what was said; facts people leave unsaid in blocksworld-like worlds (which blocks
-are clear, whether the hand is empty) are completed by `complete_state`.
+"""The free-phrasing reader: a LoRA adapter on the base model that reads a description in the user's own words
+("the red one sits on the blue one") clause by clause. The text is cut into sentences and the sentences into
+clauses at commas, colons, semicolons and "and"; the adapter reads each clause, with its sentence as context, into
+one fact in the world's standard phrasing, marked as part of the start or of the goal ("start: the red block is on
+top of the blue block"), or "none" (an introduction like "To begin with"). One short answer per clause, all clauses
+in one batch: a fact cannot be invented or dropped by a long rewrite, and each sentence's clauses share the
+section most of them name. The facts make the world's standard statement ("As initial conditions I have that, ...
+My goal is to have that ..."), which the template reader parses and checks. Facts people leave unsaid in
+blocksworld-like worlds (which blocks are clear, whether the hand is empty) are completed by `complete_state`.
+
+Limits: facts must be separate clauses (a relative clause, "the red one, which is on the blue one", is not one
+fact); "swap them"-style requests that need the previous problem are read by the follow-up patterns instead.
 
 Training phrasings live here; the phrasings the reader is evaluated on live apart, in eval/heldout_phrasings.py.
 """
@@ -10,13 +17,16 @@ Training phrasings live here; the phrasings the reader is evaluated on live apar
 from __future__ import annotations
 
 import random
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from planner.worlds.generate import ProblemGenerator, blocksworld_names
 from planner.worlds.nl import Verbalizer, join_and
+from planner.worlds.pddl import Atom
 
-SYSTEM = "Rewrite the user's description of blocks in the standard form."
+SYSTEM = "Read the part of the sentence as one fact about blocks, in the standard form."
 
 # Training phrasings. {x}/{y}: object references. Each fact kind has several ways of saying it.
 TRAIN_FACTS = {
@@ -131,26 +141,92 @@ def _say(template: str, args, vb, phrasing, rng) -> str:
     return text.replace("the the ", "the ")
 
 
-def free_text(
+def _compose(
     vb: Verbalizer, init, goal, phrasing: Phrasing, rng: random.Random, names: dict
-) -> tuple[str, str]:
-    """(the request in free words, what the reader should answer: the standard statement of the facts said)."""
+) -> tuple[str, list[Atom], dict[str, tuple[str, Atom]]]:
+    """(the request in free words, the start facts said, words of each fact said -> (section, fact))."""
     inv = {v: k for k, v in names.items()}  # PDDL predicate -> role
     unsaid = {k for k in ("clear", "handempty") if rng.random() < 0.5}  # complete_state adds these back
     said = [a for a in sorted(init, key=lambda _: rng.random()) if inv.get(a[0], a[0]) not in unsaid]
-    init_words = [
-        _say(rng.choice(phrasing.facts[inv.get(a[0], a[0])]), a[1:], vb, phrasing, rng) for a in said
-    ]
-    goal_words = [
-        _say(rng.choice(phrasing.goal_facts[inv.get(a[0], a[0])]), a[1:], vb, phrasing, rng)
-        for a in sorted(goal)
-    ]
+    words: dict[str, tuple[str, Atom]] = {}
+    init_words = []
+    for a in said:
+        w = _say(rng.choice(phrasing.facts[inv.get(a[0], a[0])]), a[1:], vb, phrasing, rng)
+        init_words.append(w)
+        words[w.lower()] = ("start", a)
+    goal_words = []
+    for a in sorted(goal):
+        w = _say(rng.choice(phrasing.goal_facts[inv.get(a[0], a[0])]), a[1:], vb, phrasing, rng)
+        goal_words.append(w)
+        words[w.lower()] = ("goal", a)
     intro = rng.choice(phrasing.init_intros)
     text = f"{intro} {join_and(init_words)}. {rng.choice(phrasing.goal_intros)} {join_and(goal_words)}."
-    target = (
-        f"As initial conditions I have that, {vb.facts(said)}.\nMy goal is to have that {vb.facts(goal)}."
+    return text[0].upper() + text[1:], said, words
+
+
+def free_text(
+    vb: Verbalizer, init, goal, phrasing: Phrasing, rng: random.Random, names: dict
+) -> tuple[str, str]:
+    """(the request in free words, the standard statement of the facts said: what the reader should make of it)."""
+    text, said, _ = _compose(vb, init, goal, phrasing, rng, names)
+    return (
+        text,
+        f"As initial conditions I have that, {vb.facts(said)}.\nMy goal is to have that {vb.facts(goal)}.",
     )
-    return text[0].upper() + text[1:], target
+
+
+def split_sentences(text: str) -> list[str]:
+    return [t.strip() for t in re.split(r"(?<=[.!?])\s+|\n+", text.strip()) if t.strip()]
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """A sentence's clauses: cut at commas, colons, semicolons and 'and'."""
+    body = " ".join(sentence.split()).rstrip(".!? ")
+    return [c.strip() for c in re.split(r"\s*[,;:]\s*(?:and\s+)?|\s+and\s+", body) if c.strip()]
+
+
+def clause_input(sentence: str, clause: str) -> str:
+    return f"Sentence: {sentence}\nPart: {clause}"
+
+
+def clause_answer(vb: Verbalizer, section: str | None, fact: Atom | None) -> str:
+    return "none" if fact is None else f"{section}: {vb.fact(fact)}"
+
+
+def clause_examples(
+    vb: Verbalizer, init, goal, phrasing: Phrasing, rng: random.Random, names: dict
+) -> list[tuple[str, str]]:
+    """A generated request cut as the reader cuts it: (clause input, answer) for every clause."""
+    text, _, words = _compose(vb, init, goal, phrasing, rng, names)
+    out = []
+    for sentence in split_sentences(text):
+        for clause in split_clauses(sentence):
+            c = clause.lower()
+            hit = next(((sec, a) for w, (sec, a) in words.items() if c.endswith(w)), (None, None))
+            out.append((clause_input(sentence, clause), clause_answer(vb, *hit)))
+    return out
+
+
+def assemble(answers: list[list[str]]) -> str:
+    """The adapter's answers, sentence by sentence -> the standard statement. Each sentence's facts go to the
+    section most of its clauses name (a sentence is either about the start or about the goal)."""
+    start, goal = [], []
+    for sentence in answers:
+        parsed = []
+        for a in sentence:
+            m = re.match(r"\s*(start|goal)\s*:\s*(.+?)\s*\.?\s*$", a, re.I | re.S)
+            if m:
+                parsed.append((m.group(1).lower(), " ".join(m.group(2).split())))
+        if not parsed:
+            continue
+        section = Counter(sec for sec, _ in parsed).most_common(1)[0][0]
+        (start if section == "start" else goal).extend(f for _, f in parsed)
+    if not start or not goal:
+        return ""
+    return (
+        f"As initial conditions I have that, {join_and(list(dict.fromkeys(start)))}.\n"
+        f"My goal is to have that {join_and(list(dict.fromkeys(goal)))}."
+    )
 
 
 def complete_state(init: set, objects: list[str], names: dict) -> set:
@@ -173,6 +249,7 @@ def complete_state(init: set, objects: list[str], names: dict) -> set:
 
 
 def training_pairs(domain, vb: Verbalizer, n: int, objects=(3, 6), seed: int = 0) -> list[tuple[str, str]]:
+    """n generated requests in the training phrasings, as (text, standard statement)."""
     rng = random.Random(seed)
     gen = ProblemGenerator(domain, None, rng)
     names = blocksworld_names(domain)
@@ -211,15 +288,21 @@ def train_reader(
     rng = random.Random(seed)
     gen = ProblemGenerator(domain, None, rng)
     names = blocksworld_names(domain)
+    pool: list[tuple[str, str]] = []
 
     def make_pair() -> tuple[str, str]:
-        p = gen.sample(rng.randint(3, 6))
-        return free_text(vb, p.init, p.goal, TRAIN, rng, names)
+        """One clause of a freshly generated request (requests are cut into clauses as the reader cuts them)."""
+        while not pool:
+            p = gen.sample(rng.randint(3, 6))
+            pool.extend(clause_examples(vb, p.init, p.goal, TRAIN, rng, names))
+            rng.shuffle(pool)
+        return pool.pop()
 
     extra = {
         "objects": [3, 6],
         "training_phrasings": "ami_agent/reader.py (TRAIN)",
         "evaluation_phrasings": "eval/heldout_phrasings.py (never trained on)",
+        "unit": "one clause (with its sentence) -> one fact",
     }
     return train_text_adapter(
         "reader",
@@ -239,9 +322,19 @@ def train_reader(
     )
 
 
-def rewrite(backend, tokenizer, texts: list[str], max_tokens: int = 400) -> list[str]:
-    """Free text -> the standard statement, with the reader adapter (greedy)."""
+def rewrite(backend, tokenizer, texts: list[str], max_tokens: int = 40) -> list[str]:
+    """Free text -> the standard statement ("" when no start or no goal was read), with the reader adapter
+    (greedy, every clause of every text in one batch)."""
     from decoder.backends import Request, Sampling
 
-    reqs = [Request(prompt_ids=prompt_ids(tokenizer, t)) for t in texts]
-    return [o.text for o in backend.generate(reqs, ADAPTER, Sampling(max_tokens=max_tokens))]
+    cut = [[(s, split_clauses(s)) for s in split_sentences(t)] for t in texts]
+    reqs = [
+        Request(prompt_ids=prompt_ids(tokenizer, clause_input(s, c)))
+        for text in cut
+        for s, clauses in text
+        for c in clauses
+    ]
+    outs = iter(
+        [o.text for o in backend.generate(reqs, ADAPTER, Sampling(max_tokens=max_tokens))] if reqs else []
+    )
+    return [assemble([[next(outs) for _ in clauses] for _, clauses in text]) for text in cut]

@@ -426,10 +426,9 @@ class VLLMBackend:
             raise BackendError(f"unknown adapter {adapter!r}: load it first (known: {known})")
         return self._base(), self.adapters[adapter]
 
-    @staticmethod
-    def _prompt(r: Request) -> dict:
+    def _prompt(self, r: Request) -> dict:
         if r.prompt_embeds is not None:
-            return {"prompt_embeds": r.prompt_embeds.to(torch.bfloat16)}
+            return {"prompt_embeds": r.prompt_embeds.to(getattr(torch, self.settings["dtype"]))}
         return {"prompt_token_ids": list(r.prompt_ids)}
 
     @staticmethod

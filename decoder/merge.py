@@ -63,12 +63,21 @@ def merged_model(model_dir: str | Path, adapter: str | Path, cache: Path | None 
     tmp = out.with_name(out.name + f".tmp{time.time_ns()}")
     merged.save_pretrained(tmp)
     for f in model_dir.iterdir():  # tokenizer, chat template, generation config: as the base has them
-        if f.is_file() and not f.name.endswith(".safetensors") and f.name != "config.json" and not (tmp / f.name).exists():
+        if (
+            f.is_file()
+            and not f.name.endswith(".safetensors")
+            and f.name != "config.json"
+            and not (tmp / f.name).exists()
+        ):
             shutil.copy2(f, tmp / f.name)
     (tmp / MERGED_RECORD).write_text(
         json.dumps(
-            {"base_model": str(model_dir), "adapter": str(adapter.resolve()), "dtype": str(dtype),
-             "seconds": round(time.perf_counter() - t0, 1)},
+            {
+                "base_model": str(model_dir),
+                "adapter": str(adapter.resolve()),
+                "dtype": str(dtype),
+                "seconds": round(time.perf_counter() - t0, 1),
+            },
             indent=1,
         )
         + "\n"

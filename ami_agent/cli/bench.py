@@ -300,7 +300,9 @@ def bench_guardrails_cmd(
                 ),
                 "infeasible": len(infeas),
                 "infeasible_no_plan": sum(r["status"] == "no_plan" for r in infeas),
-                "by_status": {s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})},
+                "by_status": {
+                    s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})
+                },
                 "backend": backend,
             }
         )

@@ -123,6 +123,9 @@ def bench_decoder_cmd(
     model_dir: Annotated[Path | None, typer.Option(help="Base model folder")] = None,
     planbench_dir: PlanbenchDir = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Write the results (JSON) here")] = None,
+    parity_dtype: Annotated[
+        str, typer.Option(help="Dtype of both backends for the parity check (bfloat16 | float32)")
+    ] = "float32",
     lora_at_runtime: Annotated[
         bool,
         typer.Option(
@@ -169,10 +172,26 @@ def bench_decoder_cmd(
             f"ratio {row['speedup_vllm']}x; prompt tokens ~{row['vllm']['prompt_tokens_mean']}"
         )
     if par:
-        err.print(f"parity on {len(par)} fixed inputs ...")
+        if parity_dtype not in ("bfloat16", "float32"):
+            raise UserError(f"--parity-dtype must be bfloat16 or float32, got {parity_dtype!r}")
+        if parity_dtype != "bfloat16":  # both backends again, at that dtype
+            import torch
+
+            from decoder.backends import TransformersBackend
+
+            vl.close()
+            err.print(f"starting both backends in {parity_dtype} for the parity check ...")
+            adapter_dir = Path(decoder_dir or dec_default_dir()) / "adapter"
+            vl = VLLMBackend(hf.model_dir, dtype=parity_dtype)
+            vl.add_adapter("plan", adapter_dir, merge=merge)
+            hf = TransformersBackend(hf.model_dir, dtype=getattr(torch, parity_dtype))
+            hf.add_adapter("plan", adapter_dir, merge=merge)
+        err.print(f"parity on {len(par)} fixed inputs ({parity_dtype}) ...")
         p = parity(vl, hf, par)
-        res["parity"] = {k: v for k, v in p.items() if k != "examples"}
-        out.print(f"parity: {p['identical']}/{p['inputs']} identical greedy answers ({p['rate']:.1%})")
+        res["parity"] = {k: v for k, v in p.items() if k != "examples"} | {"dtype": parity_dtype}
+        out.print(
+            f"parity: {p['identical']}/{p['inputs']} identical greedy answers ({p['rate']:.1%}, {parity_dtype})"
+        )
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         res["command"] = "ami-agent " + " ".join(sys.argv[1:])

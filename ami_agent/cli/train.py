@@ -153,9 +153,9 @@ def train_decoder_cmd(
 
 @train_app.command("reader")
 def train_reader_cmd(
-    minutes: Annotated[float, typer.Option(help="Wall-clock budget for training, in minutes")] = 25.0,
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget for training, in minutes")] = 20.0,
     steps: Annotated[int, typer.Option(help="At most this many optimiser steps")] = 100_000,
-    batch_size: Annotated[int, typer.Option(help="Examples per step")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Examples (clauses) per step")] = 16,
     rank: Annotated[int, typer.Option(help="LoRA rank (<= 16)")] = 16,
     lr: Annotated[float, typer.Option(help="Learning rate")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
