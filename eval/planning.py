@@ -54,6 +54,48 @@ def plan_and_judge(
     return Judged(rec, valid, optimal_length)
 
 
+def mpc_and_judge(
+    planner: Planner,
+    domain: Domain,
+    problem: Problem,
+    instance: str,
+    slip: float = 0.0,
+    seed: int = 0,
+    execute: int = 1,
+    optimal_length: int | None = None,
+) -> Judged:
+    """The MPC loop against the simulator as the environment (planner/mpc.py): the record's plan is every action
+    sent, in order; valid means the environment ended in a goal state."""
+    from planner.mpc import run_mpc
+    from planner.worlds.env import SimulatedEnvironment
+
+    env = SimulatedEnvironment(domain, problem, slip, seed)
+    t0 = time.perf_counter()
+    try:
+        r = run_mpc(planner, env, execute=execute)
+    except Exception as e:  # a crash on one problem is recorded, and the run goes on
+        rec = PlanRecord(
+            instance,
+            "ami-planner-mpc",
+            "error",
+            reason=f"{type(e).__name__}: {e}",
+            seconds=time.perf_counter() - t0,
+        )
+        return Judged(rec, None, optimal_length)
+    note = f"{r.replans} plan(s), {r.failed} action(s) the environment did not carry out"
+    rec = PlanRecord(
+        instance,
+        "ami-planner-mpc",
+        r.status,
+        r.labels,
+        f"{r.reason}; {note}" if r.reason else note,
+        time.perf_counter() - t0,
+        expansions=r.expansions,
+    )
+    valid = problem.goal <= env.observe() if r.status == "solved" else None
+    return Judged(rec, valid, optimal_length)
+
+
 def generated_success(
     planner: Planner,
     domain: Domain,

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import torch
 
+from planner.cem import CEMConfig, cem_search
 from planner.energies import ForbidActions, ForbidFact, Guardrail, RequireFact, StepView
 from planner.latent import EnsembleWorld, LatentWorld
 from planner.search import PlanResult, SearchConfig, beam_search
+
+ACTORS = ("beam", "cem")
 
 Atom = tuple[str, ...]
 
@@ -45,12 +48,20 @@ class Planner:
         record: dict | None = None,
         ensemble: int = 5,
         attempts: int = 2,
+        actor: str = "beam",
+        cem: CEMConfig | None = None,
     ):
+        """actor: "beam" (best-first beam search, planner/search.py) or "cem" (the cross-entropy method over
+        action sequences, planner/cem.py); both are checked the same way."""
+        if actor not in ACTORS:
+            raise ValueError(f"actor must be one of {', '.join(ACTORS)}, got {actor!r}")
         self.model = model.eval()
         self.search = search or SearchConfig()
         self.record = record or {}
         self.ensemble = ensemble
         self.attempts = attempts
+        self.actor = actor
+        self.cem = cem or CEMConfig()
 
     @classmethod
     def load(cls, path: str | Path, search: SearchConfig | None = None, **kw) -> Planner:
@@ -106,7 +117,11 @@ class Planner:
             remaining = self.search.time_limit - (time.perf_counter() - t0)
             if remaining <= 0:
                 break
-            r = beam_search(world, init_ids, goal_ids, guards, replace(self.search, time_limit=remaining))
+            if self.actor == "cem":
+                cfg = replace(self.cem, time_limit=remaining, max_depth=self.search.max_depth, seed=seed + k)
+                r = cem_search(world, init_ids, goal_ids, guards, cfg)
+            else:
+                r = beam_search(world, init_ids, goal_ids, guards, replace(self.search, time_limit=remaining))
             expansions += r.expansions
             generated += r.generated
             last = r

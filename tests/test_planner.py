@@ -182,6 +182,21 @@ def test_budget_is_reported():
     assert r.status == "no_plan" and "budget" in r.reason
 
 
+def test_cem_finds_the_shortest_plan_and_respects_guardrails():
+    from planner.cem import CEMConfig, cem_search
+
+    cfg = CEMConfig(population=64, iterations=10, seed=1)
+    r = cem_search(LineWorld(), [1], [4], cfg=cfg)
+    assert r.status == "solved" and r.actions == [("right",)] * 3
+    assert r.latent_trajectory.shape == (4, 1, 6) and len(r.step_energies) == 3
+    guard = ForbidFact("never-3", description="never stand on square 3", fact=3)
+    blocked = cem_search(LineWorld(), [1], [4], [guard], cfg)
+    assert blocked.status == "no_plan" and "guardrail" in blocked.reason
+    assert cem_search(LineWorld(), [1], [0], [guard], cfg).actions == [("left",)]
+    short = cem_search(LineWorld(), [0], [5], cfg=CEMConfig(population=8, iterations=2, horizon=3))
+    assert short.status == "no_plan" and "no plan" in short.reason  # 5 steps do not fit in 3
+
+
 # ---- honesty ------------------------------------------------------------------------------------------------------
 SEARCH_MODULES = [
     "planner/search.py",
@@ -190,6 +205,8 @@ SEARCH_MODULES = [
     "planner/api.py",
     "planner/jepa.py",
     "planner/encoding.py",
+    "planner/cem.py",
+    "planner/mpc.py",
 ]
 
 
@@ -259,3 +276,55 @@ def test_random_init_world_model_does_not_solve_blocksworld(planbench):
         bool(plan_and_judge(planner, d, load_problem(i.problem_path, d), i.name).valid) for i in instances
     )
     assert valid <= 1  # <= 5%
+
+
+# ---- the trained blocksworld model: the CEM actor and the MPC loop ------------------------------------------------
+BW_CKPT = ROOT / "checkpoints" / "blocksworld-4ops.pt"
+
+
+@pytest.mark.skipif(not BW_CKPT.exists(), reason="no trained blocksworld world model")
+def test_cem_actor_plans_blocksworld_with_the_trained_model(bw_domain):
+    import random
+
+    from planner.api import Planner
+    from planner.worlds.generate import ProblemGenerator
+    from planner.worlds.plans import validate
+
+    planner = Planner.load(BW_CKPT, actor="cem")
+    gen = ProblemGenerator(bw_domain, None, random.Random(7))
+    problems = [gen.sample(3) for _ in range(3)]
+    results = [planner.plan(list(p.objects), p.init, p.goal) for p in problems]
+    assert (
+        sum(
+            r.status == "solved" and validate(bw_domain, p, r.actions).valid
+            for p, r in zip(problems, results)
+        )
+        >= 2
+    )
+    with pytest.raises(ValueError, match="actor"):
+        Planner.load(BW_CKPT, actor="astar")
+
+
+@pytest.mark.skipif(not BW_CKPT.exists(), reason="no trained blocksworld world model")
+def test_mpc_replans_when_actions_slip(bw_domain):
+    """With an environment attached the loop acts, observes and replans: in a world where actions sometimes do not
+    happen, a plan made once goes stale, but the loop still ends in a goal state."""
+    import random
+
+    from planner.api import Planner
+    from planner.mpc import run_mpc
+    from planner.worlds.env import SimulatedEnvironment
+    from planner.worlds.generate import ProblemGenerator
+    from planner.worlds.plans import validate
+
+    planner = Planner.load(BW_CKPT)
+    p = ProblemGenerator(bw_domain, None, random.Random(3)).sample(4)
+    env = SimulatedEnvironment(bw_domain, p, slip=0.3, seed=1)
+    res = run_mpc(planner, env)
+    assert res.status == "solved" and p.goal <= env.observe()
+    assert res.failed == sum(not ok for _, ok in env.trace) > 0  # some actions slipped ...
+    assert res.replans == len(res.executed)  # ... and the loop replanned after each step
+    carried_out = [a for a, ok in env.trace if ok]
+    assert validate(bw_domain, p, carried_out).valid
+    fixed = SimulatedEnvironment(bw_domain, p)  # a deterministic world: no action fails
+    assert run_mpc(planner, fixed, execute=100).replans == 1

@@ -10,11 +10,20 @@ from ami_agent.cli.common import UserError, app, err
 from planner.worlds.errors import WorldError
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # unwinds like Ctrl-C: vLLM's engine processes are shut down, not orphaned
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     from decoder.backends import BackendError
     from decoder.base_model import ModelError
     from planner.train import CheckpointError
 
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         rc = app(args=argv, standalone_mode=False)
     except (WorldError, ModelError, UserError, CheckpointError, BackendError, FileNotFoundError) as e:

@@ -195,6 +195,18 @@ def plan_cmd(
     ] = None,
     beam_width: Annotated[int, typer.Option(help="Beam width")] = 64,
     time_limit: Annotated[float, typer.Option(help="Seconds per problem")] = 30.0,
+    actor: Annotated[
+        str, typer.Option(help="beam (best-first beam search) | cem (cross-entropy method over sequences)")
+    ] = "beam",
+    mpc: Annotated[
+        bool,
+        typer.Option(
+            "--mpc", help="Act, observe, replan: the simulator is the environment the plan's steps run in"
+        ),
+    ] = False,
+    slip: Annotated[
+        float, typer.Option(help="With --mpc: chance that an action does not happen (a stochastic world)")
+    ] = 0.0,
     planbench_dir: PlanbenchDir = None,
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Write plan records (JSON lines) here")
@@ -203,9 +215,10 @@ def plan_cmd(
         bool, typer.Option(help="Store the summary in the checkpoint's JSON record")
     ] = False,
 ):
-    """Plan with the learned world model (latent search); each plan is then judged by the validator."""
-    from eval.planning import append_record, plan_and_judge, summarize
-    from planner.api import Planner
+    """Plan with the learned world model (latent search); each plan is then judged by the validator. With --mpc
+    the plan's first step is carried out in the simulator, the new state observed, and the planner plans again."""
+    from eval.planning import append_record, mpc_and_judge, plan_and_judge, summarize
+    from planner.api import ACTORS, Planner
     from planner.search import SearchConfig
     from planner.worlds.pddl import load_domain, load_problem
 
@@ -227,13 +240,20 @@ def plan_cmd(
             f"no world model for domain '{d.name}' at {ckpt}. Train one: ami-agent train world-model "
             f"--domain {items[0][0]} --out {ckpt}"
         )
-    planner = Planner.load(ckpt, SearchConfig(beam_width=beam_width, time_limit=time_limit))
+    if actor not in ACTORS:
+        raise UserError(f"--actor must be one of {', '.join(ACTORS)}, got {actor!r}")
+    if not 0.0 <= slip < 1.0 or (slip and not mpc):
+        raise UserError("--slip must be in [0, 1) and needs --mpc")
+    planner = Planner.load(ckpt, SearchConfig(beam_width=beam_width, time_limit=time_limit), actor=actor)
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text("")
     judged = []
     for k, (_, pfile, name, opt) in enumerate(items, start=1):
-        j = plan_and_judge(planner, d, load_problem(pfile, d), name, optimal_length=opt)
+        if mpc:
+            j = mpc_and_judge(planner, d, load_problem(pfile, d), name, slip, seed=k, optimal_length=opt)
+        else:
+            j = plan_and_judge(planner, d, load_problem(pfile, d), name, optimal_length=opt)
         judged.append(j)
         if out_path:
             append_record(out_path, j)
