@@ -160,7 +160,7 @@ class Agent:
             if not self._reader_loaded:
                 dec.backend.add_adapter(ADAPTER, READER_DIR / "adapter")
                 self._reader_loaded = True
-        return rewrite(dec.backend, dec.tokens.tok, [text])[0]
+        return rewrite(dec.backend, dec.tokens.tok, [text], vb=self.world.reader.vb)[0]
 
     @property
     def has_reader(self) -> bool:

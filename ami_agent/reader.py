@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from planner.worlds.errors import WorldError
 from planner.worlds.generate import ProblemGenerator, blocksworld_names
 from planner.worlds.nl import Verbalizer, join_and
 from planner.worlds.pddl import Atom
@@ -147,7 +148,8 @@ def _compose(
     """(the request in free words, the start facts said, words of each fact said -> (section, fact))."""
     inv = {v: k for k, v in names.items()}  # PDDL predicate -> role
     unsaid = {k for k in ("clear", "handempty") if rng.random() < 0.5}  # complete_state adds these back
-    said = [a for a in sorted(init, key=lambda _: rng.random()) if inv.get(a[0], a[0]) not in unsaid]
+    # sorted first: shuffling a set in its hash order would make the text differ from one process to the next
+    said = [a for a in sorted(sorted(init), key=lambda _: rng.random()) if inv.get(a[0], a[0]) not in unsaid]
     words: dict[str, tuple[str, Atom]] = {}
     init_words = []
     for a in said:
@@ -207,16 +209,54 @@ def clause_examples(
     return out
 
 
-def assemble(answers: list[list[str]]) -> str:
+def snap_fact(vb: Verbalizer, text: str, objects: list[str]) -> str:
+    """A fact the adapter wrote outside the world's standard phrasing, mapped to the standard one when that is
+    unambiguous: facts that name no object ("the hands are empty" -> "the hand is empty") go to the closest
+    object-free fact; facts that name objects only to a near-identical phrase (a typo). Otherwise unchanged (the
+    statement then fails to parse and the agent asks, rather than guessing a fact about a block)."""
+    import difflib
+    import itertools
+
+    try:
+        vb.read_fact(text, objects)
+        return text
+    except WorldError:
+        pass
+    low = f" {text.lower()} "
+    named = [
+        o for o in objects if any(f" {ph} " in low for ph, obj in vb.object_reader([o]).items() if obj == o)
+    ]
+    arity = 0 if not named else None
+    cands = []
+    for pred, n in vb.domain.predicates.items():
+        if (arity is not None and n != arity) or (arity is None and n == 0):
+            continue
+        for args in itertools.permutations(named, n):
+            phrase = vb.fact((pred, *args))
+            if phrase:
+                cands.append(phrase)
+    if not cands:
+        return text
+    score = {c: difflib.SequenceMatcher(None, text.lower(), c.lower()).ratio() for c in cands}
+    best = max(cands, key=score.get)
+    need = 0.6 if arity == 0 else 0.9
+    return best if score[best] >= need else text
+
+
+def assemble(answers: list[list[str]], vb: Verbalizer | None = None, objects: list[str] | None = None) -> str:
     """The adapter's answers, sentence by sentence -> the standard statement. Each sentence's facts go to the
-    section most of its clauses name (a sentence is either about the start or about the goal)."""
+    section most of its clauses name (a sentence is either about the start or about the goal). With a verbalizer,
+    facts outside its standard phrasing are snapped to it where unambiguous (`snap_fact`)."""
     start, goal = [], []
     for sentence in answers:
         parsed = []
         for a in sentence:
             m = re.match(r"\s*(start|goal)\s*:\s*(.+?)\s*\.?\s*$", a, re.I | re.S)
             if m:
-                parsed.append((m.group(1).lower(), " ".join(m.group(2).split())))
+                fact = " ".join(m.group(2).split())
+                if vb is not None:
+                    fact = snap_fact(vb, fact, objects or sorted(vb.config.encoded_objects))
+                parsed.append((m.group(1).lower(), fact))
         if not parsed:
             continue
         section = Counter(sec for sec, _ in parsed).most_common(1)[0][0]
@@ -322,9 +362,11 @@ def train_reader(
     )
 
 
-def rewrite(backend, tokenizer, texts: list[str], max_tokens: int = 40) -> list[str]:
+def rewrite(
+    backend, tokenizer, texts: list[str], max_tokens: int = 40, vb: Verbalizer | None = None
+) -> list[str]:
     """Free text -> the standard statement ("" when no start or no goal was read), with the reader adapter
-    (greedy, every clause of every text in one batch)."""
+    (greedy, every clause of every text in one batch). vb: the world's English, to snap stray phrasings."""
     from decoder.backends import Request, Sampling
 
     cut = [[(s, split_clauses(s)) for s in split_sentences(t)] for t in texts]
@@ -337,4 +379,4 @@ def rewrite(backend, tokenizer, texts: list[str], max_tokens: int = 40) -> list[
     outs = iter(
         [o.text for o in backend.generate(reqs, ADAPTER, Sampling(max_tokens=max_tokens))] if reqs else []
     )
-    return [assemble([[next(outs) for _ in clauses] for _, clauses in text]) for text in cut]
+    return [assemble([[next(outs) for _ in clauses] for _, clauses in text], vb) for text in cut]

@@ -193,3 +193,48 @@ def test_reader_clauses_reassemble_to_the_problem(reader):
             assert goal == set(p.goal)
             assert complete_state(init, sorted(p.objects), names) == set(p.init)
     assert assemble([["none"], ["start: the red block is clear"]]) == ""  # no goal read: not a statement
+
+
+def test_heldout_requests_are_the_same_in_every_process():
+    """The held-out benchmark is a fixed set: it must not depend on Python's per-process string hashing."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib; from ami_agent.agent import WORLDS_DIR; from eval.heldout_phrasings import heldout_requests;"
+        "from planner.worlds.nl import NLConfig, Verbalizer; from planner.worlds.pddl import load_domain;"
+        "d = load_domain(WORLDS_DIR / 'blocksworld.pddl');"
+        "vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / 'blocksworld.yaml'));"
+        "print(hashlib.md5(''.join(t for t, _ in heldout_requests(d, vb, 20)).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1, digests
+
+
+def test_reader_snaps_stray_phrasings_only_when_unambiguous(reader):
+    from ami_agent.reader import assemble, snap_fact
+
+    objs = reader.all_objects
+    assert snap_fact(reader.vb, "the hands are empty", objs) == "the hand is empty"
+    assert snap_fact(reader.vb, "the red block is clear", objs) == "the red block is clear"
+    # a stray phrase about a block is left alone (the statement then fails and the agent asks): no guessing
+    assert snap_fact(reader.vb, "the blue block is on top", objs) == "the blue block is on top"
+    text = assemble(
+        [
+            ["none", "start: the red block is on the table", "start: the hands are empty"],
+            ["goal: the red block is on top of the blue block"],
+        ],
+        reader.vb,
+    )
+    init, goal = reader.statement(text)
+    assert ("handempty",) in init and goal == {("on", "a", "b")}
