@@ -375,22 +375,23 @@ def frontier_rows(planbench_dir, suites) -> dict[str, dict[str, float]]:
     return out
 
 
+def _table(title: str, systems: list[str], summary: dict, cell) -> list[str]:
+    """A suite x system markdown table; cell(per-system summary) -> text ("-" where a system has no record)."""
+    lines = ["", title, "", "| suite | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
+    for suite, per in summary.items():
+        lines.append(f"| {suite} | " + " | ".join(cell(per[s]) if s in per else "-" for s in systems) + " |")
+    return lines
+
+
 def write_report(out_dir: Path, summary: dict, frontier: dict, rows: list[dict]) -> None:
     systems = sorted({s for v in summary.values() for s in v})
-    lines = [
-        "# Evaluation report",
-        "",
+    lines = ["# Evaluation report"]
+    lines += _table(
         "Success: a valid plan (unsolvable suites: `no_plan`). Every plan is judged by the validator.",
-        "",
-        "| suite | " + " | ".join(systems) + " |",
-        "|---|" + "---|" * len(systems),
-    ]
-    for suite, per in summary.items():
-        cells = [
-            f"{per[s]['success']}/{per[s]['problems']} ({per[s]['success_rate']:.1%})" if s in per else "-"
-            for s in systems
-        ]
-        lines.append(f"| {suite} | " + " | ".join(cells) + " |")
+        systems,
+        summary,
+        lambda v: f"{v['success']}/{v['problems']} ({v['success_rate']:.1%})",
+    )
     if frontier:
         lines += [
             "",
@@ -402,52 +403,22 @@ def write_report(out_dir: Path, summary: dict, frontier: dict, rows: list[dict])
         for suite, engines in frontier.items():
             for e, rate in engines.items():
                 lines.append(f"| {suite} | {e} | {rate:.1%} |")
-    lines += [
-        "",
-        "Median seconds per problem:",
-        "",
-        "| suite | " + " | ".join(systems) + " |",
-        "|---|" + "---|" * len(systems),
-    ]
-    for suite, per in summary.items():
-        lines.append(
-            f"| {suite} | "
-            + " | ".join(f"{per[s]['median_seconds']:.2f}" if s in per else "-" for s in systems)
-            + " |"
-        )
-    lines += [
-        "",
+    lines += _table("Median seconds per problem:", systems, summary, lambda v: f"{v['median_seconds']:.2f}")
+    lines += _table(
         "Problems of >= 8 optimal steps (success / problems):",
-        "",
-        "| suite | " + " | ".join(systems) + " |",
-        "|---|" + "---|" * len(systems),
-    ]
-    for suite, per in summary.items():
-        cells = []
-        for s in systems:
-            v = per.get(s)
-            n = (v or {}).get("problems_8plus_steps") or 0
-            cells.append(f"{v['success_8plus_steps']}/{n}" if n else "-")
-        lines.append(f"| {suite} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
+        systems,
+        summary,
+        lambda v: (
+            f"{v['success_8plus_steps']}/{v['problems_8plus_steps']}" if v["problems_8plus_steps"] else "-"
+        ),
+    )
+    lines += _table(
         "Language-model compute, tokens per problem (prompt in / generated out; the planner's own work is in the "
         "records' `expansions`):",
-        "",
-        "| suite | " + " | ".join(systems) + " |",
-        "|---|" + "---|" * len(systems),
-    ]
-    for suite, per in summary.items():
-        lines.append(
-            f"| {suite} | "
-            + " | ".join(
-                f"{per[s]['tokens_in'] / per[s]['problems']:.0f} / {per[s]['tokens_out'] / per[s]['problems']:.0f}"
-                if s in per
-                else "-"
-                for s in systems
-            )
-            + " |"
-        )
+        systems,
+        summary,
+        lambda v: f"{v['tokens_in'] / v['problems']:.0f} / {v['tokens_out'] / v['problems']:.0f}",
+    )
     lines += [
         "",
         "![success by optimal length](success_by_length.png)",
