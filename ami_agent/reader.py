@@ -223,8 +223,10 @@ def snap_fact(vb: Verbalizer, text: str, objects: list[str]) -> str:
     except WorldError:
         pass
     low = f" {text.lower()} "
-    named = [
-        o for o in objects if any(f" {ph} " in low for ph, obj in vb.object_reader([o]).items() if obj == o)
+    named = [  # by their phrases ("red block", "red"), not their raw names ("a" is also a word)
+        o
+        for o in objects
+        if any(f" {ph} " in low for ph, obj in vb.object_reader([o]).items() if obj == o and ph != o.lower())
     ]
     arity = 0 if not named else None
     cands = []
