@@ -463,7 +463,11 @@ def plot(rows: list[dict], out_dir: Path) -> None:
                 alpha=0.85,
                 label=f"{system} ({n} problems)",
             )
-        ax.set_xlabel("optimal plan length (steps)")
+        # how many problems stand behind each point: a length with one problem swings from 0 to 1
+        ticks = sorted({x for per in by.values() for x in per})
+        counts = {x: max(len(per.get(x, [])) for per in by.values()) for x in ticks}
+        ax.set_xticks(ticks, [f"{x}\nn={counts[x]}" for x in ticks], fontsize=8)
+        ax.set_xlabel("optimal plan length (steps); n: problems of that length")
         ax.set_ylabel(ylabel)
         if what == "seconds":
             ax.set_yscale("log")
