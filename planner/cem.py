@@ -162,9 +162,7 @@ def cem_search(
         if broken_any and time.perf_counter() - t0 <= cfg.time_limit:
             reason = "no sampled plan reached the goal without breaking a guardrail"
         else:
-            reason = (
-                f"CEM found no plan in {iterations} iterations of {cfg.population} sequences of up to {H} steps"
-            )
+            reason = f"CEM found no plan in {iterations} iterations of {cfg.population} sequences of up to {H} steps"
         return PlanResult(
             "no_plan",
             reason=reason,
