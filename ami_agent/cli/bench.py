@@ -20,6 +20,25 @@ from ami_agent.cli.common import (
 )
 from planner.worlds.errors import WorldError
 
+OutRecords = Annotated[Path | None, typer.Option("--out", help="Write one record per query (JSON lines)")]
+
+
+def _suite_queries(suite: str, planbench_dir, limit):
+    """The suite's instances that have a natural-language query, and their domain."""
+    from eval.suites import load_suite
+    from planner.worlds.pddl import load_domain
+
+    insts = [i for i in load_suite(suite, planbench_dir, limit) if i.query]
+    if not insts:
+        raise UserError(f"suite {suite} has no natural-language queries")
+    return insts, load_domain(insts[0].domain_path)
+
+
+def _write_records(out_path: Path | None, rows: list[dict]) -> None:
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
 
 @bench_app.command("agent")
 def bench_agent_cmd(
@@ -37,24 +56,18 @@ def bench_agent_cmd(
     backend: BackendOpt = "auto",
     decode: DecodeOpt = "parallel",
     planbench_dir: PlanbenchDir = None,
-    out_path: Annotated[
-        Path | None, typer.Option("--out", help="Write one record per query (JSON lines)")
-    ] = None,
+    out_path: OutRecords = None,
 ):
     """Ask the agent each query of a suite in its own words (PlanBench's phrasing); validate the answers' plans."""
     import statistics
     import tempfile
     import time
 
-    from eval.suites import load_suite
     from planner.worlds.pddl import load_domain, load_problem
     from planner.worlds.plans import parse_plan_text, validate
 
     if phrasing == "planbench":
-        insts = [i for i in load_suite(suite, planbench_dir, limit) if i.query]
-        if not insts:
-            raise UserError(f"suite {suite} has no natural-language queries")
-        d = load_domain(insts[0].domain_path)
+        insts, d = _suite_queries(suite, planbench_dir, limit)
         cases = [(i.name, i.query, load_problem(i.problem_path, d)) for i in insts]
     elif phrasing == "heldout":
         from ami_agent.agent import WORLDS_DIR
@@ -108,9 +121,7 @@ def bench_agent_cmd(
     finally:
         agent.close()
     err.print()
-    if out_path:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _write_records(out_path, rows)
     out.print(
         json.dumps(
             {
@@ -214,9 +225,7 @@ def bench_guardrails_cmd(
     backend: BackendOpt = "auto",
     decode: DecodeOpt = "parallel",
     planbench_dir: PlanbenchDir = None,
-    out_path: Annotated[
-        Path | None, typer.Option("--out", help="Write one record per query (JSON lines)")
-    ] = None,
+    out_path: OutRecords = None,
 ):
     """Each query plus one constraint in words ("Never put the red block on the table."); the simulator checks
     every returned plan against it, and decides by exhaustive search whether the goal could be reached at all."""
@@ -224,15 +233,11 @@ def bench_guardrails_cmd(
     import time
 
     from eval.guardrails import guardrail_cases, honours
-    from eval.suites import load_suite
     from planner.worlds.nl import NLConfig, Verbalizer
-    from planner.worlds.pddl import load_domain, load_problem
+    from planner.worlds.pddl import load_problem
     from planner.worlds.plans import parse_plan_text, validate
 
-    insts = [i for i in load_suite(suite, planbench_dir, limit) if i.query]
-    if not insts:
-        raise UserError(f"suite {suite} has no natural-language queries")
-    d = load_domain(insts[0].domain_path)
+    insts, d = _suite_queries(suite, planbench_dir, limit)
     vb = Verbalizer(d, NLConfig.load(insts[0].nl_config_path) if insts[0].nl_config_path else None)
     err.print(f"drawing constraints and judging feasibility for {len(insts)} problems ...")
     cases = guardrail_cases([(i.name, i.query, load_problem(i.problem_path, d)) for i in insts], d, vb, seed)
@@ -278,9 +283,7 @@ def bench_guardrails_cmd(
     finally:
         agent.close()
     err.print()
-    if out_path:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _write_records(out_path, rows)
     returned = [r for r in rows if r["status"] == "solved"]
     feas = [r for r in rows if r["feasible"]]
     infeas = [r for r in rows if not r["feasible"]]
