@@ -24,6 +24,13 @@ class Judged:
     optimal_length: int | None
 
 
+def _crashed(instance: str, system: str, e: Exception, t0: float, optimal_length: int | None) -> Judged:
+    rec = PlanRecord(
+        instance, system, "error", reason=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0
+    )
+    return Judged(rec, None, optimal_length)
+
+
 def plan_and_judge(
     planner: Planner,
     domain: Domain,
@@ -36,10 +43,7 @@ def plan_and_judge(
     try:
         r = planner.plan(list(problem.objects), problem.init, problem.goal)
     except Exception as e:  # a crash on one problem is recorded, and the run goes on
-        rec = PlanRecord(
-            instance, system, "error", reason=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0
-        )
-        return Judged(rec, None, optimal_length)
+        return _crashed(instance, system, e, t0, optimal_length)
     rec = PlanRecord(
         instance,
         system,
@@ -74,14 +78,7 @@ def mpc_and_judge(
     try:
         r = run_mpc(planner, env, execute=execute)
     except Exception as e:  # a crash on one problem is recorded, and the run goes on
-        rec = PlanRecord(
-            instance,
-            "ami-planner-mpc",
-            "error",
-            reason=f"{type(e).__name__}: {e}",
-            seconds=time.perf_counter() - t0,
-        )
-        return Judged(rec, None, optimal_length)
+        return _crashed(instance, "ami-planner-mpc", e, t0, optimal_length)
     note = f"{r.replans} plan(s), {r.failed} action(s) the environment did not carry out"
     rec = PlanRecord(
         instance,
