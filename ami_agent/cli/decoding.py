@@ -136,6 +136,8 @@ def bench_decoder_cmd(
 ):
     """vLLM against transformers in one process: throughput on two workloads, and greedy parity. Both backends
     serve the decoder's adapter the same way: merged into the weights (default) or as LoRA."""
+    import time
+
     from decoder.backends import VLLMBackend, vllm_available
     from decoder.bench import parity, parity_requests, planbench_requests, run_workload, short_requests
 
@@ -149,12 +151,12 @@ def bench_decoder_cmd(
     work_b = short_requests(dec.tokens.tok)
     par = parity_requests(dec, w, parity_inputs) if parity_inputs else []
     err.print("starting the vLLM engine ...")
-    t0 = __import__("time").perf_counter()
+    t0 = time.perf_counter()
     vl = VLLMBackend(hf.model_dir)
-    started = round(__import__("time").perf_counter() - t0, 1)
-    t0 = __import__("time").perf_counter()
-    vl.add_adapter("plan", Path(decoder_dir or dec_default_dir()) / "adapter", merge=merge)
-    started += round(__import__("time").perf_counter() - t0, 1)  # the merged engine starts here
+    vl.add_adapter(
+        "plan", Path(decoder_dir or dec_default_dir()) / "adapter", merge=merge
+    )  # starts its engine
+    started = round(time.perf_counter() - t0, 1)
     res: dict = {"vllm_engine_start_seconds": started, "adapter": "merged" if merge else "lora"}
     for name, reqs, adapter, n in (
         ("a_planbench_length", work_a, "plan", 128),
