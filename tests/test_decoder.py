@@ -233,6 +233,42 @@ def test_merged_adapter_computes_what_peft_computes(model_dir, tmp_path):
     assert (plain - want).abs().max() > 1e-2  # the adapter changes the model: the check can fail
 
 
+def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
+    """Training batches whose prompts share a head compute it once (decoder.lora.shared_prefix_loss): the loss and
+    every LoRA gradient equal the plain batched forward's (float32), rows of different lengths included."""
+    from decoder.lora import common_prefix_len, lora_model, pad_right, shared_prefix_loss
+
+    _, model = lora_model(model_dir, 4, 8)
+    model = model.float()
+    g = torch.Generator().manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data = torch.randn(p.shape, generator=g) * 0.02  # a non-zero adapter, so its gradients are non-trivial
+    head = torch.randint(100, 5000, (70,), generator=g).tolist()
+    prompts = [head + torch.randint(100, 5000, (n,), generator=g).tolist() for n in (3, 9, 5)]
+    answers = [torch.randint(100, 5000, (n,), generator=g).tolist() for n in (6, 2, 11)]
+    seqs = [torch.tensor(p + a) for p, a in zip(prompts, answers)]
+    labels = [[-100] * len(p) + a for p, a in zip(prompts, answers)]
+    x, mask, y = pad_right(seqs, labels)
+    assert common_prefix_len(prompts) >= 70
+    batch = {"input_ids": x, "attention_mask": mask, "labels": y}
+
+    def run(loss_fn):
+        model.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, g_plain = run(lambda: model(**batch).loss)
+    shared, g_shared = run(lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70}))
+    assert abs(plain - shared) < 1e-4 * abs(plain)
+    assert g_plain.keys() == g_shared.keys() and len(g_plain) > 0
+    for name in g_plain:
+        assert torch.allclose(g_plain[name], g_shared[name], rtol=1e-3, atol=1e-6), name
+    wrong, _ = run(lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70, "labels": y.roll(1, dims=1)}))
+    assert abs(wrong - plain) > 1e-2  # the comparison can fail
+
+
 @needs_trained
 def test_vllm_callers_on_many_threads_share_the_engine(vllm_backend, model_dir, planbench):
     """Concurrent callers (server clients, the agent's parallel decodes) share one engine loop: each gets its own
