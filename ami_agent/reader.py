@@ -29,91 +29,115 @@ from planner.worlds.pddl import Atom
 
 SYSTEM = "Read the part of the sentence as one fact about blocks, in the standard form."
 
-# Training phrasings. {x}/{y}: object references. Each fact kind has several ways of saying it.
+# Training phrasings. {x}/{y}: object references. Each fact kind has many ways of saying it, built from parts (verbs,
+# prepositions, inverse forms) so that the reader learns the relation rather than a handful of sentences. Words that
+# carry the held-out phrasings (eval/heldout_phrasings.py: piled, placed, stand, find, covers, free, gripper, cube,
+# piece, ...) are left out on purpose, so the held-out benchmark measures how far the reading generalises.
+_ON_VERBS = [
+    "is", "sits", "rests", "lies", "is sitting", "is resting", "is lying", "is stacked", "has been put",
+    "has been stacked", "is set", "was put", "is located", "is perched", "is balanced", "is kept", "was stacked",
+    "is now", "is positioned", "has been set",
+]  # fmt: skip
+_ON_PREPS = ["on", "on top of", "atop", "upon"]
+_ON_INVERSE = [
+    "the {y} has the {x} on it", "the {y} has the {x} on top of it", "the {y} supports the {x}",
+    "the {y} carries the {x}", "the {y} bears the {x}", "the {y} is under the {x}", "the {y} is beneath the {x}",
+    "the {y} is below the {x}", "the {y} is underneath the {x}", "the {y} is topped by the {x}",
+    "the {y} is directly under the {x}", "the {y} lies under the {x}",
+    "the {y} sits beneath the {x}",
+]  # fmt: skip
+_ON_FRONTED = [
+    "on the {y} there is the {x}", "on top of the {y} there is the {x}", "on the {y} sits the {x}",
+    "on top of the {y} is the {x}", "on the {y} is the {x}", "on the {y} rests the {x}", "atop the {y} is the {x}",
+    "there is the {x} on the {y}", "there is the {x} on top of the {y}", "you can see the {x} on the {y}",
+    "I see the {x} on top of the {y}", "I have the {x} on the {y}", "I have put the {x} on the {y}",
+    "someone stacked the {x} on the {y}",
+]  # fmt: skip
+_TABLE = [
+    "on the table",
+    "directly on the table",
+    "on the table surface",
+    "down on the table",
+    "flat on the table",
+]
+_TABLE_EXTRA = [
+    "on the table there is the {x}", "on the table sits the {x}", "on the table is the {x}",
+    "the table has the {x} on it", "the table supports the {x}", "the table carries the {x}",
+    "there is the {x} on the table", "the {x} is at the bottom on the table", "I see the {x} on the table",
+    "the {x} is not on any block", "the {x} is not on another block", "I have the {x} on the table",
+]  # fmt: skip
+_CLEAR = [
+    "the {x} is clear", "the {x} is clear on top", "the {x} is bare", "the {x} is open",
+    "the {x} has nothing above it", "the {x} is empty on top", "nothing is on the {x}", "nothing is on top of the {x}",
+    "there is nothing on the {x}", "there is nothing on top of the {x}", "no block is on the {x}",
+    "no block is on top of the {x}", "nothing sits on the {x}", "nothing rests on the {x}", "nothing lies on the {x}",
+    "nothing is stacked on the {x}", "nothing has been put on the {x}", "the {x} has nothing on it",
+    "the {x} has nothing on top of it", "the {x} has no block on it", "the {x} has no block on top",
+    "the top of the {x} is empty", "the top of the {x} is clear", "the top of the {x} is open",
+    "the {x} has a clear top", "the {x} has an empty top", "the {x} is at the top of its stack",
+    "the {x} is the top block of its stack", "the {x} is on top of its pile", "the {x} is clear of blocks",
+    "the {x} carries nothing", "the {x} supports nothing", "the {x} is unobstructed",
+]  # fmt: skip
+_HANDEMPTY = [
+    "the hand is empty", "my hand is empty", "my hands are empty", "the robot hand is empty", "the arm is empty",
+    "the robot arm is empty", "I am not holding anything", "I hold nothing", "nothing is in my hand",
+    "nothing is in the hand", "the hand holds nothing", "the arm holds nothing", "I have nothing in my hand",
+    "the hand is not holding anything", "the arm is not holding anything", "nothing is held",
+    "I am holding nothing", "no block is in my hand", "the hand carries nothing",
+]  # fmt: skip
+_HOLDING = [
+    "I am holding the {x}", "the hand is currently holding the {x}", "the {x} is in my hand", "the {x} is held",
+    "I have the {x} in my hand", "the hand holds the {x}", "the arm holds the {x}", "the arm is holding the {x}",
+    "the robot arm is holding the {x}", "I am carrying the {x}", "I hold the {x}", "the {x} is in the hand",
+    "the {x} is being held", "I have picked up the {x}", "the hand has the {x}", "the {x} is up in my hand",
+    "the hand carries the {x}", "I am lifting the {x}",
+]  # fmt: skip
 TRAIN_FACTS = {
-    "on": [
-        "the {x} is on top of the {y}",
-        "the {x} sits on the {y}",
-        "the {x} rests on top of the {y}",
-        "{x} is stacked on {y}",
-        "the {y} has the {x} on it",
-        "there is the {x} on the {y}",
-        "the {x} is on the {y}",
-        "the {x} is atop the {y}",
-        "the {x} lies on the {y}",
-        "the {y} supports the {x}",
-        "on the {y} there is the {x}",
-        "the {x} is sitting on top of the {y}",
-        "the {y} is under the {x}",
-        "the {x} has been put on the {y}",
-    ],
-    "ontable": [
-        "the {x} is on the table",
-        "the {x} lies on the table",
-        "the {x} is directly on the table",
-        "{x} sits on the table",
-        "the {x} rests on the table",
-        "the {x} is lying on the table",
-        "on the table there is the {x}",
-        "the {x} is down on the table",
-    ],
-    "clear": [
-        "the {x} is clear",
-        "nothing is on the {x}",
-        "the {x} has nothing on top of it",
-        "the top of the {x} is empty",
-        "there is nothing on the {x}",
-    ],
-    "handempty": [
-        "the hand is empty",
-        "my hand is empty",
-        "I am not holding anything",
-        "I hold nothing",
-        "nothing is in my hand",
-    ],
-    "holding": [
-        "I am holding the {x}",
-        "the hand is currently holding the {x}",
-        "the {x} is in my hand",
-        "I have the {x} in my hand",
-        "the hand holds the {x}",
-    ],
+    "on": [f"the {{x}} {v} {p} the {{y}}" for v in _ON_VERBS for p in _ON_PREPS]
+    + ["{x} is stacked on {y}", "{x} on {y}"]
+    + _ON_INVERSE
+    + _ON_FRONTED,
+    "ontable": [f"the {{x}} {v} {t}" for v in _ON_VERBS for t in _TABLE]
+    + ["{x} sits on the table"]
+    + _TABLE_EXTRA,
+    "clear": _CLEAR,
+    "handempty": _HANDEMPTY,
+    "holding": _HOLDING,
 }
+_GOAL_PARTICIPLES = ["", "sitting", "resting", "lying", "stacked", "put", "set", "located", "perched", "sat"]
 TRAIN_GOAL_FACTS = {
-    "on": [
-        "the {x} on top of the {y}",
-        "the {x} on the {y}",
-        "{x} stacked on {y}",
-        "the {x} sitting on the {y}",
-        "the {x} atop the {y}",
-        "the {x} resting on the {y}",
-        "the {x} lying on the {y}",
+    "on": [f"the {{x}} {v} {p} the {{y}}".replace("  ", " ") for v in _GOAL_PARTICIPLES for p in _ON_PREPS]
+    + [
+        "{x} stacked on {y}", "{x} on {y}", "the {y} with the {x} on it", "the {y} with the {x} on top",
+        "the {y} under the {x}", "the {y} beneath the {x}", "the {y} supporting the {x}",
+        "the {x} to be on the {y}", "the {x} to be on top of the {y}", "the {x} to finish on the {y}",
+        "the {x} to sit on the {y}", "the {x} to rest on the {y}", "the {x} moved onto the {y}",
+        "the {x} is on the {y}", "the {x} is on top of the {y}", "the {x} sits on the {y}",
+        "the {x} rests on top of the {y}",
     ],
-    "ontable": ["the {x} on the table", "the {x} resting on the table", "the {x} lying on the table"],
-}
+    "ontable": [f"the {{x}} {v} {t}".replace("  ", " ") for v in _GOAL_PARTICIPLES for t in _TABLE[:3]]
+    + [
+        "the {x} to be on the table", "the {x} to finish on the table", "the {x} moved to the table",
+        "the {x} down on the table", "the {x} is on the table", "the {x} lies on the table",
+    ],
+}  # fmt: skip
 TRAIN_INIT_INTROS = [
-    "As initial conditions I have that,",
-    "Right now",
-    "Currently,",
-    "At the moment",
-    "Here is the setup:",
-    "Initially,",
-    "The situation is this:",
-    "Now",
-    "I have some blocks.",
-]
+    "As initial conditions I have that,", "Right now", "Currently,", "At the moment", "Here is the setup:",
+    "Initially,", "The situation is this:", "Now", "I have some blocks.", "At present", "Here is what I have:",
+    "Let me describe the blocks:", "First,", "Look:", "The current state:", "So far", "Today", "My blocks:",
+    "Here is how things are:", "The blocks are arranged like this:",
+]  # fmt: skip
 TRAIN_GOAL_INTROS = [
-    "My goal is to have that",
-    "I want",
-    "Please get",
-    "Can you arrange it so I have",
-    "The goal: I need",
-    "I would like",
-    "Make it so that there is",
-    "End state:",
-    "What I need is",
-]
-TRAIN_REFS = ["the {c} block", "the {c} one", "{c}", "the {c} block", "the {c} box", "the {c} brick"]
+    "My goal is to have that", "I want", "Please get", "Can you arrange it so I have", "The goal: I need",
+    "I would like", "Make it so that there is", "End state:", "What I need is", "Goal:", "I'd love to have",
+    "Please make it so that", "The aim is to have", "Could you get me", "I'm hoping for", "Afterwards I need",
+    "Finally I want", "The desired result:", "Arrange things so that there is", "Then I want", "I need",
+    "Please arrange", "My desired state has", "Get me to a state with",
+]  # fmt: skip
+TRAIN_REFS = [
+    "the {c} block", "the {c} one", "{c}", "the {c} block", "the {c} box", "the {c} brick", "the {c} tile",
+    "the {c} wooden block", "the {c} object", "the {c} item", "the {c} toy block", "{c} block",
+]  # fmt: skip
 
 
 @dataclass

@@ -243,7 +243,8 @@ def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
     g = torch.Generator().manual_seed(0)
     for name, p in model.named_parameters():
         if "lora_B" in name:
-            p.data = torch.randn(p.shape, generator=g) * 0.02  # a non-zero adapter, so its gradients are non-trivial
+            # a non-zero adapter, so that its gradients are non-trivial
+            p.data = torch.randn(p.shape, generator=g) * 0.02
     head = torch.randint(100, 5000, (70,), generator=g).tolist()
     prompts = [head + torch.randint(100, 5000, (n,), generator=g).tolist() for n in (3, 9, 5)]
     answers = [torch.randint(100, 5000, (n,), generator=g).tolist() for n in (6, 2, 11)]
@@ -265,7 +266,9 @@ def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
     assert g_plain.keys() == g_shared.keys() and len(g_plain) > 0
     for name in g_plain:
         assert torch.allclose(g_plain[name], g_shared[name], rtol=1e-3, atol=1e-6), name
-    wrong, _ = run(lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70, "labels": y.roll(1, dims=1)}))
+    wrong, _ = run(
+        lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70, "labels": y.roll(1, dims=1)})
+    )
     assert abs(wrong - plain) > 1e-2  # the comparison can fail
 
 
