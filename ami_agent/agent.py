@@ -151,16 +151,23 @@ class Agent:
                 self._decoder = Decoder(backend, self.model_dir, self.config.decoder_dir or DEFAULT_DIR)
             return self._decoder
 
-    def rewrite(self, text: str) -> str:
-        """Free phrasing -> the world's standard statement, with the LoRA reader adapter."""
-        from ami_agent.reader import ADAPTER, READER_DIR, rewrite
+    def reader_backend(self):
+        """(the serving backend with the LoRA reader adapter loaded, its tokenizer)."""
+        from ami_agent.reader import ADAPTER, READER_DIR
 
         dec = self.decoder
         with self._decoder_lock:
             if not self._reader_loaded:
                 dec.backend.add_adapter(ADAPTER, READER_DIR / "adapter")
                 self._reader_loaded = True
-        return rewrite(dec.backend, dec.tokens.tok, [text], vb=self.world.reader.vb)[0]
+        return dec.backend, dec.tokens.tok
+
+    def rewrite(self, text: str) -> str:
+        """Free phrasing -> the world's standard statement, with the LoRA reader adapter."""
+        from ami_agent.reader import rewrite
+
+        backend, tok = self.reader_backend()
+        return rewrite(backend, tok, [text], vb=self.world.reader.vb)[0]
 
     @property
     def has_reader(self) -> bool:

@@ -388,11 +388,9 @@ def train_reader(
     )
 
 
-def rewrite(
-    backend, tokenizer, texts: list[str], max_tokens: int = 40, vb: Verbalizer | None = None
-) -> list[str]:
-    """Free text -> the standard statement ("" when no start or no goal was read), with the reader adapter
-    (greedy, every clause of every text in one batch). vb: the world's English, to snap stray phrasings."""
+def read_clauses(backend, tokenizer, texts: list[str], max_tokens: int = 40) -> list[list[tuple[str, list]]]:
+    """Free texts -> per text, per sentence: (sentence, [(clause, the adapter's answer), ...]). Greedy, every
+    clause of every text in one batch."""
     from decoder.backends import Request, Sampling
 
     cut = [[(s, split_clauses(s)) for s in split_sentences(t)] for t in texts]
@@ -405,4 +403,13 @@ def rewrite(
     outs = iter(
         [o.text for o in backend.generate(reqs, ADAPTER, Sampling(max_tokens=max_tokens))] if reqs else []
     )
-    return [assemble([[next(outs) for _ in clauses] for _, clauses in text], vb) for text in cut]
+    return [[(s, [(c, next(outs)) for c in clauses]) for s, clauses in text] for text in cut]
+
+
+def rewrite(
+    backend, tokenizer, texts: list[str], max_tokens: int = 40, vb: Verbalizer | None = None
+) -> list[str]:
+    """Free text -> the standard statement ("" when no start or no goal was read), with the reader adapter
+    (greedy, every clause of every text in one batch). vb: the world's English, to snap stray phrasings."""
+    read = read_clauses(backend, tokenizer, texts, max_tokens)
+    return [assemble([[a for _, a in clauses] for _, clauses in text], vb) for text in read]

@@ -1,4 +1,5 @@
-"""`ami-agent bench agent` and `bench load`: the agent on suites and phrasings, and concurrent clients."""
+"""`ami-agent bench agent`, `bench reader` and `bench load`: the agent on suites and phrasings, the free-phrasing
+reader alone, and concurrent clients."""
 
 from __future__ import annotations
 
@@ -133,6 +134,97 @@ def bench_agent_cmd(
                 **_median_by_size(rows),
                 "backend": backend,
                 "decode": decode,
+            }
+        )
+    )
+
+
+@bench_app.command("reader")
+def bench_reader_cmd(
+    phrasing: Annotated[
+        str,
+        typer.Option(
+            help="heldout (phrasings the reader never trained on) | train (its training phrasings, fresh problems)"
+        ),
+    ] = "heldout",
+    limit: Annotated[int, typer.Option(help="Number of generated requests")] = 50,
+    backend: BackendOpt = "auto",
+    out_path: OutRecords = None,
+):
+    """The LoRA reader alone: how many generated requests it reads into exactly the problem described (start and
+    goal), and, per request, each clause's reading and the facts it missed or added. No planning, no decoding."""
+    import random
+    import tempfile
+    import time
+
+    from ami_agent.reader import TRAIN, assemble, complete_state, free_text, read_clauses
+    from planner.worlds.generate import ProblemGenerator, blocksworld_names
+
+    agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "bench.sqlite")
+    if not agent.has_reader:
+        raise UserError(
+            "no trained reader adapter in checkpoints/reader: train one with `ami-agent train reader`"
+        )
+    reader = agent.world.reader
+    vb, d = reader.vb, reader.vb.domain
+    names = blocksworld_names(d)
+    if phrasing == "heldout":
+        from eval.heldout_phrasings import heldout_requests
+
+        cases = heldout_requests(d, vb, limit)
+    elif phrasing == "train":
+        rng = random.Random(7)  # not the training seed: fresh problems and sentences
+        gen = ProblemGenerator(d, None, rng)
+        cases = []
+        for _ in range(limit):
+            p = gen.sample(rng.randint(3, 5))
+            cases.append((free_text(vb, p.init, p.goal, TRAIN, rng, names)[0], p))
+    else:
+        raise UserError(f"--phrasing must be heldout or train, got {phrasing!r}")
+    try:
+        backend_, tok = agent.reader_backend()
+        err.print(f"reading {len(cases)} requests ({phrasing} phrasings) ...")
+        t0 = time.perf_counter()
+        read = read_clauses(backend_, tok, [t for t, _ in cases])
+        seconds = time.perf_counter() - t0
+    finally:
+        agent.close()
+    rows, exact = [], 0
+    for k, ((text, p), sentences) in enumerate(zip(cases, read), start=1):
+        standard = assemble([[a for _, a in clauses] for _, clauses in sentences], vb)
+        init, goal, error = set(), set(), None
+        try:
+            init, goal = reader.statement(standard)
+            init = complete_state(init, sorted({o for a in init | goal for o in a[1:]}), names)
+        except WorldError as e:
+            error = str(e)
+        want = {("start", a) for a in p.init} | {("goal", a) for a in p.goal}
+        got = {("start", a) for a in init} | {("goal", a) for a in goal}
+        ok = error is None and got == want
+        exact += ok
+        rows.append(
+            {
+                "request": f"{phrasing}-{k}",
+                "text": text,
+                "exact": ok,
+                "statement": standard,
+                "error": error,
+                "missing": sorted(f"{sec}: {vb.fact(a)}" for sec, a in want - got),
+                "extra": sorted(f"{sec}: {vb.fact(a)}" for sec, a in got - want),
+                "clauses": [[c, a] for _, clauses in sentences for c, a in clauses],
+            }
+        )
+    _write_records(out_path, rows)
+    out.print(
+        json.dumps(
+            {
+                "phrasing": phrasing,
+                "requests": len(cases),
+                "exact": exact,
+                "exact_rate": round(exact / max(1, len(cases)), 4),
+                "clauses": sum(len(r["clauses"]) for r in rows),
+                "seconds": round(seconds, 2),
+                "backend": backend,
             }
         )
     )
