@@ -246,12 +246,7 @@ def snap_fact(vb: Verbalizer, text: str, objects: list[str]) -> str:
         return text
     except WorldError:
         pass
-    low = f" {text.lower()} "
-    named = [  # by their phrases ("red block", "red"), not their raw names ("a" is also a word)
-        o
-        for o in objects
-        if any(f" {ph} " in low for ph, obj in vb.object_reader([o]).items() if obj == o and ph != o.lower())
-    ]
+    named = named_objects(vb, text, objects)
     arity = 0 if not named else None
     cands = []
     for pred, n in vb.domain.predicates.items():
@@ -388,14 +383,51 @@ def train_reader(
     )
 
 
-def read_clauses(backend, tokenizer, texts: list[str], max_tokens: int = 40) -> list[list[tuple[str, list]]]:
+def named_objects(vb: Verbalizer, text: str, objects: list[str]) -> list[str]:
+    """The objects a text names by their phrases ("red block", "red"; not raw names: "a" is also a word), in
+    order of first mention."""
+    low = " " + " ".join(re.findall(r"[a-z0-9_-]+", text.lower())) + " "
+    found = {}
+    for phrase, obj in vb.object_reader(objects).items():
+        if phrase != obj.lower():
+            at = low.find(f" {phrase} ")
+            if at >= 0:
+                found[obj] = min(at, found.get(obj, at))
+    return sorted(found, key=found.get)
+
+
+def clause_choices(vb: Verbalizer, clause: str, objects: list[str]) -> list[str]:
+    """What the reader may answer for a clause: "none", or one fact about the objects the clause names (no object
+    it does not name; facts without objects when it names none), marked start or goal."""
+    import itertools
+
+    named = named_objects(vb, clause, objects)
+    facts = []
+    for pred, n in vb.domain.predicates.items():
+        if (n == 0) != (not named):
+            continue
+        for args in itertools.permutations(named, n):
+            phrase = vb.fact((pred, *args))
+            if phrase:
+                facts.append(phrase)
+    return ["none"] + [f"{sec}: {f}" for sec in ("start", "goal") for f in facts]
+
+
+def read_clauses(
+    backend, tokenizer, texts: list[str], max_tokens: int = 40, vb: Verbalizer | None = None
+) -> list[list[tuple[str, list]]]:
     """Free texts -> per text, per sentence: (sentence, [(clause, the adapter's answer), ...]). Greedy, every
-    clause of every text in one batch."""
+    clause of every text in one batch. With the world's English (vb), each answer is constrained to the clause's
+    possible facts (`clause_choices`): the reader cannot name an object the clause does not mention."""
     from decoder.backends import Request, Sampling
 
     cut = [[(s, split_clauses(s)) for s in split_sentences(t)] for t in texts]
+    objects = sorted(vb.config.encoded_objects) if vb is not None else []
     reqs = [
-        Request(prompt_ids=prompt_ids(tokenizer, clause_input(s, c)))
+        Request(
+            prompt_ids=prompt_ids(tokenizer, clause_input(s, c)),
+            choices=clause_choices(vb, c, objects) if vb is not None else None,
+        )
         for text in cut
         for s, clauses in text
         for c in clauses
@@ -411,5 +443,5 @@ def rewrite(
 ) -> list[str]:
     """Free text -> the standard statement ("" when no start or no goal was read), with the reader adapter
     (greedy, every clause of every text in one batch). vb: the world's English, to snap stray phrasings."""
-    read = read_clauses(backend, tokenizer, texts, max_tokens)
+    read = read_clauses(backend, tokenizer, texts, max_tokens, vb)
     return [assemble([[a for _, a in clauses] for _, clauses in text], vb) for text in read]

@@ -44,6 +44,9 @@ class Sampling:
 class Request:
     prompt_ids: list[int] | None = None
     prompt_embeds: torch.Tensor | None = None  # (L, H)
+    # the completion must be one of these strings (constrained greedy decoding: at each step the likeliest token
+    # that keeps some choice possible); None: free text
+    choices: list[str] | None = None
 
     def __post_init__(self):
         if (self.prompt_ids is None) == (self.prompt_embeds is None):
@@ -180,9 +183,41 @@ class TransformersBackend:
             with torch.no_grad(), context:
                 if s.seed is not None:
                     torch.manual_seed(s.seed)
-                for i in range(0, len(requests), self.batch_size):
-                    out += self._batch(model, requests[i : i + self.batch_size], s)
+                free = [r for r in requests if not r.choices]
+                done = {}
+                for i in range(0, len(free), self.batch_size):
+                    done.update(
+                        zip(
+                            map(id, free[i : i + self.batch_size]),
+                            self._batch(model, free[i : i + self.batch_size], s),
+                        )
+                    )
+                for r in requests:
+                    if r.choices:
+                        done[id(r)] = self._choose(model, r)
+                out = [done[id(r)] for r in requests]
         return out
+
+    def _choose(self, model, r: Request) -> Completion:
+        """Constrained greedy decoding over r.choices (what vLLM's structured outputs do with `choice`): each step
+        takes the likeliest token that continues some choice (canonical tokenization, then end of turn); stops as
+        soon as one choice is left."""
+        seqs = [self.tok(c, add_special_tokens=False)["input_ids"] + [self.eos] for c in r.choices]
+        live = list(range(len(seqs)))
+        out = model(inputs_embeds=self._embeds(r).unsqueeze(0), use_cache=True)
+        taken: list[int] = []
+        while len(live) > 1:
+            k = len(taken)
+            allowed = sorted({seqs[i][k] for i in live})
+            logits = out.logits[0, -1].float()
+            nxt = max(allowed, key=lambda t: float(logits[t]))
+            taken.append(nxt)
+            live = [i for i in live if seqs[i][k] == nxt]
+            if nxt == self.eos or len(live) == 1:
+                break
+            out = model(input_ids=torch.tensor([[nxt]]), past_key_values=out.past_key_values, use_cache=True)
+        chosen = live[0] if live else 0
+        return Completion(r.choices[chosen], r.length, len(seqs[chosen]), "stop")
 
     def _batch(self, model, chunk: list[Request], s: Sampling) -> list[Completion]:
         embs = [self._embeds(r) for r in chunk]
@@ -203,6 +238,9 @@ class TransformersBackend:
     def stream(self, request, adapter=None, sampling=None):
         from transformers import TextIteratorStreamer
 
+        if request.choices:  # one of the given strings: chosen whole
+            yield self.generate([request], adapter, sampling)[0].text
+            return
         s = sampling or Sampling()
         streamer = TextIteratorStreamer(self.tok, skip_special_tokens=True)
         x = self._embeds(request).unsqueeze(0)
@@ -450,6 +488,17 @@ class VLLMBackend:
             **kw,
         )
 
+    @staticmethod
+    def _constrained(params, r: Request):
+        """params, limited to r.choices when it has them (vLLM structured outputs)."""
+        if not r.choices:
+            return params
+        from vllm.sampling_params import StructuredOutputsParams
+
+        p = params.clone()
+        p.structured_outputs = StructuredOutputsParams(choice=list(r.choices))
+        return p
+
     def generate(self, requests, adapter=None, sampling=None):
         from vllm.sampling_params import RequestOutputKind
 
@@ -457,7 +506,7 @@ class VLLMBackend:
         loop, lora = self._route(adapter)
         params = self._params(s)
         params.output_kind = RequestOutputKind.FINAL_ONLY
-        queues = [loop.submit(self._prompt(r), params, lora) for r in requests]
+        queues = [loop.submit(self._prompt(r), self._constrained(params, r), lora) for r in requests]
         out = []
         for r, q in zip(requests, queues):
             o = list(loop.outputs(q))[-1].outputs[0]  # FINAL_ONLY: one output
@@ -467,7 +516,7 @@ class VLLMBackend:
     def stream(self, request, adapter=None, sampling=None):
         s = sampling or Sampling()
         loop, lora = self._route(adapter)
-        q = loop.submit(self._prompt(request), self._params(s, delta=True), lora)
+        q = loop.submit(self._prompt(request), self._constrained(self._params(s, delta=True), request), lora)
         finished = False
         try:
             for out in loop.outputs(q):
@@ -549,6 +598,8 @@ class VLLMServerBackend:
             body["ignore_eos"] = True
         if s.seed is not None:
             body["seed"] = s.seed
+        if r.choices:
+            body["structured_outputs"] = {"choice": list(r.choices)}
         if r.prompt_embeds is not None:
             body["prompt_embeds"] = encode_embeds(r.prompt_embeds.to(torch.bfloat16))
         else:

@@ -302,6 +302,42 @@ def test_streaming_equals_generate(vllm_backend, hf_backend, model_dir, planbenc
         assert "".join(pieces).strip() == whole.strip()
 
 
+def _chat_ids(model_dir, text):
+    from transformers import AutoTokenizer
+
+    from decoder.lora import chat_prompt_ids
+
+    return chat_prompt_ids(AutoTokenizer.from_pretrained(model_dir), text)
+
+
+def test_choices_constrain_the_answer_alike_on_both_backends(vllm_backend, hf_backend, model_dir):
+    """A request with `choices` answers one of them, whole (vLLM: structured outputs; transformers: the same
+    constrained greedy walk), and both backends choose alike; when the free greedy answer is itself a choice, the
+    constrained one is that answer."""
+    prompts = [
+        "What is the capital of France? Answer with the city only.",
+        "Is ice cold or hot? Answer with one word.",
+        "Name a colour of the sky on a clear day. One word.",
+    ]
+    choices = [["Berlin", "Paris", "Madrid"], ["hot", "cold"], ["green", "blue", "red"]]
+    reqs = [Request(prompt_ids=_chat_ids(model_dir, t), choices=c) for t, c in zip(prompts, choices)]
+    got = {
+        b.name: [o.text for o in b.generate(reqs, None, Sampling(max_tokens=16))]
+        for b in (vllm_backend, hf_backend)
+    }
+    for name, texts in got.items():
+        assert all(t in c for t, c in zip(texts, choices)), (name, texts)
+    assert got["vllm"] == got["transformers"]
+    free = hf_backend.generate(
+        [Request(prompt_ids=r.prompt_ids) for r in reqs], None, Sampling(max_tokens=16)
+    )
+    for f, t, c in zip(free, got["transformers"], choices):
+        if f.text.strip() in c:
+            assert t == f.text.strip()
+    odd = Request(prompt_ids=_chat_ids(model_dir, prompts[0]), choices=["a zebra", "the moon"])
+    assert hf_backend.generate([odd], None, Sampling(max_tokens=16))[0].text in odd.choices
+
+
 def test_unknown_adapter_is_a_clear_error(hf_backend, tmp_path):
     with pytest.raises(BackendError, match="not a PEFT LoRA adapter"):
         hf_backend.add_adapter("x", tmp_path)

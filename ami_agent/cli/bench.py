@@ -148,6 +148,13 @@ def bench_reader_cmd(
         ),
     ] = "heldout",
     limit: Annotated[int, typer.Option(help="Number of generated requests")] = 50,
+    constrained: Annotated[
+        bool,
+        typer.Option(
+            help="Answers limited to facts about the objects each clause names (as the agent reads); "
+            "--no-constrained: free text (ablation)"
+        ),
+    ] = True,
     backend: BackendOpt = "auto",
     out_path: OutRecords = None,
 ):
@@ -185,7 +192,7 @@ def bench_reader_cmd(
         backend_, tok = agent.reader_backend()
         err.print(f"reading {len(cases)} requests ({phrasing} phrasings) ...")
         t0 = time.perf_counter()
-        read = read_clauses(backend_, tok, [t for t, _ in cases])
+        read = read_clauses(backend_, tok, [t for t, _ in cases], vb=vb if constrained else None)
         seconds = time.perf_counter() - t0
     finally:
         agent.close()
@@ -224,6 +231,7 @@ def bench_reader_cmd(
                 "exact_rate": round(exact / max(1, len(cases)), 4),
                 "clauses": sum(len(r["clauses"]) for r in rows),
                 "seconds": round(seconds, 2),
+                "constrained": constrained,
                 "backend": backend,
             }
         )
