@@ -18,6 +18,7 @@ from ami_agent.perceive import Reader, perceive
 from ami_agent.record import PlanRecord
 from ami_agent.state import AgentState
 from planner.api import Constraint, Planner
+from planner.search import SearchConfig
 from planner.worlds.nl import NLConfig, Verbalizer
 from planner.worlds.pddl import Domain, Problem, load_domain
 from planner.worlds.plans import validate
@@ -42,9 +43,17 @@ class AgentConfig:
     memory: Path | None = None  # SQLite file; default <cache>/agent.sqlite
     model_dir: Path | None = None
     decoder_dir: Path | None = None
-    plan_seconds: float = 10.0
+    # the planner's budget: expansions (the same compute alone or under load), and a wall-clock cap. 2500
+    # expansions are ~10 s for a 4-5 block problem with the machine to itself; under load (8-16 requests at once)
+    # a wall-clock budget alone starved searches that needed a few hundred expansions
+    plan_expansions: int = 2500
+    plan_seconds: float = 30.0
     chat_tokens: int = 256
     decode: str = "parallel"  # parallel | sequential (DECODE_ROUNDS)
+
+    @property
+    def budget(self) -> SearchConfig:
+        return SearchConfig(time_limit=self.plan_seconds, max_expansions=self.plan_expansions)
 
     def __post_init__(self):
         if self.decode not in DECODE_ROUNDS:
@@ -60,19 +69,17 @@ class World:
     planner: Planner
 
 
-def load_world(domain_path: Path, nl_path: Path, checkpoint: Path, plan_seconds: float) -> World:
+def load_world(domain_path: Path, nl_path: Path, checkpoint: Path, budget: SearchConfig) -> World:
     d = load_domain(domain_path)
-    return make_world(d, Verbalizer(d, NLConfig.load(nl_path)), checkpoint, plan_seconds)
+    return make_world(d, Verbalizer(d, NLConfig.load(nl_path)), checkpoint, budget)
 
 
-def make_world(domain: Domain, verbalizer: Verbalizer, checkpoint: Path, plan_seconds: float) -> World:
-    from planner.search import SearchConfig
-
+def make_world(domain: Domain, verbalizer: Verbalizer, checkpoint: Path, budget: SearchConfig) -> World:
     if not Path(checkpoint).exists():
         raise FileNotFoundError(
             f"no world model for domain '{domain.name}' at {checkpoint}: train one with `ami-agent train world-model`"
         )
-    planner = Planner.load(checkpoint, SearchConfig(time_limit=plan_seconds))
+    planner = Planner.load(checkpoint, budget)
     return World(domain.name, domain, verbalizer, Reader(verbalizer), planner)
 
 
@@ -99,7 +106,7 @@ class Agent:
             WORLDS_DIR / "blocksworld.pddl",
             WORLDS_DIR / "blocksworld.yaml",
             CHECKPOINTS / "blocksworld-4ops.pt",
-            cfg.plan_seconds,
+            cfg.budget,
         )
         self.worlds: dict[str, World] = {self.world.name: self.world}
         self.model_dir = Path(resolve_base_model(str(cfg.model_dir) if cfg.model_dir else None))
@@ -121,7 +128,7 @@ class Agent:
         needs a projector for it (`ami-agent train decoder --world ...`)."""
         if domain.name not in self.worlds:
             ckpt = checkpoint or CHECKPOINTS / f"{domain.name}.pt"
-            self.worlds[domain.name] = make_world(domain, verbalizer, ckpt, self.config.plan_seconds)
+            self.worlds[domain.name] = make_world(domain, verbalizer, ckpt, self.config.budget)
         return self.worlds[domain.name]
 
     def perceive(self, text: str, previous: dict | None) -> tuple[World, object]:

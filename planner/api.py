@@ -114,14 +114,17 @@ class Planner:
         for k in range(self.attempts):
             world = worlds[k]
             guards = self.guardrails(world, list(constraints))
+            # the budget (seconds and expansions) is shared by every identity draw of this call
             remaining = self.search.time_limit - (time.perf_counter() - t0)
-            if remaining <= 0:
+            left = self.search.max_expansions - expansions
+            if remaining <= 0 or left <= 0:
                 break
             if self.actor == "cem":
                 cfg = replace(self.cem, time_limit=remaining, max_depth=self.search.max_depth, seed=seed + k)
                 r = cem_search(world, init_ids, goal_ids, guards, cfg)
             else:
-                r = beam_search(world, init_ids, goal_ids, guards, replace(self.search, time_limit=remaining))
+                cfg = replace(self.search, time_limit=remaining, max_expansions=left)
+                r = beam_search(world, init_ids, goal_ids, guards, cfg)
             expansions += r.expansions
             generated += r.generated
             last = r
@@ -144,7 +147,7 @@ class Planner:
                 return r
             rejected += 1
             last = PlanResult("no_plan", reason=f"the plan found failed the model's own check: {problem}")
-        out = last or PlanResult("no_plan", reason="no time left to search")
+        out = last or PlanResult("no_plan", reason="no search budget left")
         if rejected and out.status != "solved":
             out.reason = f"{rejected} plan(s) rejected by the model's own check; last: {out.reason}"
         out.expansions, out.generated, out.seconds = expansions, generated, time.perf_counter() - t0

@@ -328,3 +328,28 @@ def test_mpc_replans_when_actions_slip(bw_domain):
     assert validate(bw_domain, p, carried_out).valid
     fixed = SimulatedEnvironment(bw_domain, p)  # a deterministic world: no action fails
     assert run_mpc(planner, fixed, execute=100).replans == 1
+
+
+@pytest.mark.skipif(not BW_CKPT.exists(), reason="no trained blocksworld world model")
+def test_expansion_budget_is_shared_by_the_whole_call(bw_domain):
+    """The agent budgets its planner in expansions (the same compute alone or under load): one budget for the
+    whole call, every identity draw included; the search ends in no_plan naming it."""
+    import random
+
+    from planner.api import Planner
+    from planner.search import SearchConfig
+    from planner.worlds.generate import ProblemGenerator
+    from planner.worlds.oracle import solve
+    from planner.worlds.strips import Task
+
+    gen = ProblemGenerator(bw_domain, None, random.Random(11))
+    p = next(q for q in (gen.sample(5) for _ in range(50)) if len(solve(Task(bw_domain, q)).plan) >= 8)
+    tight = Planner.load(BW_CKPT, SearchConfig(max_expansions=5, time_limit=60)).plan(
+        list(p.objects), p.init, p.goal
+    )
+    assert tight.status == "no_plan" and "budget" in tight.reason
+    assert tight.expansions < 5 + 64  # one depth's frontier past the budget at most
+    full = Planner.load(BW_CKPT, SearchConfig(max_expansions=2500, time_limit=60)).plan(
+        list(p.objects), p.init, p.goal
+    )
+    assert full.status == "solved" and full.expansions <= 2500
