@@ -37,6 +37,11 @@ _PLANNING_WORDS = re.compile(
 )
 
 
+def _said(m: re.Match) -> str:
+    """The words of a stated constraint ("never put the red block on the table"), quoted back when it blocks."""
+    return " ".join(m.group(0).split())
+
+
 class Reader:
     """Reads one world's text. `names`: every object the world's English knows (PDDL name -> phrase)."""
 
@@ -100,28 +105,32 @@ class Reader:
             for m in re.finditer(
                 rf"{neg}\s+(?:ever\s+)?(?:put|place|set|leave|stack)\w*\s+{o}\s+on\s+the\s+table", s, re.I
             ):
-                out.append(Constraint("forbid_fact", ("ontable", self.obj(m.group(1))), s))
+                out.append(Constraint("forbid_fact", ("ontable", self.obj(m.group(1))), _said(m)))
             for m in re.finditer(
                 rf"{neg}\s+(?:ever\s+)?(?:put|place|set|stack)\w*\s+{o}\s+(?:on\s+top\s+of|onto|on)\s+{o}",
                 s,
                 re.I,
             ):
-                out.append(Constraint("forbid_fact", ("on", self.obj(m.group(1)), self.obj(m.group(2))), s))
+                out.append(
+                    Constraint("forbid_fact", ("on", self.obj(m.group(1)), self.obj(m.group(2))), _said(m))
+                )
             for m in re.finditer(
                 rf"{neg}\s+(?:ever\s+)?(?:touch|move|use|pick\s+up|handle)\w*\s+{o}", s, re.I
             ):
-                out.append(Constraint("forbid_object", (self.obj(m.group(1)),), s))
+                out.append(Constraint("forbid_object", (self.obj(m.group(1)),), _said(m)))
             for m in re.finditer(rf"{neg}\s+(?:ever\s+)?(?:hold|grab)\w*\s+{o}", s, re.I):
-                out.append(Constraint("forbid_fact", ("holding", self.obj(m.group(1))), s))
+                out.append(Constraint("forbid_fact", ("holding", self.obj(m.group(1))), _said(m)))
             for m in re.finditer(
                 rf"{neg}\s+(?:use\s+)?(?:the\s+)?(unstack|stack|pick[- ]up|put[- ]down)\b(?!\s+{o})", s, re.I
             ):
                 op = m.group(1).lower().replace(" ", "-")
-                out.append(Constraint("forbid_operator", (op,), s))
+                out.append(Constraint("forbid_operator", (op,), _said(m)))
             for m in re.finditer(rf"(?:keep|leave)\s+{o}\s+on\s+(?:top\s+of\s+)?{o}", s, re.I):
-                out.append(Constraint("require_fact", ("on", self.obj(m.group(1)), self.obj(m.group(2))), s))
+                out.append(
+                    Constraint("require_fact", ("on", self.obj(m.group(1)), self.obj(m.group(2))), _said(m))
+                )
             for m in re.finditer(rf"(?:keep|leave)\s+{o}\s+on\s+the\s+table", s, re.I):
-                out.append(Constraint("require_fact", ("ontable", self.obj(m.group(1))), s))
+                out.append(Constraint("require_fact", ("ontable", self.obj(m.group(1))), _said(m)))
         unique: dict[tuple, Constraint] = {}
         for c in out:
             unique.setdefault((c.kind, c.target), c)
