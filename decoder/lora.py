@@ -47,11 +47,13 @@ def shared_prefix_loss(model, batch: dict) -> torch.Tensor:
     P = batch["prefix_len"]
     x, mask, y = batch["input_ids"], batch["attention_mask"], batch["labels"]
     B, L = x.shape
+    if not (0 < P < L and bool((x[:, :P] == x[:1, :P]).all()) and bool((y[:, : P + 1] == -100).all())):
+        raise ValueError(f"prefix_len {P}: the rows must share their first tokens, which carry no labels")
     head = model(input_ids=x[:1, :P], use_cache=True).past_key_values
     kv = [(layer.keys.expand(B, -1, -1, -1), layer.values.expand(B, -1, -1, -1)) for layer in head.layers]
     cache = DynamicCache(ddp_cache_data=kv, config=model.config)
-    pos = torch.arange(P, L).unsqueeze(0).expand(B, -1)
-    full_mask = torch.cat([torch.ones(B, P, dtype=mask.dtype), mask[:, P:]], dim=1)
+    pos = torch.arange(P, L, device=x.device).unsqueeze(0).expand(B, -1)
+    full_mask = torch.cat([torch.ones(B, P, dtype=mask.dtype, device=x.device), mask[:, P:]], dim=1)
     out = model(
         input_ids=x[:, P:],
         attention_mask=full_mask,
@@ -61,6 +63,16 @@ def shared_prefix_loss(model, batch: dict) -> torch.Tensor:
         use_cache=False,
     )
     return out.loss
+
+
+def shared_head(prompts: list[list[int]]) -> int:
+    """How many first tokens a batch's prompts share and can compute once (`shared_prefix_loss`); 0 when too few to
+    be worth it. At least one prompt token per row stays after it, so every answer token is still predicted from
+    inside the row's own part."""
+    if len(prompts) < 2:
+        return 0
+    n = min(common_prefix_len(prompts), min(len(p) for p in prompts) - 1)
+    return n if n >= MIN_SHARED_PREFIX else 0
 
 
 def common_prefix_len(seqs: list[list[int]]) -> int:
@@ -111,7 +123,10 @@ def train_loop(
             history.append(
                 {"step": step, "loss": round(loss, 4), "loss_ema": round(ema, 4), "seconds": round(el, 1)}
             )
-            tokens = int(batch["attention_mask"].sum()) + batch.get("prefix_len", 0)
+            # tokens run through the model: a shared head once, not once per row
+            tokens = int(batch["attention_mask"].sum()) - (len(batch["attention_mask"]) - 1) * batch.get(
+                "prefix_len", 0
+            )
             log(
                 f"step {step}  loss {loss:.4f} (ema {ema:.4f})  tokens/batch {tokens}  {el / step:.2f}s/step  "
                 f"{el / 60:.1f}/{minutes:g} min"
@@ -184,10 +199,8 @@ def train_text_adapter(
             labels.append([-100] * len(ids) + ans)
         x, mask, y = pad_right(seqs, labels)
         out = {"input_ids": x, "attention_mask": mask, "labels": y}
-        # prompts sharing a long head (one world's domain description) compute it once; keep >= 1 prompt token
-        # per row after the prefix so every answer token is still predicted from inside the batch's rows
-        shared = min(common_prefix_len(prompts), min(len(p) for p in prompts) - 1) if batch > 1 else 0
-        if shared >= MIN_SHARED_PREFIX:
+        shared = shared_head(prompts)
+        if shared:
             out["prefix_len"] = shared
         return out
 

@@ -244,3 +244,34 @@ def test_reader_snaps_stray_phrasings_only_when_unambiguous(reader):
     )
     init, goal = reader.statement(text)
     assert ("handempty",) in init and goal == {("on", "a", "b")}
+
+
+def test_clause_choices_name_only_what_the_clause_names(reader):
+    """The constrained reader may answer "none" or a fact about the objects a clause names, marked start or goal;
+    a clause that places a block it does not name is not read at all."""
+    from ami_agent.reader import clause_choices, named_objects, unresolved
+
+    vb, objects = reader.vb, sorted(reader.vb.config.encoded_objects)
+    assert named_objects(vb, "on top of the blue piece sits the red one", objects) == ["b", "a"]
+    assert named_objects(vb, "a block is on the table", objects) == []  # "a" is a word, not the object a
+    one = clause_choices(vb, "the red cube is bare", objects)
+    assert (
+        one[0] == "none"
+        and "start: the red block is clear" in one
+        and "goal: the red block is on the table" in one
+    )
+    assert not any("blue" in c or "hand is empty" in c for c in one)
+    two = clause_choices(vb, "the red one rests on the blue one", objects)
+    assert {
+        "start: the red block is on top of the blue block",
+        "start: the blue block is on top of the red block",
+    } <= set(two)
+    assert len(two) == 1 + 2 * (2 + 2 + 2 + 2)  # none; on both ways, ontable, clear, holding, in each section
+    assert clause_choices(vb, "my hand is empty", objects) == [
+        "none",
+        "start: the hand is empty",
+        "goal: the hand is empty",
+    ]
+    assert unresolved(vb, "it is on the table", objects) and unresolved(vb, "the other one is clear", objects)
+    assert not unresolved(vb, "the red one is clear", objects)
+    assert not unresolved(vb, "Can you arrange it so I have", objects)

@@ -331,9 +331,10 @@ def test_mpc_replans_when_actions_slip(bw_domain):
 
 
 @pytest.mark.skipif(not BW_CKPT.exists(), reason="no trained blocksworld world model")
-def test_expansion_budget_is_shared_by_the_whole_call(bw_domain):
+def test_expansion_budget_is_shared_by_the_whole_call(bw_domain, monkeypatch):
     """The agent budgets its planner in expansions (the same compute alone or under load): one budget for the
-    whole call, every identity draw included; the search ends in no_plan naming it."""
+    whole call. When the model's own check rejects the first plan, the next identity draw gets what is left, not a
+    fresh budget, and the answer names both the rejection and the spent budget."""
     import random
 
     from planner.api import Planner
@@ -344,12 +345,11 @@ def test_expansion_budget_is_shared_by_the_whole_call(bw_domain):
 
     gen = ProblemGenerator(bw_domain, None, random.Random(11))
     p = next(q for q in (gen.sample(5) for _ in range(50)) if len(solve(Task(bw_domain, q)).plan) >= 8)
-    tight = Planner.load(BW_CKPT, SearchConfig(max_expansions=5, time_limit=60)).plan(
-        list(p.objects), p.init, p.goal
-    )
-    assert tight.status == "no_plan" and "budget" in tight.reason
-    assert tight.expansions < 5 + 64  # one depth's frontier past the budget at most
-    full = Planner.load(BW_CKPT, SearchConfig(max_expansions=2500, time_limit=60)).plan(
-        list(p.objects), p.init, p.goal
-    )
-    assert full.status == "solved" and full.expansions <= 2500
+    args = (list(p.objects), p.init, p.goal)
+    first = Planner.load(BW_CKPT, SearchConfig(time_limit=60)).plan(*args)
+    assert first.status == "solved" and first.expansions > 64
+    monkeypatch.setattr(Planner, "check", staticmethod(lambda *a, **k: "rejected for the test"))
+    budget = first.expansions + 1  # enough for the first search only
+    r = Planner.load(BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60)).plan(*args)
+    assert r.status == "no_plan" and "rejected" in r.reason and "budget" in r.reason, r.reason
+    assert r.expansions <= budget + 64  # the second draw stopped within one frontier of what was left

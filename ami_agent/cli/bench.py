@@ -152,7 +152,7 @@ def bench_reader_cmd(
         bool,
         typer.Option(
             help="Answers limited to facts about the objects each clause names (as the agent reads); "
-            "--no-constrained: free text (ablation)"
+            "--no-constrained: the adapter writes free text (ablation; stray phrasings are still snapped)"
         ),
     ] = True,
     backend: BackendOpt = "auto",
@@ -161,46 +161,66 @@ def bench_reader_cmd(
     """The LoRA reader alone: how many generated requests it reads into exactly the problem described (start and
     goal), and, per request, each clause's reading and the facts it missed or added. No planning, no decoding."""
     import random
+    import shutil
     import tempfile
     import time
 
-    from ami_agent.reader import TRAIN, assemble, complete_state, free_text, read_clauses
+    from ami_agent.agent import WORLDS_DIR
+    from ami_agent.reader import (
+        READER_DIR,
+        TRAIN,
+        assemble,
+        complete_state,
+        free_text,
+        read_clauses,
+        unresolved,
+    )
     from planner.worlds.generate import ProblemGenerator, blocksworld_names
+    from planner.worlds.nl import NLConfig, Verbalizer
+    from planner.worlds.pddl import load_domain
 
-    agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "bench.sqlite")
-    if not agent.has_reader:
+    if phrasing not in ("heldout", "train"):
+        raise UserError(f"--phrasing must be heldout or train, got {phrasing!r}")
+    if not (READER_DIR / "adapter" / "adapter_config.json").exists():
         raise UserError(
             "no trained reader adapter in checkpoints/reader: train one with `ami-agent train reader`"
         )
-    reader = agent.world.reader
-    vb, d = reader.vb, reader.vb.domain
+    d = load_domain(WORLDS_DIR / "blocksworld.pddl")
+    vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
     names = blocksworld_names(d)
     if phrasing == "heldout":
         from eval.heldout_phrasings import heldout_requests
 
         cases = heldout_requests(d, vb, limit)
-    elif phrasing == "train":
+    else:
         rng = random.Random(7)  # not the training seed: fresh problems and sentences
         gen = ProblemGenerator(d, None, rng)
         cases = []
         for _ in range(limit):
             p = gen.sample(rng.randint(3, 5))
             cases.append((free_text(vb, p.init, p.goal, TRAIN, rng, names)[0], p))
-    else:
-        raise UserError(f"--phrasing must be heldout or train, got {phrasing!r}")
+    home = Path(tempfile.mkdtemp())
+    agent = _agent(backend, None, home / "bench.sqlite")
+    reader = agent.world.reader
+    objects = sorted(vb.config.encoded_objects)
     try:
         backend_, tok = agent.reader_backend()
+        served_by = backend_.name
         err.print(f"reading {len(cases)} requests ({phrasing} phrasings) ...")
         t0 = time.perf_counter()
         read = read_clauses(backend_, tok, [t for t, _ in cases], vb=vb if constrained else None)
         seconds = time.perf_counter() - t0
     finally:
         agent.close()
+        shutil.rmtree(home, ignore_errors=True)
     rows, exact = [], 0
     for k, ((text, p), sentences) in enumerate(zip(cases, read), start=1):
         standard = assemble([[a for _, a in clauses] for _, clauses in sentences], vb)
         init, goal, error = set(), set(), None
+        pointing = [c for _, clauses in sentences for c, _ in clauses if unresolved(vb, c, objects)]
         try:
+            if pointing:
+                raise WorldError(f"a clause places a block it does not name: {pointing[0]!r}")
             init, goal = reader.statement(standard)
             init = complete_state(init, sorted({o for a in init | goal for o in a[1:]}), names)
         except WorldError as e:
@@ -232,7 +252,7 @@ def bench_reader_cmd(
                 "clauses": sum(len(r["clauses"]) for r in rows),
                 "seconds": round(seconds, 2),
                 "constrained": constrained,
-                "backend": backend,
+                "backend": served_by,
             }
         )
     )
