@@ -165,11 +165,23 @@ def _say(template: str, args, vb, phrasing, rng) -> str:
 
 
 def _compose(
-    vb: Verbalizer, init, goal, phrasing: Phrasing, rng: random.Random, names: dict
+    vb: Verbalizer,
+    init,
+    goal,
+    phrasing: Phrasing,
+    rng: random.Random,
+    names: dict,
+    omit_table: bool = False,
 ) -> tuple[str, list[Atom], dict[str, tuple[str, Atom]]]:
-    """(the request in free words, the start facts said, words of each fact said -> (section, fact))."""
+    """(the request in free words, the start facts said, words of each fact said -> (section, fact)).
+    omit_table: half the time leave the table out when every block on it carries another (people say "the red
+    one sits on the blue one" and no more; complete_state puts the bottom blocks back on the table)."""
     inv = {v: k for k, v in names.items()}  # PDDL predicate -> role
     unsaid = {k for k in ("clear", "handempty") if rng.random() < 0.5}  # complete_state adds these back
+    on, ontable = names.get("on"), names.get("ontable")
+    below = {a[2] for a in init if a[0] == on}
+    if omit_table and all(a[1] in below for a in init if a[0] == ontable) and rng.random() < 0.5:
+        unsaid.add("ontable")
     # sorted first: shuffling a set in its hash order would make the text differ from one process to the next
     said = [a for a in sorted(sorted(init), key=lambda _: rng.random()) if inv.get(a[0], a[0]) not in unsaid]
     words: dict[str, tuple[str, Atom]] = {}
@@ -218,10 +230,10 @@ def clause_answer(vb: Verbalizer, section: str | None, fact: Atom | None) -> str
 
 
 def clause_examples(
-    vb: Verbalizer, init, goal, phrasing: Phrasing, rng: random.Random, names: dict
+    vb: Verbalizer, init, goal, phrasing: Phrasing, rng: random.Random, names: dict, omit_table: bool = False
 ) -> list[tuple[str, str]]:
     """A generated request cut as the reader cuts it: (clause input, answer) for every clause."""
-    text, _, words = _compose(vb, init, goal, phrasing, rng, names)
+    text, _, words = _compose(vb, init, goal, phrasing, rng, names, omit_table)
     out = []
     for sentence in split_sentences(text):
         for clause in split_clauses(sentence):
@@ -341,7 +353,9 @@ def train_reader(
     seed: int = 0,
     command: str = "",
     log=None,
+    init_from: Path | None = None,
 ) -> dict:
+    """init_from: a reader adapter folder to continue training."""
     from decoder.lora import train_text_adapter
 
     rng = random.Random(seed)
@@ -353,7 +367,7 @@ def train_reader(
         """One clause of a freshly generated request (requests are cut into clauses as the reader cuts them)."""
         while not pool:
             p = gen.sample(rng.randint(3, 6))
-            pool.extend(clause_examples(vb, p.init, p.goal, TRAIN, rng, names))
+            pool.extend(clause_examples(vb, p.init, p.goal, TRAIN, rng, names, omit_table=True))
             rng.shuffle(pool)
         return pool.pop()
 
@@ -362,6 +376,7 @@ def train_reader(
         "training_phrasings": "ami_agent/reader.py (TRAIN)",
         "evaluation_phrasings": "eval/heldout_phrasings.py (never trained on)",
         "unit": "one clause (with its sentence) -> one fact",
+        "table_left_unsaid": "half the requests whose table blocks all carry another block",
     }
     return train_text_adapter(
         "reader",
@@ -378,6 +393,7 @@ def train_reader(
         command,
         extra,
         log,
+        init_from,
     )
 
 

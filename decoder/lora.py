@@ -178,14 +178,15 @@ def train_text_adapter(
     command: str = "",
     extra: dict | None = None,
     log=None,
+    init_from: Path | None = None,
 ) -> dict:
     """A LoRA adapter for a text -> text task: make_pair() -> (user text, answer text). Loss on the answer only.
-    Writes out_dir/adapter and out_dir/<kind>.json (the training record)."""
+    Writes out_dir/adapter and out_dir/<kind>.json (the training record). init_from: an adapter to continue."""
     import json
 
     torch.manual_seed(seed)
     t_start = time.time()
-    tok, model = lora_model(model_dir, rank, 2 * rank)
+    tok, model = lora_model(model_dir, rank, 2 * rank, init_from)
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
 
     def make_batch() -> dict:
@@ -229,6 +230,7 @@ def train_text_adapter(
         "final_loss_ema": round(res.final_loss_ema, 4),
         "history": res.history,
         "command": command,
+        "continued_from": str(init_from) if init_from else None,
     }
     (out_dir / f"{kind}.json").write_text(json.dumps(record, indent=1) + "\n")
     return record

@@ -165,6 +165,9 @@ def train_reader_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default checkpoints/reader)")
     ] = None,
+    init_from: Annotated[
+        Path | None, typer.Option(help="A reader adapter folder to continue training (its adapter/)")
+    ] = None,
 ):
     """Train the free-phrasing reader (a LoRA adapter) on generated paraphrases of blocksworld problems."""
     from ami_agent.agent import WORLDS_DIR
@@ -192,6 +195,7 @@ def train_reader_cmd(
         seed,
         command,
         log=lambda m: err.print(m),
+        init_from=init_from,
     )
     out.print(
         f"wrote {target}/adapter and {target}/reader.json ({rec['steps']} steps, {rec['minutes_training']} min)"
