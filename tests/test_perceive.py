@@ -275,3 +275,26 @@ def test_clause_choices_name_only_what_the_clause_names(reader):
     assert unresolved(vb, "it is on the table", objects) and unresolved(vb, "the other one is clear", objects)
     assert not unresolved(vb, "the red one is clear", objects)
     assert not unresolved(vb, "Can you arrange it so I have", objects)
+
+
+def test_training_requests_may_leave_the_table_unsaid(reader):
+    """Training requests sometimes say only which block sits on which (the table unsaid); their facts still
+    complete to exactly the problem."""
+    import random
+
+    from ami_agent.reader import TRAIN, _compose, complete_state
+    from planner.worlds.generate import ProblemGenerator, blocksworld_names
+
+    d = reader.vb.domain
+    names = blocksworld_names(d)
+    rng = random.Random(5)
+    gen = ProblemGenerator(d, None, rng)
+    tableless = 0
+    for _ in range(200):
+        p = gen.sample(rng.randint(3, 6))
+        _, said, _ = _compose(reader.vb, p.init, p.goal, TRAIN, rng, names, omit_table=True)
+        if not any(a[0] == "ontable" for a in said):
+            tableless += 1
+            objects = sorted({o for a in set(said) | set(p.goal) for o in a[1:]})
+            assert complete_state(set(said), objects, names) == set(p.init)
+    assert tableless >= 10
