@@ -168,6 +168,9 @@ def train_reader_cmd(
     init_from: Annotated[
         Path | None, typer.Option(help="A reader adapter folder to continue training (its adapter/)")
     ] = None,
+    omit_table: Annotated[
+        bool, typer.Option(help="Leave the table unsaid in some training requests (experimental)")
+    ] = False,
 ):
     """Train the free-phrasing reader (a LoRA adapter) on generated paraphrases of blocksworld problems."""
     from ami_agent.agent import WORLDS_DIR
