@@ -199,6 +199,7 @@ def train_reader_cmd(
         command,
         log=lambda m: err.print(m),
         init_from=init_from,
+        omit_table=omit_table,
     )
     out.print(
         f"wrote {target}/adapter and {target}/reader.json ({rec['steps']} steps, {rec['minutes_training']} min)"
