@@ -473,11 +473,14 @@ def rewrite(
     """Free text -> the standard statement ("" when no start or no goal was read, or a clause points at a block
     without naming it), with the reader adapter. vb: the world's English, to constrain each clause's answer to
     facts about the objects it names (`read_clauses`) and to snap stray phrasings."""
-    read = read_clauses(backend, tokenizer, texts, max_tokens, vb)
-    objects = sorted(vb.config.encoded_objects) if vb is not None else []
-    return [
-        ""
-        if vb is not None and any(unresolved(vb, c, objects) for _, clauses in text for c, _ in clauses)
-        else assemble([[a for _, a in clauses] for _, clauses in text], vb)
-        for text in read
-    ]
+    return [statement_of(text, vb) for text in read_clauses(backend, tokenizer, texts, max_tokens, vb)]
+
+
+def statement_of(sentences: list[tuple[str, list]], vb: Verbalizer | None = None) -> str:
+    """One text's clause readings (`read_clauses`) -> the standard statement; "" when no start or no goal was read
+    or (with vb) a clause places a block it does not name."""
+    if vb is not None:
+        objects = sorted(vb.config.encoded_objects)
+        if any(unresolved(vb, c, objects) for _, clauses in sentences for c, _ in clauses):
+            return ""
+    return assemble([[a for _, a in clauses] for _, clauses in sentences], vb)

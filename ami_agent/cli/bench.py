@@ -169,11 +169,10 @@ def bench_reader_cmd(
     from ami_agent.reader import (
         READER_DIR,
         TRAIN,
-        assemble,
         complete_state,
         free_text,
         read_clauses,
-        unresolved,
+        statement_of,
     )
     from planner.worlds.generate import ProblemGenerator, blocksworld_names
     from planner.worlds.nl import NLConfig, Verbalizer
@@ -202,7 +201,6 @@ def bench_reader_cmd(
     home = Path(tempfile.mkdtemp())
     agent = _agent(backend, None, home / "bench.sqlite")
     reader = agent.world.reader
-    objects = sorted(vb.config.encoded_objects)
     try:
         backend_, tok = agent.reader_backend()
         served_by = backend_.name
@@ -215,12 +213,11 @@ def bench_reader_cmd(
         shutil.rmtree(home, ignore_errors=True)
     rows, exact = [], 0
     for k, ((text, p), sentences) in enumerate(zip(cases, read), start=1):
-        standard = assemble([[a for _, a in clauses] for _, clauses in sentences], vb)
+        standard = statement_of(sentences, vb)
         init, goal, error = set(), set(), None
-        pointing = [c for _, clauses in sentences for c, _ in clauses if unresolved(vb, c, objects)]
         try:
-            if pointing:
-                raise WorldError(f"a clause places a block it does not name: {pointing[0]!r}")
+            if not standard:
+                raise WorldError("no start or no goal read, or a clause places a block it does not name")
             init, goal = reader.statement(standard)
             init = complete_state(init, sorted({o for a in init | goal for o in a[1:]}), names)
         except WorldError as e:
