@@ -24,6 +24,10 @@ class WorldModelConfig:
     critic_layers: int = 2
     identity_slots: int = 64  # objects per problem draw distinct slots from this pool
     dropout: float = 0.0
+    # "sum": steps-to-go is the global token's term plus one term per object, so the estimate grows with the number
+    # of objects out of place however many objects there are (sizes never trained on); "global": the global token
+    # alone (checkpoints made before the sum head)
+    critic_head: str = "sum"
 
 
 def _transformer(
@@ -126,6 +130,15 @@ class Critic(nn.Module):
         self.kind = nn.Embedding(2, cfg.dim)
         self.body = _transformer(cfg.dim, cfg.heads, cfg.critic_layers, cfg.dropout)
         self.head = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, 1))
+        if cfg.critic_head not in ("sum", "global"):
+            raise ValueError(f"critic_head must be 'sum' or 'global', got {cfg.critic_head!r}")
+        self.sum = cfg.critic_head == "sum"
+        if self.sum:
+            self.object_head = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, 1))
+            nn.init.zeros_(
+                self.object_head[1].weight
+            )  # starts as the global head alone (continuing a checkpoint)
+            nn.init.zeros_(self.object_head[1].bias)
 
     def forward(self, s: torch.Tensor, goal_rows: torch.Tensor, goal_pad: torch.Tensor, ids: torch.Tensor):
         # s: (B, N+1, D); goal_rows: (B, G, 1+A); goal_pad: (B, G); ids: (B, N, D) -> (B,) steps
@@ -135,7 +148,10 @@ class Critic(nn.Module):
         x = torch.cat([s + tag + self.kind.weight[0], g], dim=1)
         pad = torch.cat([torch.zeros(s.shape[:2], dtype=torch.bool, device=s.device), goal_pad], dim=1)
         x = self.body(x, src_key_padding_mask=pad)
-        return nn.functional.softplus(self.head(x[:, n]).squeeze(-1))
+        h = self.head(x[:, n]).squeeze(-1)
+        if self.sum:
+            h = h + self.object_head(x[:, :n]).squeeze(-1).sum(1)
+        return nn.functional.softplus(h)
 
 
 class WorldModel(nn.Module):
@@ -166,4 +182,5 @@ class WorldModel(nn.Module):
 
     @classmethod
     def from_config_dict(cls, d: dict) -> WorldModel:
-        return cls(Vocabulary.from_dict(d["vocab"]), WorldModelConfig(**d["model"]))
+        model = {"critic_head": "global", **d["model"]}  # records made before the sum head had the global one
+        return cls(Vocabulary.from_dict(d["vocab"]), WorldModelConfig(**model))

@@ -101,6 +101,7 @@ def beam_search(
             identities=getattr(world, "ids", None),
         )
     frontier = [_Node(root_latent, root_facts, (), 0.0, ())]
+    goal_set = set(goal)
     seen = {root_facts}
     expansions = generated = pruned_by_guardrail = 0
     blocked_by: set[str] = set()
@@ -117,8 +118,28 @@ def beam_search(
         nxt = world.step(latents[parent_idx], all_actions[action_idx])
         probs = world.fact_probs(nxt)
         if cfg.snap:
-            decoded = [(p > 0.5).nonzero().flatten().tolist() for p in probs]
-            nxt = world.encode(decoded)
+            decoded = [tuple((p > 0.5).nonzero().flatten().tolist()) for p in probs]
+            # children that decode to the same facts snap to the same latent: keep the one whose action the model
+            # is surest of, and drop states already reached (unless they hold the goal): nothing is lost, and the
+            # encoder, probe and critic run once per new state (transpositions are common in a wide beam)
+            # (a child a guardrail would stop is never preferred over one it lets through)
+            p_app = app[parent_idx, action_idx]
+            pre = StepView(probs, action_idx, p_app)
+            allowed = torch.ones(len(decoded), dtype=torch.bool)
+            for g in guardrails:
+                allowed &= ~g.violated(pre)
+            rank = list(zip(allowed.tolist(), p_app.tolist()))
+            best: dict[tuple[int, ...], int] = {}
+            for j, key in enumerate(decoded):
+                if key in seen and not goal_set <= set(key):
+                    continue
+                if key not in best or rank[j] > rank[best[key]]:
+                    best[key] = j
+            if not best:
+                best = {decoded[0]: 0}  # every child is a known state: score one, so the search ends cleanly
+            pick = torch.tensor(sorted(best.values()))
+            parent_idx, action_idx = parent_idx[pick], action_idx[pick]
+            nxt = world.encode([list(decoded[j]) for j in pick.tolist()])
             probs = world.fact_probs(nxt)
         generated += nxt.shape[0]
         view = StepView(probs, action_idx, app[parent_idx, action_idx])

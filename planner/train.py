@@ -12,7 +12,7 @@ import platform
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -43,6 +43,10 @@ class TrainConfig:
     applicability_weight: float = 0.5
     critic_weight: float = 0.1
     optimal_fraction: float = 0.5
+    # the largest object count whose trajectories follow optimal plans (the oracle's breadth-first search labels the
+    # critic); larger problems give random walks only (dynamics, probe, applicability): they teach the encoder and
+    # predictor sizes the oracle cannot label
+    oracle_objects: int = 7
     validate_every: int = 250
     validation_size: int = 128
     seed: int = 0
@@ -188,6 +192,14 @@ def train_world_model(
         model, previous = load_checkpoint(init_from)
         if model.vocab != vocab:
             raise CheckpointError(f"{init_from} was trained on another domain ({previous.get('domain')})")
+        if (
+            model.cfg.critic_head != cfg.model.critic_head
+        ):  # e.g. a global-head checkpoint continued with the sum head
+            wider = WorldModel(vocab, replace(model.cfg, critic_head=cfg.model.critic_head))
+            missing, unexpected = wider.load_state_dict(model.state_dict(), strict=False)
+            if unexpected or any(not k.startswith("critic.object_head.") for k in missing):
+                raise CheckpointError(f"{init_from}: cannot change its critic head ({missing}, {unexpected})")
+            model = wider
         cfg.model = model.cfg
         model.train()
     else:
@@ -214,7 +226,8 @@ def train_world_model(
         for g in opt.param_groups:
             g["lr"] = lr
         n = random.Random(cfg.seed * 100003 + step).choice(counts)
-        trajs = [sampler.sample(n, cfg.rollout, cfg.optimal_fraction) for _ in range(cfg.batch_size)]
+        frac = cfg.optimal_fraction if n <= cfg.oracle_objects else 0.0
+        trajs = [sampler.sample(n, cfg.rollout, frac) for _ in range(cfg.batch_size)]
         batch = collate(trajs, sampler.positional(n))
         model.train()
         loss, stats = batch_losses(

@@ -177,6 +177,33 @@ def test_guardrail_blocks_and_is_named():
     assert ok.status == "solved" and ok.actions == [("left",)]
 
 
+class TwinWorld(LineWorld):
+    """LineWorld with two ways right: "run" (action 2, the model is surer of it) and "walk" (action 1)."""
+
+    def __init__(self):
+        self.symbols = SimpleNamespace(actions=[("left",), ("walk",), ("run",)])
+        self.n_actions = 3
+
+    def step(self, latents, actions):
+        return super().step(latents, torch.where(actions == 2, 1, actions))
+
+    def applicable_probs(self, latents):
+        two = super().applicable_probs(latents)
+        return torch.cat([two, (two[:, 1:] + 0.04).clamp(max=1.0)], -1)
+
+
+def test_children_reaching_one_state_are_scored_once_without_losing_a_permitted_one():
+    """Walking and running right reach the same state: it is scored once, through the action the model is surest
+    of (run), unless a guardrail forbids that action: then through the permitted one (walk)."""
+    r = beam_search(TwinWorld(), [1], [3], cfg=SearchConfig(beam_width=4))
+    assert r.status == "solved" and r.actions == [("run",)] * 2
+    # depth 1 scores {0, 2 (run)}, depth 2 scores {3 (run)}: the walks and the steps back to 1 are never scored
+    assert r.generated == 3
+    no_run = ForbidActions("no-run", description="do not run", forbidden={2})
+    r = beam_search(TwinWorld(), [1], [3], [no_run], SearchConfig(beam_width=4))
+    assert r.status == "solved" and r.actions == [("walk",)] * 2
+
+
 def test_budget_is_reported():
     r = beam_search(LineWorld(), [0], [5], cfg=SearchConfig(beam_width=1, max_expansions=2))
     assert r.status == "no_plan" and "budget" in r.reason
@@ -353,3 +380,47 @@ def test_expansion_budget_is_shared_by_the_whole_call(bw_domain, monkeypatch):
     r = Planner.load(BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60)).plan(*args)
     assert r.status == "no_plan" and "rejected" in r.reason and "budget" in r.reason, r.reason
     assert r.expansions <= budget + 64  # the second draw stopped within one frontier of what was left
+
+
+def test_sum_critic_continues_a_global_head_checkpoint(tmp_path, bw_domain):
+    """A checkpoint made before the sum head loads as it was (global head); continuing it with the sum head starts
+    from the same estimates (the per-object term starts at zero) and then trains that term. Problems larger than
+    `oracle_objects` train on random walks only: no critic labels."""
+    from planner.data import TrajectorySampler
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.latent import LatentWorld
+    from planner.train import TrainConfig, load_checkpoint, save_checkpoint, train_world_model
+
+    small = dict(dim=32, heads=2, encoder_layers=1, predictor_layers=1, critic_layers=1)
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    old = WorldModel(vocab, WorldModelConfig(critic_head="global", **small))
+    path = tmp_path / "old.pt"
+    save_checkpoint(old, path, {"kind": "ami-agent world model", "domain": bw_domain.name})
+    blob = torch.load(path, weights_only=True)
+    del blob["config"]["model"]["critic_head"]  # as written before the option existed
+    torch.save(blob, path)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.cfg.critic_head == "global" and not hasattr(loaded.critic, "object_head")
+
+    sampler = TrajectorySampler(bw_domain, vocab, rng=0)
+    assert all(t == -1 for _ in range(4) for t in sampler.sample(5, 3, 0.0).to_go)
+    objects = ["a", "b", "c", "d"]
+    t = sampler.sample(4, 2, 1.0)
+
+    def estimate(model):
+        w = LatentWorld(model, objects, seed=0)
+        return float(w.steps_to_go(w.encode([t.states[0]]), t.goal)[0])
+
+    cfg = TrainConfig(
+        objects=(4, 4), steps=1, batch_size=4, rollout=2, lr=0.0, model=WorldModelConfig(**small)
+    )
+    rec = train_world_model(bw_domain, cfg, tmp_path / "new.pt", init_from=path, log=lambda m: None)
+    continued, _ = load_checkpoint(tmp_path / "new.pt")
+    assert continued.cfg.critic_head == "sum" and rec["config"]["model"]["critic_head"] == "sum"
+    assert estimate(continued) == pytest.approx(estimate(loaded), abs=0.05)  # fp16 checkpoint rounding
+    cfg = TrainConfig(objects=(4, 4), steps=3, batch_size=8, rollout=2, lr=1e-2, critic_weight=1.0)
+    train_world_model(bw_domain, cfg, tmp_path / "more.pt", init_from=tmp_path / "new.pt", log=lambda m: None)
+    trained, _ = load_checkpoint(tmp_path / "more.pt")
+    assert trained.critic.object_head[1].weight.abs().sum() > 0

@@ -37,6 +37,17 @@ def train_world_model_cmd(
     init_from: Annotated[Path | None, typer.Option(help="Continue training from this checkpoint")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate")] = 1e-3,
     validate_every: Annotated[int, typer.Option(help="Steps between validations")] = 500,
+    oracle_objects: Annotated[
+        int,
+        typer.Option(
+            help="Largest object count labelled with optimal plans (breadth-first search); larger counts train "
+            "on random walks only"
+        ),
+    ] = 7,
+    critic_weight: Annotated[float, typer.Option(help="Weight of the critic's loss (steps to go)")] = 0.1,
+    critic_head: Annotated[
+        str, typer.Option(help="sum (one term per object: grows with the problem's size) | global")
+    ] = "sum",
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Checkpoint path (default checkpoints/DOMAIN.pt)")
     ] = None,
@@ -44,6 +55,7 @@ def train_world_model_cmd(
     """Train the JEPA world model on generated transitions; writes a checkpoint and a JSON training record."""
     from eval.planning import generated_success
     from planner.api import Planner
+    from planner.jepa import WorldModelConfig
     from planner.search import SearchConfig
     from planner.train import TrainConfig, train_world_model
     from planner.worlds.pddl import load_domain, load_problem
@@ -51,6 +63,8 @@ def train_world_model_cmd(
     d = load_domain(domain)
     seeds = [load_problem(f, d) for f in _problem_files(problems)] if problems else None
     lo, hi = _parse_range(objects)
+    if critic_head not in ("sum", "global"):
+        raise UserError(f"--critic-head must be sum or global, got {critic_head!r}")
     if seeds is None:
         from planner.worlds.generate import blocksworld_names
 
@@ -67,6 +81,9 @@ def train_world_model_cmd(
         regulariser=regulariser,
         validate_every=validate_every,
         lr=lr,
+        oracle_objects=oracle_objects,
+        critic_weight=critic_weight,
+        model=WorldModelConfig(critic_head=critic_head),
     )
     out_path = out_path or default_checkpoint(d)
     sizes = sorted({lo, hi, hi + 1})
