@@ -24,10 +24,10 @@ class WorldModelConfig:
     critic_layers: int = 2
     identity_slots: int = 64  # objects per problem draw distinct slots from this pool
     dropout: float = 0.0
-    # "sum": steps-to-go is the global token's term plus one term per object, so the estimate grows with the number
-    # of objects out of place however many objects there are (sizes never trained on); "global": the global token
-    # alone (checkpoints made before the sum head)
-    critic_head: str = "sum"
+    # "global": steps-to-go read from the global token (the committed checkpoints); "sum": the global token's term
+    # plus one term per object, so the estimate can grow with the number of objects (tried for sizes never trained
+    # on; not better so far, see README)
+    critic_head: str = "global"
 
 
 def _transformer(
@@ -182,5 +182,5 @@ class WorldModel(nn.Module):
 
     @classmethod
     def from_config_dict(cls, d: dict) -> WorldModel:
-        model = {"critic_head": "global", **d["model"]}  # records made before the sum head had the global one
+        model = {"critic_head": "global", **d["model"]}  # records made before the option had the global head
         return cls(Vocabulary.from_dict(d["vocab"]), WorldModelConfig(**model))

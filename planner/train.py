@@ -192,10 +192,10 @@ def train_world_model(
         model, previous = load_checkpoint(init_from)
         if model.vocab != vocab:
             raise CheckpointError(f"{init_from} was trained on another domain ({previous.get('domain')})")
-        if (
-            model.cfg.critic_head != cfg.model.critic_head
-        ):  # e.g. a global-head checkpoint continued with the sum head
-            wider = WorldModel(vocab, replace(model.cfg, critic_head=cfg.model.critic_head))
+        # a global-head checkpoint continued with the sum head gains the per-object term (starting at zero); any
+        # other checkpoint keeps its own head (a sum head is never cut back: it would drop trained weights)
+        if model.cfg.critic_head == "global" and cfg.model.critic_head == "sum":
+            wider = WorldModel(vocab, replace(model.cfg, critic_head="sum"))
             missing, unexpected = wider.load_state_dict(model.state_dict(), strict=False)
             if unexpected or any(not k.startswith("critic.object_head.") for k in missing):
                 raise CheckpointError(f"{init_from}: cannot change its critic head ({missing}, {unexpected})")

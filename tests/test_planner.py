@@ -414,13 +414,20 @@ def test_sum_critic_continues_a_global_head_checkpoint(tmp_path, bw_domain):
         return float(w.steps_to_go(w.encode([t.states[0]]), t.goal)[0])
 
     cfg = TrainConfig(
-        objects=(4, 4), steps=1, batch_size=4, rollout=2, lr=0.0, model=WorldModelConfig(**small)
+        objects=(4, 4),
+        steps=1,
+        batch_size=4,
+        rollout=2,
+        lr=0.0,
+        model=WorldModelConfig(critic_head="sum", **small),
     )
     rec = train_world_model(bw_domain, cfg, tmp_path / "new.pt", init_from=path, log=lambda m: None)
     continued, _ = load_checkpoint(tmp_path / "new.pt")
     assert continued.cfg.critic_head == "sum" and rec["config"]["model"]["critic_head"] == "sum"
     assert estimate(continued) == pytest.approx(estimate(loaded), abs=0.05)  # fp16 checkpoint rounding
-    cfg = TrainConfig(objects=(4, 4), steps=3, batch_size=8, rollout=2, lr=1e-2, critic_weight=1.0)
+    cfg = TrainConfig(
+        objects=(4, 4), steps=3, batch_size=8, rollout=2, lr=1e-2, critic_weight=1.0
+    )  # keeps sum
     train_world_model(bw_domain, cfg, tmp_path / "more.pt", init_from=tmp_path / "new.pt", log=lambda m: None)
     trained, _ = load_checkpoint(tmp_path / "more.pt")
     assert trained.critic.object_head[1].weight.abs().sum() > 0

@@ -46,8 +46,12 @@ def train_world_model_cmd(
     ] = 7,
     critic_weight: Annotated[float, typer.Option(help="Weight of the critic's loss (steps to go)")] = 0.1,
     critic_head: Annotated[
-        str, typer.Option(help="sum (one term per object: grows with the problem's size) | global")
-    ] = "sum",
+        str,
+        typer.Option(
+            help="global (read from the global token) | sum (plus one term per object); with --init-from, sum "
+            "adds the per-object term to a global-head checkpoint, which otherwise keeps its head"
+        ),
+    ] = "global",
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Checkpoint path (default checkpoints/DOMAIN.pt)")
     ] = None,
