@@ -135,9 +135,8 @@ class Critic(nn.Module):
         self.sum = cfg.critic_head == "sum"
         if self.sum:
             self.object_head = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, 1))
-            nn.init.zeros_(
-                self.object_head[1].weight
-            )  # starts as the global head alone (continuing a checkpoint)
+            # the per-object term starts at zero: a continued global-head checkpoint keeps its estimates at first
+            nn.init.zeros_(self.object_head[1].weight)
             nn.init.zeros_(self.object_head[1].bias)
 
     def forward(self, s: torch.Tensor, goal_rows: torch.Tensor, goal_pad: torch.Tensor, ids: torch.Tensor):

@@ -120,9 +120,9 @@ def beam_search(
         if cfg.snap:
             decoded = [tuple((p > 0.5).nonzero().flatten().tolist()) for p in probs]
             # children that decode to the same facts snap to the same latent: keep the one whose action the model
-            # is surest of, and drop states already reached (unless they hold the goal): nothing is lost, and the
-            # encoder, probe and critic run once per new state (transpositions are common in a wide beam)
-            # (a child a guardrail would stop is never preferred over one it lets through)
+            # is surest of (never one a guardrail stops over one it lets through), and drop states already reached
+            # (unless they hold the goal): nothing is lost, and the encoder, probe and critic run once per new
+            # state (transpositions are common in a wide beam)
             p_app = app[parent_idx, action_idx]
             pre = StepView(probs, action_idx, p_app)
             allowed = torch.ones(len(decoded), dtype=torch.bool)
