@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,21 @@ def lora_model(model_dir: Path, rank: int, alpha: int, init_from: Path | None = 
         r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
     )
     return tok, get_peft_model(base, cfg)
+
+
+def answer_loss(model, batch: dict) -> torch.Tensor:
+    """The loss of model(**batch), with the vocabulary projection run only where a label is: the same mean
+    cross-entropy as the plain forward (up to rounding), without the full (B, L, vocab) logits. Answers are a third
+    of a decoder example's tokens, and the 49k-word projection with its softmax was about a fifth of a training
+    step (profiled on 2 CPU cores)."""
+    y = batch["labels"]
+    inputs = {k: batch[k] for k in ("input_ids", "inputs_embeds", "attention_mask") if k in batch}
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = causal_lm.model(**inputs, use_cache=False).last_hidden_state  # (B, L, H)
+    target = y[:, 1:]
+    keep = target != -100
+    logits = causal_lm.lm_head(hidden[:, :-1][keep]).float()
+    return torch.nn.functional.cross_entropy(logits, target[keep])
 
 
 def shared_prefix_loss(model, batch: dict) -> torch.Tensor:
@@ -84,6 +100,18 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
     return n
 
 
+@contextmanager
+def bf16_adapters(model):
+    """Run the fp32 adapters in bf16 beside the bf16 base: PEFT would otherwise cast every adapted layer's input
+    to fp32 and its output back (measured: 288 instead of 208 tokens/s for a decoder step on 2 CPU cores). The
+    adapters' weights and their optimiser stay fp32."""
+    from peft.helpers import disable_input_dtype_casting
+
+    device = next(model.parameters()).device.type
+    with torch.autocast(device, dtype=torch.bfloat16), disable_input_dtype_casting(model):
+        yield
+
+
 @dataclass
 class LoopResult:
     steps: int
@@ -110,7 +138,8 @@ def train_loop(
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         batch = make_batch()
-        loss_t = shared_prefix_loss(model, batch) if "prefix_len" in batch else model(**batch).loss
+        with bf16_adapters(model):
+            loss_t = shared_prefix_loss(model, batch) if "prefix_len" in batch else answer_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss_t.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -23,7 +23,7 @@ class DecoderTrainConfig:
     alpha: int = 32
     lr: float = 1e-3  # LoRA
     projector_lr: float = 2e-3
-    batch: int = 8
+    batch: int = 4  # more, smaller steps bind names faster per minute (measured: 86% vs 76% after 8 min)
     minutes: float = 40.0
     max_steps: int = 100_000
     warmup: int = 10
@@ -31,6 +31,7 @@ class DecoderTrainConfig:
     text_fraction: float = 0.25
     seed: int = 0
     walk_fraction: float = 0.5  # plans that are random walks (their order cannot be guessed from the text)
+    pool: int = 8  # batches sampled at once and cut by length (less padding)
 
 
 class Tokens:
@@ -63,6 +64,22 @@ def batch_tensors(examples: list[Example], projectors, tokens: Tokens, embed, en
         seqs.append(torch.cat([prompt, ans_emb.to(prompt.dtype)], 0))
         labels.append([-100] * prompt.shape[0] + ans)
     return pad_right(seqs, labels)
+
+
+def length_batches(sample, batch: int, pool: int, rng, key=None):
+    """Endless batches of examples of similar length: `pool` batches' worth sampled at once, sorted by length, cut
+    into batches, served in random order. A padded position costs as much as a real token, and one 14-step walk
+    in a batch of 3-step plans used to double the batch's cost."""
+    while True:
+        examples = sorted((sample() for _ in range(batch * max(1, pool))), key=key or example_length)
+        groups = [examples[i : i + batch] for i in range(0, len(examples), batch)]
+        rng.shuffle(groups)
+        yield from groups
+
+
+def example_length(ex: Example) -> int:
+    """Characters of prompt and answer, soft slots counted as a few: proportional enough to tokens to sort by."""
+    return len(ex.prompt.text(soft="xxxx")) + len(ex.prompt.answer)
 
 
 def train_decoder(
@@ -102,10 +119,10 @@ def train_decoder(
         f"worlds {', '.join(w.name for w in worlds)}, budget {cfg.minutes:g} min"
     )
 
+    batches = length_batches(sampler.sample, cfg.batch, cfg.pool, sampler.rng)
+
     def make_batch() -> dict:
-        x, mask, y = batch_tensors(
-            [sampler.sample() for _ in range(cfg.batch)], projectors, tokens, embed, end_id
-        )
+        x, mask, y = batch_tensors(next(batches), projectors, tokens, embed, end_id)
         return {"inputs_embeds": x, "attention_mask": mask, "labels": y}
 
     groups = [{"params": lora_params, "lr": cfg.lr}, {"params": proj_params, "lr": cfg.projector_lr}]

@@ -244,9 +244,10 @@ def test_shared_head_leaves_each_row_a_prompt_token():
 
 
 def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
-    """Training batches whose prompts share a head compute it once (decoder.lora.shared_prefix_loss): the loss and
-    every LoRA gradient equal the plain batched forward's (float32), rows of different lengths included."""
-    from decoder.lora import common_prefix_len, lora_model, pad_right, shared_prefix_loss
+    """Training batches whose prompts share a head compute it once (decoder.lora.shared_prefix_loss), and the
+    vocabulary projection runs only on answer tokens (decoder.lora.answer_loss): the loss and every LoRA gradient
+    equal the plain batched forward's (float32), rows of different lengths included."""
+    from decoder.lora import answer_loss, common_prefix_len, lora_model, pad_right, shared_prefix_loss
 
     _, model = lora_model(model_dir, 4, 8)
     model = model.float()
@@ -272,6 +273,11 @@ def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
 
     plain, g_plain = run(lambda: model(**batch).loss)
     shared, g_shared = run(lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70}))
+    answers_only, g_answers = run(lambda: answer_loss(model, batch))
+    assert abs(plain - answers_only) < 1e-4 * abs(plain)
+    assert g_answers.keys() == g_plain.keys()
+    for name in g_plain:
+        assert torch.allclose(g_plain[name], g_answers[name], rtol=1e-3, atol=1e-6), name
     with pytest.raises(ValueError):  # a head that is not shared, or that carries labels, is refused
         shared_prefix_loss(model, {**batch, "prefix_len": 74})
     assert abs(plain - shared) < 1e-4 * abs(plain)
@@ -281,6 +287,30 @@ def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
     other = torch.where(y == -100, y, (y + 1) % 5000)  # other answer tokens: the loss must change
     wrong, _ = run(lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70, "labels": other}))
     assert abs(wrong - plain) > 1e-2  # the comparison can fail
+    wrong, _ = run(lambda: answer_loss(model, {**batch, "labels": other}))
+    assert abs(wrong - plain) > 1e-2
+
+
+def test_training_batches_group_examples_of_like_length():
+    """decoder.train.length_batches: every sampled example is served once, in batches of the asked size, each
+    batch cut from a length-sorted pool (so a batch pads far less than a random one)."""
+    from decoder.train import length_batches
+
+    rng = random.Random(0)
+    drawn = []
+
+    def sample():
+        drawn.append(rng.randint(1, 1000))
+        return drawn[-1]
+
+    gen = length_batches(sample, 4, 8, random.Random(1), key=lambda x: x)
+    batches = [next(gen) for _ in range(16)]
+    assert all(len(b) == 4 for b in batches)
+    assert sorted(x for b in batches for x in b) == sorted(drawn)  # two pools, each example once
+    for pool in (batches[:8], batches[8:]):
+        spans = sorted((min(b), max(b)) for b in pool)
+        assert all(hi <= lo2 for (_, hi), (lo2, _) in zip(spans, spans[1:]))  # batches do not interleave
+    assert [min(b) for b in batches[:8]] != sorted(min(b) for b in batches[:8])  # served in random order
 
 
 @needs_trained

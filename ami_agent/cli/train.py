@@ -115,7 +115,7 @@ def train_decoder_cmd(
     ] = None,
     minutes: Annotated[float, typer.Option(help="Wall-clock budget for training, in minutes")] = 40.0,
     steps: Annotated[int, typer.Option(help="At most this many optimiser steps")] = 100_000,
-    batch_size: Annotated[int, typer.Option(help="Examples per step")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Examples per step")] = 4,
     rank: Annotated[int, typer.Option(help="LoRA rank (<= 16: what the vLLM engine is started with)")] = 16,
     lr: Annotated[float, typer.Option(help="LoRA learning rate (the projectors use twice this)")] = 1e-3,
     objects: Annotated[str, typer.Option(help="Object counts of the generated problems, N or LO-HI")] = "3-5",
@@ -133,6 +133,9 @@ def train_decoder_cmd(
     walk_fraction: Annotated[
         float, typer.Option(help="Share of training plans that are random walks (0: optimal plans only)")
     ] = 0.5,
+    text_fraction: Annotated[
+        float, typer.Option(help="Share of training prompts in latent+text mode (the rest: latent)")
+    ] = 0.25,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
@@ -141,6 +144,9 @@ def train_decoder_cmd(
 
     if not 1 <= rank <= 16:
         raise UserError(f"--rank must be 1..16 (vLLM serves adapters up to rank 16), got {rank}")
+    for name, value in (("--walk-fraction", walk_fraction), ("--text-fraction", text_fraction)):
+        if not 0.0 <= value <= 1.0:
+            raise UserError(f"{name} must be between 0 and 1, got {value}")
     worlds = [_decoder_world(w, planbench_dir) for w in (world or DEFAULT_DECODER_WORLDS)]
     lo, hi = _parse_range(objects)
     cfg = DecoderTrainConfig(
@@ -154,6 +160,7 @@ def train_decoder_cmd(
         objects=(lo, hi),
         seed=seed,
         walk_fraction=walk_fraction,
+        text_fraction=text_fraction,
     )
     command = this_command()
     target = out_dir or DEFAULT_DIR
