@@ -42,11 +42,20 @@ def answer_loss(model, batch: dict) -> torch.Tensor:
     cross-entropy as the plain forward (up to rounding), without the full (B, L, vocab) logits. Answers are a third
     of a decoder example's tokens, and the 49k-word projection with its softmax was about a fifth of a training
     step (profiled on 2 CPU cores)."""
-    y = batch["labels"]
     inputs = {k: batch[k] for k in ("input_ids", "inputs_embeds", "attention_mask") if k in batch}
-    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    causal_lm = _causal_lm(model)
     hidden = causal_lm.model(**inputs, use_cache=False).last_hidden_state  # (B, L, H)
-    target = y[:, 1:]
+    return _label_loss(causal_lm, hidden, batch["labels"])
+
+
+def _causal_lm(model):
+    """The transformers causal LM under a PEFT wrapper (its layers carry the adapters)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _label_loss(causal_lm, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labelled positions, projecting only their hidden states."""
+    target = labels[:, 1:]
     keep = target != -100
     logits = causal_lm.lm_head(hidden[:, :-1][keep]).float()
     return torch.nn.functional.cross_entropy(logits, target[keep])
@@ -65,20 +74,16 @@ def shared_prefix_loss(model, batch: dict) -> torch.Tensor:
     B, L = x.shape
     if not (0 < P < L and bool((x[:, :P] == x[:1, :P]).all()) and bool((y[:, : P + 1] == -100).all())):
         raise ValueError(f"prefix_len {P}: the rows must share their first tokens, which carry no labels")
-    head = model(input_ids=x[:1, :P], use_cache=True).past_key_values
+    causal_lm = _causal_lm(model)
+    head = causal_lm.model(input_ids=x[:1, :P], use_cache=True).past_key_values  # no logits for the head
     kv = [(layer.keys.expand(B, -1, -1, -1), layer.values.expand(B, -1, -1, -1)) for layer in head.layers]
     cache = DynamicCache(ddp_cache_data=kv, config=model.config)
     pos = torch.arange(P, L, device=x.device).unsqueeze(0).expand(B, -1)
     full_mask = torch.cat([torch.ones(B, P, dtype=mask.dtype, device=x.device), mask[:, P:]], dim=1)
-    out = model(
-        input_ids=x[:, P:],
-        attention_mask=full_mask,
-        position_ids=pos,
-        past_key_values=cache,
-        labels=y[:, P:],
-        use_cache=False,
-    )
-    return out.loss
+    hidden = causal_lm.model(
+        input_ids=x[:, P:], attention_mask=full_mask, position_ids=pos, past_key_values=cache, use_cache=False
+    ).last_hidden_state
+    return _label_loss(causal_lm, hidden, y[:, P:])
 
 
 def shared_head(prompts: list[list[int]]) -> int:
