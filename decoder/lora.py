@@ -45,7 +45,7 @@ def answer_loss(model, batch: dict) -> torch.Tensor:
     inputs = {k: batch[k] for k in ("input_ids", "inputs_embeds", "attention_mask") if k in batch}
     causal_lm = _causal_lm(model)
     hidden = causal_lm.model(**inputs, use_cache=False).last_hidden_state  # (B, L, H)
-    return _label_loss(causal_lm, hidden, batch["labels"])
+    return _label_loss(causal_lm, hidden, batch["labels"], batch.get("label_weights"))
 
 
 def _causal_lm(model):
@@ -53,12 +53,18 @@ def _causal_lm(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def _label_loss(causal_lm, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the labelled positions, projecting only their hidden states."""
+def _label_loss(
+    causal_lm, hidden: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labelled positions, projecting only their hidden states.
+    weights: (B, L) beside labels, a weighted mean instead (None: every labelled token counts once)."""
     target = labels[:, 1:]
     keep = target != -100
     logits = causal_lm.lm_head(hidden[:, :-1][keep]).float()
-    return torch.nn.functional.cross_entropy(logits, target[keep])
+    if weights is None:
+        return torch.nn.functional.cross_entropy(logits, target[keep])
+    w = weights[:, 1:][keep].float()
+    return (torch.nn.functional.cross_entropy(logits, target[keep], reduction="none") * w).sum() / w.sum()
 
 
 def shared_prefix_loss(model, batch: dict) -> torch.Tensor:

@@ -32,6 +32,7 @@ class DecoderTrainConfig:
     seed: int = 0
     walk_fraction: float = 0.5  # plans that are random walks (their order cannot be guessed from the text)
     pool: int = 8  # batches sampled at once and cut by length (less padding)
+    name_weight: float = 1.0  # loss weight of the answer tokens that tell the objects apart (1: a plain mean)
 
 
 class Tokens:
@@ -64,6 +65,21 @@ def batch_tensors(examples: list[Example], projectors, tokens: Tokens, embed, en
         seqs.append(torch.cat([prompt, ans_emb.to(prompt.dtype)], 0))
         labels.append([-100] * prompt.shape[0] + ans)
     return pad_right(seqs, labels)
+
+
+def name_weights(examples: list[Example], labels: torch.Tensor, tokens: Tokens, worlds, weight: float):
+    """(B, L) loss weights beside `labels`: `weight` on the tokens that tell the example's objects apart (a token of
+    some object's name that not every name has: "red", not "block"), 1 elsewhere. The names are what a latent-mode
+    answer gets wrong; the rest of the answer is nearly free once the format is learned."""
+    verbalizers = {w.name: w.verbalizer for w in worlds}
+    out = torch.ones(labels.shape)
+    for row, ex in enumerate(examples):
+        vb = verbalizers[ex.world]
+        sets = [set(tokens(" " + vb.object_phrase(o))) for o in ex.objects]
+        names = set().union(*sets) - set.intersection(*sets)
+        if names:
+            out[row][torch.isin(labels[row], torch.tensor(sorted(names)))] = weight
+    return out
 
 
 def length_batches(sample, batch: int, pool: int, rng, key=None):
@@ -122,8 +138,12 @@ def train_decoder(
     batches = length_batches(sampler.sample, cfg.batch, cfg.pool, sampler.rng)
 
     def make_batch() -> dict:
-        x, mask, y = batch_tensors(next(batches), projectors, tokens, embed, end_id)
-        return {"inputs_embeds": x, "attention_mask": mask, "labels": y}
+        examples = next(batches)
+        x, mask, y = batch_tensors(examples, projectors, tokens, embed, end_id)
+        out = {"inputs_embeds": x, "attention_mask": mask, "labels": y}
+        if cfg.name_weight != 1.0:
+            out["label_weights"] = name_weights(examples, y, tokens, worlds, cfg.name_weight)
+        return out
 
     groups = [{"params": lora_params, "lr": cfg.lr}, {"params": proj_params, "lr": cfg.projector_lr}]
     res = train_loop(model, groups, make_batch, cfg.minutes, cfg.max_steps, cfg.warmup, log)

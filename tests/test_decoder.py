@@ -275,6 +275,17 @@ def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
     shared, g_shared = run(lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70}))
     answers_only, g_answers = run(lambda: answer_loss(model, batch))
     assert abs(plain - answers_only) < 1e-4 * abs(plain)
+    uniform, _ = run(lambda: answer_loss(model, {**batch, "label_weights": torch.ones(y.shape)}))
+    assert abs(plain - uniform) < 1e-4 * abs(plain)
+    w = torch.rand(y.shape, generator=g) * 4  # weighted: sum(w * ce) / sum(w) over the answer tokens
+    keep = y[:, 1:] != -100
+    with torch.no_grad():
+        ce = torch.nn.functional.cross_entropy(
+            model(**batch).logits[:, :-1][keep], y[:, 1:][keep], reduction="none"
+        )
+    expected = float((ce * w[:, 1:][keep]).sum() / w[:, 1:][keep].sum())
+    weighted, _ = run(lambda: answer_loss(model, {**batch, "label_weights": w}))
+    assert abs(weighted - expected) < 1e-4 * abs(expected) and abs(weighted - plain) > 1e-3
     assert g_answers.keys() == g_plain.keys()
     for name in g_plain:
         assert torch.allclose(g_plain[name], g_answers[name], rtol=1e-3, atol=1e-6), name
@@ -289,6 +300,30 @@ def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
     assert abs(wrong - plain) > 1e-2  # the comparison can fail
     wrong, _ = run(lambda: answer_loss(model, {**batch, "labels": other}))
     assert abs(wrong - plain) > 1e-2
+
+
+def test_name_weights_mark_the_tokens_that_tell_objects_apart():
+    """decoder.train.name_weights: the weight goes on answer tokens of the object names that differ between the
+    example's objects ("red", "blue"), not on the ones all names share ("block") nor on other words."""
+    from types import SimpleNamespace
+
+    from decoder.train import name_weights
+
+    vocab: dict[str, int] = {}
+
+    def tokens(text):
+        return [vocab.setdefault(w, len(vocab)) for w in text.split()]
+
+    phrases = {"a": "the red block", "b": "the blue block", "c": "the green block"}
+    vb = SimpleNamespace(object_phrase=lambda o: phrases[o])
+    worlds = [SimpleNamespace(name="w", verbalizer=vb)]
+    answer = tokens("1. unstack the red block from the blue block")
+    labels = torch.tensor([[-100, -100, *answer]])
+    ex = SimpleNamespace(world="w", objects=["a", "b", "c"])
+    w = name_weights([ex], labels, tokens, worlds, 5.0)
+    heavy = [t for t, x in zip(labels[0].tolist(), w[0].tolist()) if x == 5.0]
+    assert sorted(heavy) == sorted(tokens("red blue"))
+    assert w.shape == labels.shape and int((w == 1.0).sum()) == labels.shape[1] - 2
 
 
 def test_training_batches_group_examples_of_like_length():
