@@ -32,7 +32,9 @@ class DecoderTrainConfig:
     seed: int = 0
     walk_fraction: float = 0.5  # plans that are random walks (their order cannot be guessed from the text)
     pool: int = 8  # batches sampled at once and cut by length (less padding)
-    name_weight: float = 1.0  # loss weight of the answer tokens that tell the objects apart (1: a plain mean)
+    # loss weight of the answer tokens that tell the objects apart (1: a plain mean); measured after 8 min of
+    # training on 96 held-out problems: object-name tokens right 91.5% (4), 90.7% (10), 85.7% (1)
+    name_weight: float = 4.0
 
 
 class Tokens:

@@ -146,3 +146,11 @@ def test_console_script_runs(files):
     assert r.returncode == 0 and "solved optimally in 2 steps" in r.stdout
     r = subprocess.run(exe + ["world", "bogus"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "No such command" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_decoder_refuses_bad_fractions_and_weights(capsys):
+    """Out-of-range training options are a one-line user error before anything loads."""
+    for args in (["--walk-fraction", "1.5"], ["--text-fraction", "-0.1"], ["--name-weight", "0"]):
+        assert main(["train", "decoder", *args]) == 2
+        e = capsys.readouterr().err
+        assert args[0] in e and "Traceback" not in e

@@ -107,6 +107,9 @@ def train_world_model_cmd(
     )
 
 
+NAME_WEIGHT = 4.0  # decoder.train.DecoderTrainConfig.name_weight (not imported here: it would load torch)
+
+
 @train_app.command("decoder")
 def train_decoder_cmd(
     world: Annotated[
@@ -136,6 +139,12 @@ def train_decoder_cmd(
     text_fraction: Annotated[
         float, typer.Option(help="Share of training prompts in latent+text mode (the rest: latent)")
     ] = 0.25,
+    name_weight: Annotated[
+        float,
+        typer.Option(
+            help="Loss weight of the answer tokens that tell the objects apart (1: every token alike)"
+        ),
+    ] = NAME_WEIGHT,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
@@ -147,6 +156,8 @@ def train_decoder_cmd(
     for name, value in (("--walk-fraction", walk_fraction), ("--text-fraction", text_fraction)):
         if not 0.0 <= value <= 1.0:
             raise UserError(f"{name} must be between 0 and 1, got {value}")
+    if not name_weight > 0:
+        raise UserError(f"--name-weight must be above 0, got {name_weight}")
     worlds = [_decoder_world(w, planbench_dir) for w in (world or DEFAULT_DECODER_WORLDS)]
     lo, hi = _parse_range(objects)
     cfg = DecoderTrainConfig(
@@ -161,6 +172,7 @@ def train_decoder_cmd(
         seed=seed,
         walk_fraction=walk_fraction,
         text_fraction=text_fraction,
+        name_weight=name_weight,
     )
     command = this_command()
     target = out_dir or DEFAULT_DIR
