@@ -71,8 +71,9 @@ def batch_tensors(examples: list[Example], projectors, tokens: Tokens, embed, en
 
 def name_weights(examples: list[Example], labels: torch.Tensor, tokens: Tokens, worlds, weight: float):
     """(B, L) loss weights beside `labels`: `weight` on the tokens that tell the example's objects apart (a token of
-    some object's name that not every name has: "red", not "block"), 1 elsewhere. The names are what a latent-mode
-    answer gets wrong; the rest of the answer is nearly free once the format is learned."""
+    some object's name that not every name has: "red", not "block"; wherever it occurs in the answer), 1 elsewhere.
+    The names are what a latent-mode answer gets wrong; the rest of the answer is nearly free once the format is
+    learned."""
     verbalizers = {w.name: w.verbalizer for w in worlds}
     out = torch.ones(labels.shape)
     for row, ex in enumerate(examples):
