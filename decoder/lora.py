@@ -89,7 +89,8 @@ def shared_prefix_loss(model, batch: dict) -> torch.Tensor:
     hidden = causal_lm.model(
         input_ids=x[:, P:], attention_mask=full_mask, position_ids=pos, past_key_values=cache, use_cache=False
     ).last_hidden_state
-    return _label_loss(causal_lm, hidden, y[:, P:])
+    weights = batch.get("label_weights")
+    return _label_loss(causal_lm, hidden, y[:, P:], None if weights is None else weights[:, P:])
 
 
 def shared_head(prompts: list[list[int]]) -> int:

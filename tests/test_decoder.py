@@ -286,6 +286,10 @@ def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
     expected = float((ce * w[:, 1:][keep]).sum() / w[:, 1:][keep].sum())
     weighted, _ = run(lambda: answer_loss(model, {**batch, "label_weights": w}))
     assert abs(weighted - expected) < 1e-4 * abs(expected) and abs(weighted - plain) > 1e-3
+    shared_weighted, _ = run(
+        lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70, "label_weights": w})
+    )
+    assert abs(shared_weighted - expected) < 1e-4 * abs(expected)
     assert g_answers.keys() == g_plain.keys()
     for name in g_plain:
         assert torch.allclose(g_plain[name], g_answers[name], rtol=1e-3, atol=1e-6), name

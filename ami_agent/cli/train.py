@@ -107,9 +107,6 @@ def train_world_model_cmd(
     )
 
 
-NAME_WEIGHT = 1.0  # decoder.train.DecoderTrainConfig.name_weight (not imported here: it would load torch)
-
-
 @train_app.command("decoder")
 def train_decoder_cmd(
     world: Annotated[
@@ -144,7 +141,7 @@ def train_decoder_cmd(
         typer.Option(
             help="Loss weight of the answer tokens that tell the objects apart (1: every token alike; 4 measured worse)"
         ),
-    ] = NAME_WEIGHT,
+    ] = 1.0,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
