@@ -51,7 +51,33 @@ class TrainConfig:
     validation_size: int = 128
     seed: int = 0
     threads: int = 0  # 0: torch's default
+    # the parts to train (names from PARTS); empty: all of them. Continuing a checkpoint with only the read-outs
+    # (probe, applicability, critic) leaves its latents, and so a decoder projector trained on them, as they are
+    train_only: tuple[str, ...] = ()
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
+
+
+# trainable parts of the world model: option name -> WorldModel attribute
+PARTS = {
+    "identities": "identities",
+    "encoder": "encoder",
+    "predictor": "predictor",
+    "probe": "fact_probe",
+    "applicability": "applicability",
+    "critic": "critic",
+}
+DYNAMICS = ("identities", "encoder", "predictor")  # the parts the latents depend on
+
+
+def trainable_parts(cfg: TrainConfig, continuing: bool) -> set[str]:
+    """The parts `cfg.train_only` names (all when empty); a clear error for an unknown name, or for training only
+    some parts of a fresh model (the others would stay random)."""
+    unknown = sorted(set(cfg.train_only) - PARTS.keys())
+    if unknown:
+        raise ValueError(f"unknown part(s) to train: {', '.join(unknown)} (known: {', '.join(PARTS)})")
+    if cfg.train_only and not continuing:
+        raise ValueError("training only some parts needs a checkpoint to continue from (--init-from)")
+    return set(cfg.train_only) or set(PARTS)
 
 
 def _slots(b: int, n: int, pool: int, gen: torch.Generator) -> torch.Tensor:
@@ -76,28 +102,31 @@ def batch_losses(
     k = k1 - 1
     sym = batch.symbols
     n = len(sym.objects)
-    ids = model.object_ids(slots)  # (B, N, D)
-    d = ids.shape[-1]
-    ids_s = ids.repeat_interleave(k1, 0)
-    rows = batch.fact_rows.view(b * k1, fmax, a1)
-    pad = batch.fact_pad.view(b * k1, fmax)
-    z = model.encode(rows, pad, ids_s).view(b, k1, n + 1, d)
-    with torch.no_grad():
-        zt = target(rows, pad, ids_s).view(b, k1, n + 1, d)
-    pred1 = model.predict(
-        z[:, :-1].reshape(b * k, n + 1, d), batch.action_rows.view(b * k, a1), ids.repeat_interleave(k, 0)
-    ).view(b, k, n + 1, d)
-    s, roll = z[:, 0], []
-    for t in range(k):
-        s = model.predict(s, batch.action_rows[:, t], ids)
-        roll.append(s)
-    roll = torch.stack(roll, 1)
-    l_tf = prediction_loss(pred1, zt[:, 1:])
-    l_roll = prediction_loss(roll, zt[:, 1:])
-    flat = z.reshape(-1, d)
-    if flat.shape[0] > cfg.regulariser_tokens:  # a random subset keeps SIGReg's cost bounded
-        flat = flat[torch.randperm(flat.shape[0])[: cfg.regulariser_tokens]]
-    l_reg = (reg or regulariser(cfg.regulariser))(flat)
+    # with identities, encoder and predictor frozen the latents are constants: no graph is kept for them
+    dynamics = any(p.requires_grad for part in DYNAMICS for p in getattr(model, PARTS[part]).parameters())
+    with torch.set_grad_enabled(dynamics and torch.is_grad_enabled()):
+        ids = model.object_ids(slots)  # (B, N, D)
+        d = ids.shape[-1]
+        ids_s = ids.repeat_interleave(k1, 0)
+        rows = batch.fact_rows.view(b * k1, fmax, a1)
+        pad = batch.fact_pad.view(b * k1, fmax)
+        z = model.encode(rows, pad, ids_s).view(b, k1, n + 1, d)
+        with torch.no_grad():
+            zt = target(rows, pad, ids_s).view(b, k1, n + 1, d)
+        pred1 = model.predict(
+            z[:, :-1].reshape(b * k, n + 1, d), batch.action_rows.view(b * k, a1), ids.repeat_interleave(k, 0)
+        ).view(b, k, n + 1, d)
+        s, roll = z[:, 0], []
+        for t in range(k):
+            s = model.predict(s, batch.action_rows[:, t], ids)
+            roll.append(s)
+        roll = torch.stack(roll, 1)
+        l_tf = prediction_loss(pred1, zt[:, 1:])
+        l_roll = prediction_loss(roll, zt[:, 1:])
+        flat = z.reshape(-1, d)
+        if flat.shape[0] > cfg.regulariser_tokens:  # a random subset keeps SIGReg's cost bounded
+            flat = flat[torch.randperm(flat.shape[0])[: cfg.regulariser_tokens]]
+        l_reg = (reg or regulariser(cfg.regulariser))(flat)
     enc_flat = z.reshape(b * k1, n + 1, d)
     roll_flat = roll.reshape(b * k, n + 1, d)
     l_probe, fl_enc, fl_roll = _readout_loss(
@@ -204,8 +233,12 @@ def train_world_model(
         model.train()
     else:
         model = WorldModel(vocab, cfg.model)
+    parts = trainable_parts(cfg, continuing=init_from is not None)
+    for name, attr in PARTS.items():
+        getattr(model, attr).requires_grad_(name in parts)
+    trained = [p for p in model.parameters() if p.requires_grad]
     target = copy.deepcopy(model.encoder).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = TrajectorySampler(domain, vocab, seed_problems, random.Random(cfg.seed))
     gen = torch.Generator().manual_seed(cfg.seed)
     reg = regulariser(cfg.regulariser)
@@ -234,10 +267,13 @@ def train_world_model(
             model, target, batch, _slots(cfg.batch_size, n, cfg.model.identity_slots, gen), cfg, reg
         )
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
+        if (
+            loss.requires_grad
+        ):  # (a batch can hold no term for the parts trained: no optimal-plan labels, say)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
+            opt.step()
+        with torch.no_grad():  # (a frozen encoder leaves its EMA copy equal to it)
             for pt, pm in zip(target.parameters(), model.encoder.parameters()):
                 pt.mul_(cfg.ema).add_(pm.detach(), alpha=1 - cfg.ema)
         if step % 10 == 0:

@@ -154,3 +154,16 @@ def test_train_decoder_refuses_bad_fractions_and_weights(capsys):
         assert main(["train", "decoder", *args]) == 2
         e = capsys.readouterr().err
         assert args[0] in e and "Traceback" not in e
+
+
+def test_train_world_model_refuses_bad_train_only(files, capsys):
+    """--train-only names known parts and continues a checkpoint: anything else is a one-line error."""
+    domain = files[0]
+    for args, says in (
+        (["--train-only", "critic"], "--init-from"),
+        (["--train-only", "critic,decoder", "--init-from", "x.pt"], "decoder"),
+        (["--train-only", " , "], "empty"),
+    ):
+        assert main(["train", "world-model", "--domain", str(domain), *args]) == 2
+        e = capsys.readouterr().err
+        assert says in e and "Traceback" not in e

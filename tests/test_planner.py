@@ -121,6 +121,43 @@ def test_without_regulariser_the_latents_collapse(bw_domain):
     assert stds["none"] < 0.4 * stds["sigreg"], stds
 
 
+def test_training_only_the_readouts_leaves_the_latents_as_they_were(bw_domain, tmp_path):
+    """`train_only` continues a checkpoint without touching the parts it does not name: with the read-outs alone,
+    identities, encoder and predictor (so the latents, and a decoder trained on them) stay bit for bit the same,
+    while every part named moves."""
+    from planner.jepa import WorldModelConfig
+    from planner.train import PARTS, TrainConfig, load_checkpoint, train_world_model
+
+    mcfg = WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1, critic_layers=1)
+    small = dict(objects=(3, 3), steps=3, batch_size=4, rollout=2, optimal_fraction=1.0, lr=1e-2, model=mcfg)
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    train_world_model(bw_domain, TrainConfig(**small), first, log=lambda m: None)
+    readouts = ("probe", "applicability", "critic")
+    rec = train_world_model(
+        bw_domain, TrainConfig(**small, train_only=readouts), second, log=lambda m: None, init_from=first
+    )
+    assert list(rec["config"]["train_only"]) == list(readouts) and rec["continued_from"]["steps_done"] == 3
+    before, after = load_checkpoint(first)[0].state_dict(), load_checkpoint(second)[0].state_dict()
+    moved = {
+        name
+        for name, attr in PARTS.items()
+        for k in before
+        if k.startswith(attr + ".") and not torch.equal(before[k], after[k])
+    }
+    assert moved == set(readouts), moved
+    # naming an unknown part, or training some parts of a fresh model, is refused before any work
+    for bad, init in ((("decoder",), first), (("critic",), None)):
+        with pytest.raises(ValueError, match="unknown part|init-from"):
+            train_world_model(
+                bw_domain,
+                TrainConfig(**small, train_only=bad),
+                tmp_path / "c.pt",
+                log=lambda m: None,
+                init_from=init,
+            )
+    assert not (tmp_path / "c.pt").exists()
+
+
 # ---- search on a hand-made latent world ---------------------------------------------------------------------------
 class LineWorld:
     """States 0..5 on a line; facts "at-i" (i = state); actions 0 = left, 1 = right. Latents are one-hot states."""

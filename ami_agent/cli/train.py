@@ -52,6 +52,14 @@ def train_world_model_cmd(
             "adds the per-object term to a global-head checkpoint, which otherwise keeps its head"
         ),
     ] = "global",
+    train_only: Annotated[
+        str | None,
+        typer.Option(
+            help="With --init-from, train only these parts (comma list of identities, encoder, predictor, probe, "
+            "applicability, critic); probe,applicability,critic leave the latents, and the decoder trained on "
+            "them, valid"
+        ),
+    ] = None,
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Checkpoint path (default checkpoints/DOMAIN.pt)")
     ] = None,
@@ -61,7 +69,7 @@ def train_world_model_cmd(
     from planner.api import Planner
     from planner.jepa import WorldModelConfig
     from planner.search import SearchConfig
-    from planner.train import TrainConfig, train_world_model
+    from planner.train import PARTS, TrainConfig, train_world_model
     from planner.worlds.pddl import load_domain, load_problem
 
     d = load_domain(domain)
@@ -69,6 +77,14 @@ def train_world_model_cmd(
     lo, hi = _parse_range(objects)
     if critic_head not in ("sum", "global"):
         raise UserError(f"--critic-head must be sum or global, got {critic_head!r}")
+    parts = tuple(p.strip() for p in train_only.split(",") if p.strip()) if train_only is not None else ()
+    if train_only is not None and not parts:
+        raise UserError("--train-only is empty: name the parts to train, e.g. --train-only probe,critic")
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise UserError(f"--train-only: unknown part(s) {', '.join(unknown)}; known: {', '.join(PARTS)}")
+    if parts and init_from is None:
+        raise UserError("--train-only needs --init-from CHECKPOINT: the parts not trained come from it")
     if seeds is None:
         from planner.worlds.generate import blocksworld_names
 
@@ -87,6 +103,7 @@ def train_world_model_cmd(
         lr=lr,
         oracle_objects=oracle_objects,
         critic_weight=critic_weight,
+        train_only=parts,
         model=WorldModelConfig(critic_head=critic_head),
     )
     out_path = out_path or default_checkpoint(d)
