@@ -8,6 +8,7 @@ follow an optimal plan (they label the critic), the rest are random walks (they 
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -36,8 +37,13 @@ class TrajectorySampler:
         vocab: Vocabulary,
         seed_problems: list[Problem] | None = None,
         rng: random.Random | int = 0,
+        full_goal_fraction: float = 0.0,
     ):
+        """`full_goal_fraction`: the share of generated problems whose goal is every fact the generator can ask
+        for (the whole target towers in blocksworld) rather than a random subset: long plans, which the critic
+        must see to learn steps-to-go past a handful."""
         self.domain = domain
+        self.full_goal_fraction = full_goal_fraction
         self.vocab = vocab
         self.rng = rng if isinstance(rng, random.Random) else random.Random(rng)
         self.seeds = seed_problems or []
@@ -68,12 +74,15 @@ class TrajectorySampler:
         return [n for n in counts if lo <= n <= hi] or counts
 
     def problem(self, n_objects: int) -> Problem:
+        # (no draw when the fraction is 0: the stream of problems stays what it was before the option existed)
+        full = self.full_goal_fraction > 0 and self.rng.random() < self.full_goal_fraction
+        goal_facts = sys.maxsize if full else None  # the generator caps it at the facts there are
         if self.seeds:
             fitting = [g for g in self.gens if len(g.seed.objects) == n_objects]
             if not fitting:
                 raise ValueError(f"no seed problem has {n_objects} objects")
-            return self.rng.choice(fitting).sample()
-        return self.gens[0].sample(n_objects)
+            return self.rng.choice(fitting).sample(goal_facts=goal_facts)
+        return self.gens[0].sample(n_objects, goal_facts=goal_facts)
 
     def sample(
         self, n_objects: int, steps: int, optimal_fraction: float = 0.5, max_expansions: int = 200_000

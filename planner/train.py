@@ -43,6 +43,8 @@ class TrainConfig:
     applicability_weight: float = 0.5
     critic_weight: float = 0.1
     optimal_fraction: float = 0.5
+    # the share of problems whose goal is the whole target arrangement (long plans: steps-to-go past a handful)
+    full_goal_fraction: float = 0.0
     # the largest object count whose trajectories follow optimal plans (the oracle's breadth-first search labels the
     # critic); larger problems give random walks only (dynamics, probe, applicability): they teach the encoder and
     # predictor sizes the oracle cannot label
@@ -239,7 +241,9 @@ def train_world_model(
     trained = [p for p in model.parameters() if p.requires_grad]
     target = copy.deepcopy(model.encoder).requires_grad_(False)
     opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sampler = TrajectorySampler(domain, vocab, seed_problems, random.Random(cfg.seed))
+    sampler = TrajectorySampler(
+        domain, vocab, seed_problems, random.Random(cfg.seed), full_goal_fraction=cfg.full_goal_fraction
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     reg = regulariser(cfg.regulariser)
     lo, hi = cfg.objects

@@ -156,14 +156,24 @@ def test_train_decoder_refuses_bad_fractions_and_weights(capsys):
         assert args[0] in e and "Traceback" not in e
 
 
-def test_train_world_model_refuses_bad_train_only(files, capsys):
-    """--train-only names known parts and continues a checkpoint: anything else is a one-line error."""
+def test_train_world_model_refuses_bad_train_only_and_fractions(files, capsys):
+    """--train-only names known parts and continues a checkpoint, fractions are in [0, 1]: anything else is a
+    one-line error."""
     domain = files[0]
     for args, says in (
         (["--train-only", "critic"], "--init-from"),
         (["--train-only", "critic,decoder", "--init-from", "x.pt"], "decoder"),
         (["--train-only", " , "], "empty"),
+        (["--full-goal-fraction", "1.5"], "--full-goal-fraction"),
+        (["--optimal-fraction", "-0.1"], "--optimal-fraction"),
     ):
         assert main(["train", "world-model", "--domain", str(domain), *args]) == 2
         e = capsys.readouterr().err
         assert says in e and "Traceback" not in e
+
+
+def test_plan_refuses_a_bad_ensemble_or_task_weight(capsys):
+    for args in (["--ensemble", "0"], ["--task-weight", "-1"]):
+        assert main(["plan", "--suite", "planbench:blocksworld", *args]) == 2
+        e = capsys.readouterr().err
+        assert args[0] in e and "Traceback" not in e

@@ -121,6 +121,23 @@ def test_without_regulariser_the_latents_collapse(bw_domain):
     assert stds["none"] < 0.4 * stds["sigreg"], stds
 
 
+def test_full_goals_ask_for_the_whole_arrangement(bw_domain):
+    """`full_goal_fraction` makes the sampler's goals the whole target arrangement (long plans for the critic);
+    at 0 the stream of problems is exactly the default one."""
+    from planner.data import TrajectorySampler
+    from planner.encoding import Vocabulary
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    default, zero = TrajectorySampler(bw_domain, vocab, rng=3), TrajectorySampler(bw_domain, vocab, rng=3)
+    zero.full_goal_fraction = 0.0
+    assert [default.problem(5) for _ in range(5)] == [zero.problem(5) for _ in range(5)]
+    full = TrajectorySampler(bw_domain, vocab, rng=3, full_goal_fraction=1.0)
+    plain = TrajectorySampler(bw_domain, vocab, rng=3)
+    sizes = {k: [len(s.problem(6).goal) for _ in range(40)] for k, s in (("full", full), ("plain", plain))}
+    # a full goal names every 'on' fact of the target towers; a plain one a random subset of them
+    assert sum(sizes["full"]) > 1.5 * sum(sizes["plain"]), sizes
+
+
 def test_training_only_the_readouts_leaves_the_latents_as_they_were(bw_domain, tmp_path):
     """`train_only` continues a checkpoint without touching the parts it does not name: with the read-outs alone,
     identities, encoder and predictor (so the latents, and a decoder trained on them) stay bit for bit the same,

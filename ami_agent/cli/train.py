@@ -45,6 +45,19 @@ def train_world_model_cmd(
         ),
     ] = 7,
     critic_weight: Annotated[float, typer.Option(help="Weight of the critic's loss (steps to go)")] = 0.1,
+    optimal_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Share of trajectories that follow an optimal plan (they label the critic); the rest walk"
+        ),
+    ] = 0.5,
+    full_goal_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Share of generated problems whose goal is the whole target arrangement (long plans: the critic "
+            "learns steps-to-go past a handful)"
+        ),
+    ] = 0.0,
     critic_head: Annotated[
         str,
         typer.Option(
@@ -77,6 +90,12 @@ def train_world_model_cmd(
     lo, hi = _parse_range(objects)
     if critic_head not in ("sum", "global"):
         raise UserError(f"--critic-head must be sum or global, got {critic_head!r}")
+    for name, value in (
+        ("--optimal-fraction", optimal_fraction),
+        ("--full-goal-fraction", full_goal_fraction),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise UserError(f"{name} must be between 0 and 1, got {value}")
     parts = tuple(p.strip() for p in train_only.split(",") if p.strip()) if train_only is not None else ()
     if train_only is not None and not parts:
         raise UserError("--train-only is empty: name the parts to train, e.g. --train-only probe,critic")
@@ -104,6 +123,8 @@ def train_world_model_cmd(
         oracle_objects=oracle_objects,
         critic_weight=critic_weight,
         train_only=parts,
+        optimal_fraction=optimal_fraction,
+        full_goal_fraction=full_goal_fraction,
         model=WorldModelConfig(critic_head=critic_head),
     )
     out_path = out_path or default_checkpoint(d)

@@ -195,6 +195,20 @@ def plan_cmd(
     ] = None,
     beam_width: Annotated[int, typer.Option(help="Beam width")] = 64,
     time_limit: Annotated[float, typer.Option(help="Seconds per problem")] = 30.0,
+    task_weight: Annotated[
+        float,
+        typer.Option(
+            help="Weight of the task energy (-log p of the goal facts) beside the critic's steps-to-go; lower "
+            "lets the search undo goal facts that already hold (long plans)"
+        ),
+    ] = 1.0,
+    ensemble: Annotated[
+        int,
+        typer.Option(
+            help="Identity draws of the model the search averages (more read states of larger problems more "
+            "reliably, at a proportional cost)"
+        ),
+    ] = 5,
     actor: Annotated[
         str, typer.Option(help="beam (best-first beam search) | cem (cross-entropy method over sequences)")
     ] = "beam",
@@ -222,6 +236,10 @@ def plan_cmd(
     from planner.search import SearchConfig
     from planner.worlds.pddl import load_domain, load_problem
 
+    if task_weight < 0:
+        raise UserError(f"--task-weight must be 0 or more, got {task_weight}")
+    if not 1 <= ensemble <= 64:
+        raise UserError(f"--ensemble must be between 1 and 64 identity draws, got {ensemble}")
     if suite:
         from eval.suites import load_suite
 
@@ -244,7 +262,12 @@ def plan_cmd(
         raise UserError(f"--actor must be one of {', '.join(ACTORS)}, got {actor!r}")
     if not 0.0 <= slip < 1.0 or (slip and not mpc):
         raise UserError("--slip must be in [0, 1) and needs --mpc")
-    planner = Planner.load(ckpt, SearchConfig(beam_width=beam_width, time_limit=time_limit), actor=actor)
+    planner = Planner.load(
+        ckpt,
+        SearchConfig(beam_width=beam_width, time_limit=time_limit, task_weight=task_weight),
+        actor=actor,
+        ensemble=ensemble,
+    )
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text("")
