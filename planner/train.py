@@ -271,9 +271,8 @@ def train_world_model(
             model, target, batch, _slots(cfg.batch_size, n, cfg.model.identity_slots, gen), cfg, reg
         )
         opt.zero_grad(set_to_none=True)
-        if (
-            loss.requires_grad
-        ):  # (a batch can hold no term for the parts trained: no optimal-plan labels, say)
+        # (a batch can hold no term for the parts trained: no optimal-plan labels for a critic trained alone, say)
+        if loss.requires_grad:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trained, 1.0)
             opt.step()

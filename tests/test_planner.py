@@ -3,6 +3,7 @@ search on a hand-made latent world, and the honesty rule (the search imports not
 
 import ast
 import math
+import random
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -123,14 +124,16 @@ def test_without_regulariser_the_latents_collapse(bw_domain):
 
 def test_full_goals_ask_for_the_whole_arrangement(bw_domain):
     """`full_goal_fraction` makes the sampler's goals the whole target arrangement (long plans for the critic);
-    at 0 the stream of problems is exactly the default one."""
+    at 0 it draws nothing extra, so the problems are the generator's own stream as before the option."""
     from planner.data import TrajectorySampler
     from planner.encoding import Vocabulary
+    from planner.worlds.generate import ProblemGenerator
 
     vocab = Vocabulary.from_domain(bw_domain)
-    default, zero = TrajectorySampler(bw_domain, vocab, rng=3), TrajectorySampler(bw_domain, vocab, rng=3)
-    zero.full_goal_fraction = 0.0
-    assert [default.problem(5) for _ in range(5)] == [zero.problem(5) for _ in range(5)]
+    # at 0 the sampler draws nothing extra: its problems are the generator's own stream
+    zero = TrajectorySampler(bw_domain, vocab, rng=3, full_goal_fraction=0.0)
+    generator = ProblemGenerator(bw_domain, None, random.Random(3))
+    assert [zero.problem(5) for _ in range(5)] == [generator.sample(5) for _ in range(5)]
     full = TrajectorySampler(bw_domain, vocab, rng=3, full_goal_fraction=1.0)
     plain = TrajectorySampler(bw_domain, vocab, rng=3)
     sizes = {k: [len(s.problem(6).goal) for _ in range(40)] for k, s in (("full", full), ("plain", plain))}

@@ -82,7 +82,7 @@ def train_world_model_cmd(
     from planner.api import Planner
     from planner.jepa import WorldModelConfig
     from planner.search import SearchConfig
-    from planner.train import PARTS, TrainConfig, train_world_model
+    from planner.train import TrainConfig, train_world_model, trainable_parts
     from planner.worlds.pddl import load_domain, load_problem
 
     d = load_domain(domain)
@@ -99,11 +99,6 @@ def train_world_model_cmd(
     parts = tuple(p.strip() for p in train_only.split(",") if p.strip()) if train_only is not None else ()
     if train_only is not None and not parts:
         raise UserError("--train-only is empty: name the parts to train, e.g. --train-only probe,critic")
-    unknown = [p for p in parts if p not in PARTS]
-    if unknown:
-        raise UserError(f"--train-only: unknown part(s) {', '.join(unknown)}; known: {', '.join(PARTS)}")
-    if parts and init_from is None:
-        raise UserError("--train-only needs --init-from CHECKPOINT: the parts not trained come from it")
     if seeds is None:
         from planner.worlds.generate import blocksworld_names
 
@@ -127,6 +122,10 @@ def train_world_model_cmd(
         full_goal_fraction=full_goal_fraction,
         model=WorldModelConfig(critic_head=critic_head),
     )
+    try:
+        trainable_parts(cfg, continuing=init_from is not None)
+    except ValueError as e:
+        raise UserError(f"--train-only: {e}") from None
     out_path = out_path or default_checkpoint(d)
     sizes = sorted({lo, hi, hi + 1})
 
