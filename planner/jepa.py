@@ -28,6 +28,17 @@ class WorldModelConfig:
     # plus one term per object, so the estimate can grow with the number of objects (tried for sizes never trained
     # on; not better so far, see README)
     critic_head: str = "global"
+    # "full": every token attends to every other (the committed checkpoints). "local": attention follows the facts,
+    # so what an object's latent holds depends on its neighbourhood, not on how many objects the problem has
+    # (meant for sizes never trained on): in the encoder an object attends to itself, the global token and the facts
+    # it is an argument of, a fact to itself, the global token and its arguments, the global token to itself and the
+    # facts without arguments; in the predictor an object attends to itself, the global token and the action, the
+    # action to itself, the global token and its arguments, the global token to itself and the action. (A STRIPS
+    # action changes only facts over its arguments and facts without arguments.)
+    attention: str = "full"
+
+
+ATTENTION = ("full", "local")
 
 
 def _transformer(
@@ -35,6 +46,33 @@ def _transformer(
 ) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(dim, heads, ffn_mult * dim, dropout, batch_first=True, norm_first=True)
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+def _incidence(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, K, 1+A) symbol rows -> (B, K, N) bool: object i is an argument of row k."""
+    args = rows[..., 1:]
+    objects = torch.arange(n, device=rows.device)
+    return ((args.unsqueeze(-1) == objects) & (args >= 0).unsqueeze(-1)).any(-2)
+
+
+def _local_mask(inc: torch.Tensor, heads: int, action: bool) -> torch.Tensor:
+    """The "local" attention mask (True: blocked), (B*heads, L, L) for tokens [objects N, global, rows K].
+
+    `inc` (B, K, N): which objects each row (a fact, or the action) names. Encoder (`action` False): object <-> the
+    facts it is an argument of, global <-> facts without arguments. Predictor (`action` True): objects -> the
+    action, the action -> its arguments, global <-> the action."""
+    b, k, n = inc.shape
+    length = n + 1 + k
+    allowed = torch.zeros(b, length, length, dtype=torch.bool, device=inc.device)
+    idx = torch.arange(length, device=inc.device)
+    allowed[:, idx, idx] = True
+    rows = slice(n + 1, length)
+    allowed[:, n, rows] = True if action else ~inc.any(-1)  # global -> facts without arguments, or the action
+    allowed[:, rows, n] = True  # rows -> global
+    allowed[:, :n, n] = True  # objects -> global
+    allowed[:, rows, :n] = inc  # a row -> its arguments
+    allowed[:, :n, rows] = True if action else inc.transpose(1, 2)  # objects -> their facts, or the action
+    return (~allowed).repeat_interleave(heads, 0)
 
 
 class SymbolEmbedding(nn.Module):
@@ -66,6 +104,8 @@ class Encoder(nn.Module):
         self.kind = nn.Embedding(3, cfg.dim)  # object, global, fact
         self.body = _transformer(cfg.dim, cfg.heads, cfg.encoder_layers, cfg.dropout)
         self.out = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, cfg.dim))
+        self.local = cfg.attention == "local"
+        self.heads = cfg.heads
 
     def forward(self, fact_rows: torch.Tensor, fact_pad: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         # fact_rows: (B, K, 1+A) true facts; fact_pad: (B, K) True where padding; ids: (B, N, D) -> s: (B, N+1, D)
@@ -75,7 +115,8 @@ class Encoder(nn.Module):
         facts = self.facts(fact_rows, ids) + self.kind.weight[2]
         x = torch.cat([objects, glob, facts], dim=1)
         pad = torch.cat([torch.zeros(b, n + 1, dtype=torch.bool, device=ids.device), fact_pad], dim=1)
-        x = self.body(x, src_key_padding_mask=pad)
+        mask = _local_mask(_incidence(fact_rows, n), self.heads, action=False) if self.local else None
+        x = self.body(x, mask=mask, src_key_padding_mask=pad)
         return self.out(x[:, : n + 1])
 
 
@@ -86,13 +127,17 @@ class Predictor(nn.Module):
         self.identity = nn.Linear(cfg.dim, cfg.dim, bias=False)
         self.body = _transformer(cfg.dim, cfg.heads, cfg.predictor_layers, cfg.dropout)
         self.out = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, cfg.dim))
+        self.local = cfg.attention == "local"
+        self.heads = cfg.heads
 
     def forward(self, s: torch.Tensor, action_rows: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         # s: (B, N+1, D); action_rows: (B, 1+A); ids: (B, N, D) -> (B, N+1, D)
         n = ids.shape[1]
         tag = torch.cat([self.identity(ids), torch.zeros_like(s[:, n:])], dim=1)
         a = self.action(action_rows.unsqueeze(1), ids)
-        x = self.body(torch.cat([s + tag, a], dim=1))
+        rows = action_rows.unsqueeze(1)
+        mask = _local_mask(_incidence(rows, n), self.heads, action=True) if self.local else None
+        x = self.body(torch.cat([s + tag, a], dim=1), mask=mask)
         return s + self.out(x[:, : n + 1])
 
 
@@ -158,6 +203,8 @@ class WorldModel(nn.Module):
         super().__init__()
         self.vocab = vocab
         self.cfg = cfg or WorldModelConfig()
+        if self.cfg.attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION)}, got {self.cfg.attention!r}")
         d = self.cfg.dim
         self.identities = nn.Embedding(self.cfg.identity_slots, d)
         self.encoder = Encoder(vocab, self.cfg)

@@ -166,6 +166,8 @@ def test_train_world_model_refuses_bad_train_only_and_fractions(files, capsys):
         (["--train-only", " , "], "empty"),
         (["--full-goal-fraction", "1.5"], "--full-goal-fraction"),
         (["--optimal-fraction", "-0.1"], "--optimal-fraction"),
+        (["--attention", "sparse"], "--attention"),
+        (["--attention", "local", "--init-from", "x.pt"], "new model"),
     ):
         assert main(["train", "world-model", "--domain", str(domain), *args]) == 2
         e = capsys.readouterr().err

@@ -488,3 +488,52 @@ def test_sum_critic_continues_a_global_head_checkpoint(tmp_path, bw_domain):
     train_world_model(bw_domain, cfg, tmp_path / "more.pt", init_from=tmp_path / "new.pt", log=lambda m: None)
     trained, _ = load_checkpoint(tmp_path / "more.pt")
     assert trained.critic.object_head[1].weight.abs().sum() > 0
+
+
+@pytest.mark.parametrize("attention", ["local", "full"])
+def test_local_attention_does_not_see_unrelated_objects(bw_domain, attention):
+    """With local attention what the encoder and predictor make of a tower depends on that tower alone: adding
+    other towers of more blocks leaves its objects' latents and the global token as they were (this is what lets
+    a model trained on few objects run on many). With full attention they change."""
+    from planner.encoding import ProblemSymbols, Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.latent import fact_batch
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, attention=attention)).eval()
+    tower = [("on", "a", "b"), ("ontable", "b"), ("clear", "a"), ("handempty",)]
+    others = [
+        ("on", "c", "d"),
+        ("on", "d", "e"),
+        ("ontable", "e"),
+        ("clear", "c"),
+        ("ontable", "f"),
+        ("clear", "f"),
+    ]
+    out = []
+    for objects, facts in ((["a", "b"], tower), (["a", "b", "c", "d", "e", "f"], tower + others)):
+        sym = ProblemSymbols(vocab, objects)
+        rows, pad = fact_batch(sym, [[sym.fact_index[f] for f in facts]])
+        ids = model.object_ids(torch.arange(len(objects)).unsqueeze(0))
+        with torch.no_grad():
+            z = model.encode(rows, pad, ids)
+            nxt = model.predict(z, sym.action_rows[sym.action_index[("unstack", "a", "b")]].unsqueeze(0), ids)
+        keep = [0, 1, len(objects)]  # a, b, the global token
+        out.append((z[0, keep], nxt[0, keep]))
+    same = all(torch.allclose(x, y, atol=1e-5) for x, y in zip(out[0], out[1]))
+    assert same == (attention == "local")
+
+
+def test_local_attention_model_is_recorded_and_refuses_unknown_kinds(tmp_path, bw_domain):
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.train import load_checkpoint, save_checkpoint
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, attention="local"))
+    save_checkpoint(model, tmp_path / "m.pt", {"kind": "ami-agent world model", "domain": bw_domain.name})
+    loaded, _ = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.cfg.attention == "local" and loaded.encoder.local and loaded.predictor.local
+    with pytest.raises(ValueError, match="attention"):
+        WorldModel(vocab, WorldModelConfig(attention="sparse"))

@@ -65,6 +65,13 @@ def train_world_model_cmd(
             "adds the per-object term to a global-head checkpoint, which otherwise keeps its head"
         ),
     ] = "global",
+    attention: Annotated[
+        str,
+        typer.Option(
+            help="full (every token attends to every other) | local (attention follows the facts: an object's "
+            "latent depends on its neighbourhood, not on the number of objects); a new model only"
+        ),
+    ] = "full",
     train_only: Annotated[
         str | None,
         typer.Option(
@@ -90,6 +97,10 @@ def train_world_model_cmd(
     lo, hi = _parse_range(objects)
     if critic_head not in ("sum", "global"):
         raise UserError(f"--critic-head must be sum or global, got {critic_head!r}")
+    if attention not in ("full", "local"):
+        raise UserError(f"--attention must be full or local, got {attention!r}")
+    if init_from is not None and attention != "full":
+        raise UserError("--attention applies to a new model; a continued checkpoint keeps its own")
     for name, value in (
         ("--optimal-fraction", optimal_fraction),
         ("--full-goal-fraction", full_goal_fraction),
@@ -120,7 +131,7 @@ def train_world_model_cmd(
         train_only=parts,
         optimal_fraction=optimal_fraction,
         full_goal_fraction=full_goal_fraction,
-        model=WorldModelConfig(critic_head=critic_head),
+        model=WorldModelConfig(critic_head=critic_head, attention=attention),
     )
     try:
         trainable_parts(cfg, continuing=init_from is not None)
