@@ -8,6 +8,8 @@ expand, or when every continuation breaks a guardrail.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -36,6 +38,13 @@ class SearchConfig:
     critic_weight: float = 1.0
     feasibility_weight: float = 1.0
     depth_weight: float = 1.0
+    # "beam": each round keeps the beam_width best children of the current beam. "best-first": every child stays on
+    # an open list and each round expands the beam_width best open nodes, whatever their depth: the search backs up
+    # out of a plateau of the critic instead of running dry (long plans)
+    strategy: str = "beam"
+
+
+STRATEGIES = ("beam", "best-first")
 
 
 @dataclass
@@ -63,7 +72,7 @@ class PlanResult:
 
 @dataclass
 class _Node:
-    latent: torch.Tensor  # (1, N+1, D)
+    latent: torch.Tensor | None  # (1, N+1, D); None on the best-first open list (re-encoded from `facts`)
     facts: tuple[int, ...]
     actions: tuple[int, ...]
     cost: float
@@ -79,6 +88,9 @@ def beam_search(
     extra: list[Energy] = (),
 ) -> PlanResult:
     cfg = cfg or SearchConfig()
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
+    best_first = cfg.strategy == "best-first"
     t0 = time.perf_counter()
     task = TaskEnergy("task", cfg.task_weight, goal=list(goal))
     critic = CriticEnergy("critic", cfg.critic_weight)
@@ -106,8 +118,14 @@ def beam_search(
     expansions = generated = pruned_by_guardrail = 0
     blocked_by: set[str] = set()
     all_actions = torch.arange(world.n_actions)
-    for depth in range(1, cfg.max_depth + 1):
-        latents = torch.cat([n.latent for n in frontier], 0)
+    open_list: list = []  # best-first: (score, tie, node)
+    tie = itertools.count()
+    depth = 0
+    for _ in itertools.count():
+        if best_first and frontier[0].latent is None:  # nodes popped off the open list: snapped, re-encode
+            latents = world.encode([list(n.facts) for n in frontier])
+        else:
+            latents = torch.cat([n.latent for n in frontier], 0)
         app = world.applicable_probs(latents)  # (W, M)
         parent_idx, action_idx = (app > cfg.applicable_threshold).nonzero(as_tuple=True)
         if parent_idx.numel() == 0:  # the model sees no applicable action: try its best guesses
@@ -187,8 +205,16 @@ def beam_search(
             if done[j]:
                 return _result(world, root_latent, node, expansions, generated, t0)
             children.append((float(score[j]), node))
-            if len(children) >= cfg.beam_width:
+            if len(children) >= cfg.beam_width and not best_first:
                 break
+        if best_first:
+            for sc, node in children:
+                if len(node.actions) < cfg.max_depth:
+                    if cfg.snap:
+                        node.latent = None  # the open list keeps facts; popped nodes are re-encoded
+                    heapq.heappush(open_list, (sc, next(tie), node))
+            children = [heapq.heappop(open_list) for _ in range(min(cfg.beam_width, len(open_list)))]
+            children = [(sc, node) for sc, _, node in children]
         if not children:
             if pruned_by_guardrail and blocked_by:
                 reason = "every plan breaks a guardrail: " + "; ".join(sorted(blocked_by))
@@ -202,6 +228,9 @@ def beam_search(
                 seconds=time.perf_counter() - t0,
             )
         frontier = [n for _, n in children]
+        depth = max(depth, max(len(n.actions) for n in frontier))
+        if not best_first and depth >= cfg.max_depth:
+            break
         if expansions >= cfg.max_expansions or time.perf_counter() - t0 > cfg.time_limit:
             return PlanResult(
                 "no_plan",

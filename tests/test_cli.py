@@ -175,7 +175,12 @@ def test_train_world_model_refuses_bad_train_only_and_fractions(files, capsys):
 
 
 def test_plan_refuses_a_bad_ensemble_or_task_weight(capsys):
-    for args in (["--ensemble", "0"], ["--task-weight", "-1"]):
+    for args in (
+        ["--ensemble", "0"],
+        ["--task-weight", "-1"],
+        ["--strategy", "dfs"],
+        ["--critic-weight", "-2"],
+    ):
         assert main(["plan", "--suite", "planbench:blocksworld", *args]) == 2
         e = capsys.readouterr().err
         assert args[0] in e and "Traceback" not in e

@@ -261,6 +261,26 @@ def test_children_reaching_one_state_are_scored_once_without_losing_a_permitted_
     assert r.status == "solved" and r.actions == [("walk",)] * 2
 
 
+class TrapWorld(LineWorld):
+    """LineWorld whose critic lies: squares 0 and 1 (a dead end for a walk to 5) look almost at the goal."""
+
+    def steps_to_go(self, latents, goal):
+        pos = latents[:, 0].argmax(-1)
+        return torch.where(pos <= 1, 0.1, (pos - goal[0]).abs().float())
+
+
+def test_best_first_backs_out_of_a_dead_end_where_beam_runs_dry():
+    """From 2 to 5 the critic pulls the search left, to 1 then 0, where every step leads back to a known square:
+    a beam of one runs dry there; best-first keeps the step right on its open list and goes back to it."""
+    beam = beam_search(TrapWorld(), [2], [5], cfg=SearchConfig(beam_width=1))
+    assert beam.status == "no_plan" and "no new state" in beam.reason
+    bf = beam_search(TrapWorld(), [2], [5], cfg=SearchConfig(beam_width=1, strategy="best-first"))
+    assert bf.status == "solved" and bf.actions == [("right",)] * 3
+    assert bf.expansions == 5  # 2, then 1 and 0 (the trap), then 3 and 4
+    with pytest.raises(ValueError, match="strategy"):
+        beam_search(TrapWorld(), [2], [5], cfg=SearchConfig(strategy="depth-first"))
+
+
 def test_budget_is_reported():
     r = beam_search(LineWorld(), [0], [5], cfg=SearchConfig(beam_width=1, max_expansions=2))
     assert r.status == "no_plan" and "budget" in r.reason

@@ -209,6 +209,18 @@ def plan_cmd(
             "reliably, at a proportional cost)"
         ),
     ] = 5,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="With the beam actor: beam (each round keeps the best children of the beam) | best-first (every "
+            "child stays on an open list; each round expands the --beam-width best: backs out of dead ends, "
+            "for long plans)"
+        ),
+    ] = "beam",
+    critic_weight: Annotated[
+        float,
+        typer.Option(help="Weight of the critic's steps-to-go against the plan's length so far (1: A*-like)"),
+    ] = 1.0,
     actor: Annotated[
         str, typer.Option(help="beam (best-first beam search) | cem (cross-entropy method over sequences)")
     ] = "beam",
@@ -233,13 +245,17 @@ def plan_cmd(
     the plan's first step is carried out in the simulator, the new state observed, and the planner plans again."""
     from eval.planning import append_record, mpc_and_judge, plan_and_judge, summarize
     from planner.api import ACTORS, Planner
-    from planner.search import SearchConfig
+    from planner.search import STRATEGIES, SearchConfig
     from planner.worlds.pddl import load_domain, load_problem
 
     if task_weight < 0:
         raise UserError(f"--task-weight must be 0 or more, got {task_weight}")
     if not 1 <= ensemble <= 64:
         raise UserError(f"--ensemble must be between 1 and 64 identity draws, got {ensemble}")
+    if strategy not in STRATEGIES:
+        raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if critic_weight < 0:
+        raise UserError(f"--critic-weight must be 0 or more, got {critic_weight}")
     if suite:
         from eval.suites import load_suite
 
@@ -264,7 +280,13 @@ def plan_cmd(
         raise UserError("--slip must be in [0, 1) and needs --mpc")
     planner = Planner.load(
         ckpt,
-        SearchConfig(beam_width=beam_width, time_limit=time_limit, task_weight=task_weight),
+        SearchConfig(
+            beam_width=beam_width,
+            time_limit=time_limit,
+            task_weight=task_weight,
+            critic_weight=critic_weight,
+            strategy=strategy,
+        ),
         actor=actor,
         ensemble=ensemble,
     )
