@@ -28,6 +28,7 @@ class Trajectory:
     applicable: list[list[int]]  # K+1 lists of candidate-action indices that can run
     goal: list[int]  # candidate-fact indices
     to_go: list[int]  # K+1 optimal steps to the goal, -1 where unknown
+    objects: tuple[str, ...] = ()  # the problem's objects, in the order the fact and action indices use
 
 
 class TrajectorySampler:
@@ -130,7 +131,7 @@ class TrajectorySampler:
             actions.append(sym.action_index[(ga.name, *ga.args)])
             state = task.apply(state, ga)
         goal = [sym.fact_index[g] for g in task.problem.goal if g in sym.fact_index]
-        return Trajectory(len(sym.objects), states, actions, applicable, goal, to_go)
+        return Trajectory(len(sym.objects), states, actions, applicable, goal, to_go, tuple(sym.objects))
 
     @staticmethod
     def _fact_ids(task: Task, sym: ProblemSymbols, state: int) -> list[int]:
