@@ -24,17 +24,16 @@ class WorldModelConfig:
     critic_layers: int = 2
     identity_slots: int = 64  # objects per problem draw distinct slots from this pool
     dropout: float = 0.0
-    # "global": steps-to-go read from the global token (the committed checkpoints); "sum": the global token's term
-    # plus one term per object, so the estimate can grow with the number of objects (tried for sizes never trained
-    # on; not better so far, see README)
+    # "global": steps-to-go read from the global token (the mystery checkpoint); "sum": the global token's term plus
+    # one term per object, so the estimate can grow with the number of objects (the blocksworld checkpoint)
     critic_head: str = "global"
-    # "full": every token attends to every other (the committed checkpoints). "local": attention follows the facts,
-    # so what an object's latent holds depends on its neighbourhood, not on how many objects the problem has
-    # (meant for sizes never trained on): in the encoder an object attends to itself, the global token and the facts
-    # it is an argument of, a fact to itself, the global token and its arguments, the global token to itself and the
-    # facts without arguments; in the predictor an object attends to itself, the global token and the action, the
-    # action to itself, the global token and its arguments, the global token to itself and the action. (A STRIPS
-    # action changes only facts over its arguments and facts without arguments.)
+    # "full": every token attends to every other (the mystery checkpoint). "local" (the blocksworld checkpoint):
+    # attention follows the facts, so what an object's latent holds depends on its neighbourhood, not on how many
+    # objects the problem has (meant for sizes never trained on): in the encoder an object attends to itself, the
+    # global token and the facts it is an argument of, a fact to itself, the global token and its arguments, the
+    # global token to itself and the facts without arguments; in the predictor an object attends to itself, the
+    # global token and the action, the action to itself, the global token and its arguments, the global token to
+    # itself and the action. (A STRIPS action changes only facts over its arguments and facts without arguments.)
     attention: str = "full"
 
 
