@@ -174,7 +174,7 @@ def test_train_world_model_refuses_bad_train_only_and_fractions(files, capsys):
         assert says in e and "Traceback" not in e
 
 
-def test_plan_refuses_a_bad_ensemble_or_task_weight(capsys):
+def test_plan_refuses_bad_search_options(capsys):
     for args in (
         ["--ensemble", "0"],
         ["--task-weight", "-1"],
