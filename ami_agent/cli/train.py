@@ -87,7 +87,7 @@ def train_world_model_cmd(
     """Train the JEPA world model on generated transitions; writes a checkpoint and a JSON training record."""
     from eval.planning import generated_success
     from planner.api import Planner
-    from planner.jepa import WorldModelConfig
+    from planner.jepa import ATTENTION, WorldModelConfig
     from planner.search import SearchConfig
     from planner.train import TrainConfig, train_world_model, trainable_parts
     from planner.worlds.pddl import load_domain, load_problem
@@ -97,8 +97,8 @@ def train_world_model_cmd(
     lo, hi = _parse_range(objects)
     if critic_head not in ("sum", "global"):
         raise UserError(f"--critic-head must be sum or global, got {critic_head!r}")
-    if attention not in ("full", "local"):
-        raise UserError(f"--attention must be full or local, got {attention!r}")
+    if attention not in ATTENTION:
+        raise UserError(f"--attention must be one of {', '.join(ATTENTION)}, got {attention!r}")
     if init_from is not None and attention != "full":
         raise UserError("--attention applies to a new model; a continued checkpoint keeps its own")
     for name, value in (
