@@ -35,6 +35,13 @@ class WorldModelConfig:
     # global token and the action, the action to itself, the global token and its arguments, the global token to
     # itself and the action. (A STRIPS action changes only facts over its arguments and facts without arguments.)
     attention: str = "full"
+    # the critic's attention: "full" (every token attends to every other: both committed checkpoints' critics
+    # before this option) or "local": an object attends to itself, the global token and the goal facts it is an
+    # argument of, a goal fact to itself, the global token and its arguments, the global token to itself and the
+    # goal facts without arguments. With the "sum" head each object's term then depends on its neighbourhood in
+    # the state and the goal, not on how many objects there are, so the estimate grows with the work to do on
+    # problems larger than any trained on.
+    critic_attention: str = "full"
 
 
 ATTENTION = ("full", "local")
@@ -177,6 +184,12 @@ class Critic(nn.Module):
         if cfg.critic_head not in ("sum", "global"):
             raise ValueError(f"critic_head must be 'sum' or 'global', got {cfg.critic_head!r}")
         self.sum = cfg.critic_head == "sum"
+        if cfg.critic_attention not in ATTENTION:
+            raise ValueError(
+                f"critic_attention must be one of {', '.join(ATTENTION)}, got {cfg.critic_attention!r}"
+            )
+        self.local = cfg.critic_attention == "local"
+        self.heads = cfg.heads
         if self.sum:
             self.object_head = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, 1))
             # the per-object term starts at zero: a continued global-head checkpoint keeps its estimates at first
@@ -190,7 +203,11 @@ class Critic(nn.Module):
         g = self.goal(goal_rows, ids) + self.kind.weight[1]
         x = torch.cat([s + tag + self.kind.weight[0], g], dim=1)
         pad = torch.cat([torch.zeros(s.shape[:2], dtype=torch.bool, device=s.device), goal_pad], dim=1)
-        x = self.body(x, src_key_padding_mask=pad)
+        mask = None
+        if self.local:
+            inc = _incidence(goal_rows, n) & ~goal_pad.unsqueeze(-1)
+            mask = _local_mask(inc, self.heads, action=False)
+        x = self.body(x, mask=mask, src_key_padding_mask=pad)
         h = self.head(x[:, n]).squeeze(-1)
         if self.sum:
             h = h + self.object_head(x[:, :n]).squeeze(-1).sum(1)

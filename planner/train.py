@@ -56,6 +56,9 @@ class TrainConfig:
     # the parts to train (names from PARTS); empty: all of them. Continuing a checkpoint with only the read-outs
     # (probe, applicability, critic) leaves its latents, and so a decoder projector trained on them, as they are
     train_only: tuple[str, ...] = ()
+    # the critic's attention ("full" | "local"): a new model takes it; a continued one switches to it (same weights,
+    # another mask: train the critic after); "" leaves model.critic_attention, or the continued checkpoint's own
+    critic_attention: str = ""
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
 
@@ -231,9 +234,15 @@ def train_world_model(
             if unexpected or any(not k.startswith("critic.object_head.") for k in missing):
                 raise CheckpointError(f"{init_from}: cannot change its critic head ({missing}, {unexpected})")
             model = wider
+        if cfg.critic_attention and cfg.critic_attention != model.cfg.critic_attention:
+            switched = WorldModel(vocab, replace(model.cfg, critic_attention=cfg.critic_attention))
+            switched.load_state_dict(model.state_dict())
+            model = switched
         cfg.model = model.cfg
         model.train()
     else:
+        if cfg.critic_attention:
+            cfg.model = replace(cfg.model, critic_attention=cfg.critic_attention)
         model = WorldModel(vocab, cfg.model)
     parts = trainable_parts(cfg, continuing=init_from is not None)
     for name, attr in PARTS.items():

@@ -168,6 +168,7 @@ def test_train_world_model_refuses_bad_train_only_and_fractions(files, capsys):
         (["--optimal-fraction", "-0.1"], "--optimal-fraction"),
         (["--attention", "sparse"], "--attention"),
         (["--attention", "local", "--init-from", "x.pt"], "new model"),
+        (["--critic-attention", "sparse"], "--critic-attention"),
     ):
         assert main(["train", "world-model", "--domain", str(domain), *args]) == 2
         e = capsys.readouterr().err

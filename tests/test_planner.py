@@ -545,6 +545,50 @@ def test_local_attention_does_not_see_unrelated_objects(bw_domain, attention):
     assert same == (attention == "local")
 
 
+@pytest.mark.parametrize("attention", ["local", "full"])
+def test_local_critic_adds_one_term_per_tower(bw_domain, attention):
+    """With local attention in the encoder and the critic (sum head), a tower's share of the steps-to-go estimate
+    depends on that tower and its goal alone: what tower B adds to the estimate (before the softplus) is the same
+    beside tower A as beside tower C. This is what lets a critic trained on few blocks count the work on many.
+    With a full-attention critic it differs."""
+    from planner.encoding import ProblemSymbols, Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.latent import fact_batch
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    cfg = WorldModelConfig(dim=32, heads=2, attention="local", critic_head="sum", critic_attention=attention)
+    model = WorldModel(vocab, cfg).eval()
+    torch.nn.init.normal_(model.critic.object_head[1].weight)  # (it starts at zero)
+    towers = {  # objects, facts, goal
+        "A": (["a", "b"], [("on", "a", "b"), ("ontable", "b"), ("clear", "a")], [("on", "b", "a")]),
+        "B": (
+            ["c", "d"],
+            [("ontable", "c"), ("ontable", "d"), ("clear", "c"), ("clear", "d")],
+            [("on", "c", "d")],
+        ),
+        "C": (["e"], [("ontable", "e"), ("clear", "e")], [("ontable", "e")]),
+    }
+    slot = {o: i for i, o in enumerate("abcdef")}  # each object keeps its identity whatever else is there
+
+    def pre_softplus(names):
+        objects = [o for n in names for o in towers[n][0]]
+        facts = [f for n in names for f in towers[n][1]] + [("handempty",)]
+        goal = [g for n in names for g in towers[n][2]]
+        sym = ProblemSymbols(vocab, objects)
+        rows, pad = fact_batch(sym, [[sym.fact_index[f] for f in facts]])
+        ids = model.object_ids(torch.tensor([[slot[o] for o in objects]]))
+        goal_rows = sym.fact_rows[[sym.fact_index[g] for g in goal]].unsqueeze(0)
+        with torch.no_grad():
+            z = model.encode(rows, pad, ids)
+            y = model.critic(z, goal_rows, torch.zeros(1, len(goal), dtype=torch.bool), ids)
+        return torch.log(torch.expm1(y.double()))
+
+    share_beside_a = pre_softplus("AB") - pre_softplus("A")
+    share_beside_c = pre_softplus("CB") - pre_softplus("C")
+    assert torch.allclose(share_beside_a, share_beside_c, atol=1e-4) == (attention == "local")
+
+
 def test_local_attention_model_is_recorded_and_refuses_unknown_kinds(tmp_path, bw_domain):
     from planner.encoding import Vocabulary
     from planner.jepa import WorldModel, WorldModelConfig
@@ -555,8 +599,43 @@ def test_local_attention_model_is_recorded_and_refuses_unknown_kinds(tmp_path, b
     save_checkpoint(model, tmp_path / "m.pt", {"kind": "ami-agent world model", "domain": bw_domain.name})
     loaded, _ = load_checkpoint(tmp_path / "m.pt")
     assert loaded.cfg.attention == "local" and loaded.encoder.local and loaded.predictor.local
+    assert loaded.cfg.critic_attention == "full" and not loaded.critic.local
     with pytest.raises(ValueError, match="attention"):
         WorldModel(vocab, WorldModelConfig(attention="sparse"))
+    with pytest.raises(ValueError, match="critic_attention"):
+        WorldModel(vocab, WorldModelConfig(critic_attention="sparse"))
+
+
+def test_continued_checkpoint_switches_its_critic_to_local_attention(tmp_path, bw_domain):
+    """--critic-attention local on a continued checkpoint keeps every weight and changes the critic's mask; training
+    the critic alone then leaves the latents (and a decoder trained on them) as they were."""
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.train import TrainConfig, load_checkpoint, save_checkpoint, train_world_model
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, attention="local", critic_head="sum"))
+    path = tmp_path / "m.pt"
+    save_checkpoint(model, path, {"kind": "ami-agent world model", "domain": bw_domain.name})
+    before, _ = load_checkpoint(path)
+    cfg = TrainConfig(
+        objects=(3, 3),
+        steps=3,
+        batch_size=8,
+        rollout=2,
+        critic_weight=1.0,
+        optimal_fraction=1.0,
+        train_only=("critic",),
+        critic_attention="local",
+    )
+    rec = train_world_model(bw_domain, cfg, tmp_path / "c.pt", init_from=path, log=lambda m: None)
+    after, _ = load_checkpoint(tmp_path / "c.pt")
+    assert after.critic.local and rec["config"]["model"]["critic_attention"] == "local"
+    assert after.cfg.attention == "local"
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("critic."))
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("critic."))
 
 
 @pytest.mark.skipif(not BW_CKPT.exists(), reason="no trained blocksworld world model")

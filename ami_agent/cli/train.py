@@ -72,6 +72,14 @@ def train_world_model_cmd(
             "latent depends on its neighbourhood, not on the number of objects); a new model only"
         ),
     ] = "full",
+    critic_attention: Annotated[
+        str | None,
+        typer.Option(
+            help="full | local (an object's critic term sees its own state, the goal facts naming it and their "
+            "arguments, so the estimate grows with the work on larger problems); default full for a new model; "
+            "with --init-from it switches the continued critic (train it: --train-only critic)"
+        ),
+    ] = None,
     train_only: Annotated[
         str | None,
         typer.Option(
@@ -101,6 +109,8 @@ def train_world_model_cmd(
         raise UserError(f"--attention must be one of {', '.join(ATTENTION)}, got {attention!r}")
     if init_from is not None and attention != "full":
         raise UserError("--attention applies to a new model; a continued checkpoint keeps its own")
+    if critic_attention is not None and critic_attention not in ATTENTION:
+        raise UserError(f"--critic-attention must be one of {', '.join(ATTENTION)}, got {critic_attention!r}")
     for name, value in (
         ("--optimal-fraction", optimal_fraction),
         ("--full-goal-fraction", full_goal_fraction),
@@ -131,6 +141,7 @@ def train_world_model_cmd(
         train_only=parts,
         optimal_fraction=optimal_fraction,
         full_goal_fraction=full_goal_fraction,
+        critic_attention=critic_attention or "",
         model=WorldModelConfig(critic_head=critic_head, attention=attention),
     )
     try:
