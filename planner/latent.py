@@ -20,28 +20,41 @@ def fact_batch(symbols: ProblemSymbols, states: list[list[int]]) -> tuple[torch.
     return rows, pad
 
 
-def _chunked(fn):
-    """Runs a batched method in slices of at most `self.max_rows` model rows (states x draws) and concatenates:
-    peak memory stays flat however many candidates a search step makes (read-outs over every ground fact or
-    action of a 15-object problem are large)."""
+def _chunked(fn=None, *, readout: str | None = None):
+    """Runs a batched method in slices and concatenates: peak memory stays flat however many candidates a search
+    step makes. A slice holds at most `self.max_rows` model rows (states x draws); for a read-out (`readout`: the
+    symbol table it scores, "fact_rows" or "action_rows") at most `self.max_cells` (model row, symbol) pairs, since
+    its work grows with the symbols too: a 15-object problem has hundreds of ground facts and actions."""
 
-    def wrapper(self, x, *args):
-        step = max(1, self.max_rows // getattr(self, "e", 1))
-        n = x.shape[0] if isinstance(x, torch.Tensor) else len(x)
-        if n <= step:
-            return fn(self, x, *args)
-        parts = [
-            fn(self, x[i : i + step], *(a[i : i + step] if isinstance(a, torch.Tensor) else a for a in args))
-            for i in range(0, n, step)
-        ]
-        return torch.cat(parts, 0)
+    def decorate(fn):
+        def wrapper(self, x, *args):
+            e = getattr(self, "e", 1)
+            if readout is None:
+                step = max(1, self.max_rows // e)
+            else:
+                step = max(1, self.max_cells // (e * len(getattr(self.symbols, readout))))
+            n = x.shape[0] if isinstance(x, torch.Tensor) else len(x)
+            if n <= step:
+                return fn(self, x, *args)
+            parts = [
+                fn(
+                    self,
+                    x[i : i + step],
+                    *(a[i : i + step] if isinstance(a, torch.Tensor) else a for a in args),
+                )
+                for i in range(0, n, step)
+            ]
+            return torch.cat(parts, 0)
 
-    wrapper.__doc__, wrapper.__name__ = fn.__doc__, fn.__name__
-    return wrapper
+        wrapper.__doc__, wrapper.__name__ = fn.__doc__, fn.__name__
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
 
 
 class LatentWorld:
     max_rows = 2048
+    max_cells = 2048 * 64
 
     def __init__(self, model: WorldModel, objects: list[str], seed: int = 0):
         if len(objects) > model.cfg.identity_slots:
@@ -86,12 +99,12 @@ class LatentWorld:
         return torch.cat(out, 0)
 
     @torch.no_grad()
-    @_chunked
+    @_chunked(readout="fact_rows")
     def fact_probs(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.model.fact_probe(latents, self.symbols.fact_rows))
 
     @torch.no_grad()
-    @_chunked
+    @_chunked(readout="action_rows")
     def applicable_probs(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.model.applicability(latents, self.symbols.action_rows))
 
@@ -141,13 +154,13 @@ class EnsembleWorld(LatentWorld):
         return z.view(latents.shape)
 
     @torch.no_grad()
-    @_chunked
+    @_chunked(readout="fact_rows")
     def fact_probs(self, latents: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(self.model.fact_probe(latents.flatten(0, 1), self.symbols.fact_rows))
         return p.view(latents.shape[0], self.e, -1).mean(1)
 
     @torch.no_grad()
-    @_chunked
+    @_chunked(readout="action_rows")
     def applicable_probs(self, latents: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(self.model.applicability(latents.flatten(0, 1), self.symbols.action_rows))
         return p.view(latents.shape[0], self.e, -1).mean(1)

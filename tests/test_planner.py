@@ -650,3 +650,26 @@ def test_committed_model_reads_states_larger_than_it_trained_on(bw_domain):
     assert max(record["trained_objects"]) <= 5
     for row in readback(model, bw_domain, [8, 10], ensemble=5, states=20):
         assert row["encoded"] >= 0.95 and row["one_step"] >= 0.95, row
+
+
+def test_readouts_run_in_slices_bounded_by_symbols(bw_domain):
+    """The read-outs of a many-object problem run in slices of at most `max_cells` (state, symbol) pairs; the
+    slices give what one batch gives."""
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.latent import EnsembleWorld
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, attention="local"))
+    world = EnsembleWorld(model, [f"b{i}" for i in range(8)], [0, 1])
+    facts = sorted(world.fact_ids({("ontable", f"b{i}") for i in range(8)} | {("handempty",)}))
+    z = world.encode([facts] * 10)
+    whole = world.fact_probs(z), world.applicable_probs(z)
+    calls = []
+    readout = model.applicability.forward
+    model.applicability.forward = lambda s, rows: calls.append(s.shape[0]) or readout(s, rows)
+    world.max_cells = 3 * 2 * len(world.symbols.action_rows)  # three states (two draws each) per slice
+    sliced = world.fact_probs(z), world.applicable_probs(z)
+    assert calls == [6, 6, 6, 2]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole, sliced))
