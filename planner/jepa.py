@@ -24,10 +24,10 @@ class WorldModelConfig:
     critic_layers: int = 2
     identity_slots: int = 64  # objects per problem draw distinct slots from this pool
     dropout: float = 0.0
-    # "global": steps-to-go read from the global token (the mystery checkpoint); "sum": the global token's term plus
-    # one term per object, so the estimate can grow with the number of objects (the blocksworld checkpoint)
+    # "global": steps-to-go read from the global token; "sum": the global token's term plus one term per object, so
+    # the estimate can grow with the number of objects (both committed checkpoints)
     critic_head: str = "global"
-    # "full": every token attends to every other (the mystery checkpoint). "local" (the blocksworld checkpoint):
+    # "full": every token attends to every other. "local" (both committed checkpoints):
     # attention follows the facts, so what an object's latent holds depends on its neighbourhood, not on how many
     # objects the problem has (meant for sizes never trained on): in the encoder an object attends to itself, the
     # global token and the facts it is an argument of, a fact to itself, the global token and its arguments, the
@@ -35,8 +35,8 @@ class WorldModelConfig:
     # global token and the action, the action to itself, the global token and its arguments, the global token to
     # itself and the action. (A STRIPS action changes only facts over its arguments and facts without arguments.)
     attention: str = "full"
-    # the critic's attention: "full" (every token attends to every other: both committed checkpoints' critics
-    # before this option) or "local": an object attends to itself, the global token and the goal facts it is an
+    # the critic's attention: "full" (every token attends to every other: the mystery checkpoint) or "local" (the
+    # blocksworld checkpoint): an object attends to itself, the global token and the goal facts it is an
     # argument of, a goal fact to itself, the global token and its arguments, the global token to itself and the
     # goal facts without arguments. With the "sum" head each object's term then depends on its neighbourhood in
     # the state and the goal, not on how many objects there are, so the estimate grows with the work to do on
