@@ -641,8 +641,9 @@ def test_continued_checkpoint_switches_its_critic_to_local_attention(tmp_path, b
 @pytest.mark.skipif(not BW_CKPT.exists(), reason="no trained blocksworld world model")
 def test_committed_model_reads_states_larger_than_it_trained_on(bw_domain):
     """The committed blocksworld model trained on 3-5 blocks (local attention): on random 8- and 10-block states it
-    reads the facts back, and the facts after one predicted step, exactly (measured on 40 states per size: all of
-    them; the previous full-attention model, trained on 3-7 blocks: 70% and 80% read back, 60% after one step)."""
+    reads the facts back, and the facts after one predicted step, exactly on >= 95% of 20 (measured on 40 states per
+    size: 95% read back at both sizes, 97.5% and 92.5% after one step; the full-attention model trained on 3-7
+    blocks: 70% and 80% read back, 60% after one step)."""
     from eval.readback import readback
     from planner.train import load_checkpoint
 
