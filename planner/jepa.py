@@ -184,10 +184,6 @@ class Critic(nn.Module):
         if cfg.critic_head not in ("sum", "global"):
             raise ValueError(f"critic_head must be 'sum' or 'global', got {cfg.critic_head!r}")
         self.sum = cfg.critic_head == "sum"
-        if cfg.critic_attention not in ATTENTION:
-            raise ValueError(
-                f"critic_attention must be one of {', '.join(ATTENTION)}, got {cfg.critic_attention!r}"
-            )
         self.local = cfg.critic_attention == "local"
         self.heads = cfg.heads
         if self.sum:
@@ -219,8 +215,11 @@ class WorldModel(nn.Module):
         super().__init__()
         self.vocab = vocab
         self.cfg = cfg or WorldModelConfig()
-        if self.cfg.attention not in ATTENTION:
-            raise ValueError(f"attention must be one of {', '.join(ATTENTION)}, got {self.cfg.attention!r}")
+        for name in ("attention", "critic_attention"):
+            if getattr(self.cfg, name) not in ATTENTION:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(ATTENTION)}, got {getattr(self.cfg, name)!r}"
+                )
         d = self.cfg.dim
         self.identities = nn.Embedding(self.cfg.identity_slots, d)
         self.encoder = Encoder(vocab, self.cfg)
