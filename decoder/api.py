@@ -3,7 +3,8 @@ embedding matrix, read from the safetensors file, not the model); a backend gene
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -26,6 +27,8 @@ class DecodeItem:
     goal: frozenset
     actions: list[tuple[str, ...]]
     plan: PlanLatents
+    # the same latent plan under the planner's other identity draws (its ensemble): more views to decode and vote
+    other_views: list[PlanLatents] = field(default_factory=list)
 
 
 @dataclass
@@ -33,8 +36,11 @@ class Decoded:
     text: str
     actions: list[tuple[str, ...]]  # read back from the text
     faithful: bool  # equal to the planner's plan
-    tokens_in: int
+    tokens_in: int  # over all views decoded
     tokens_out: int
+    views: int = 1  # latent views decoded
+    agree: int = 1  # how many of them read back as this answer's actions
+    view_faithful: list[bool] = field(default_factory=list)  # each view's own answer equal to the plan
 
 
 def load_embedding_matrix(model_dir: Path) -> torch.Tensor:
@@ -77,14 +83,17 @@ class Decoder:
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.matrix[ids]
 
-    def request(self, item: DecodeItem, mode: str = "latent") -> tuple[Request, PromptSpec]:
+    def request(
+        self, item: DecodeItem, mode: str = "latent", plan: PlanLatents | None = None
+    ) -> tuple[Request, PromptSpec]:
+        """plan: one of the item's views (default: item.plan)."""
         if item.world not in self.projectors:
             raise BackendError(
                 f"the decoder has no projector for world {item.world!r} (it has {', '.join(self.worlds())}): "
                 "train it with `ami-agent train decoder --world ...`"
             )
         spec = build_prompt(item.verbalizer, item.objects, item.init, item.goal, item.actions, mode)
-        return Request(prompt_embeds=self.embeds(item.world, spec, item.plan)), spec
+        return Request(prompt_embeds=self.embeds(item.world, spec, item.plan if plan is None else plan)), spec
 
     def embeds(self, world: str, spec: PromptSpec, plan: PlanLatents) -> torch.Tensor:
         projector = self.projectors[world][0]
@@ -92,11 +101,23 @@ class Decoder:
             return assemble(spec, self.tokens, self.embed, projector.slots(plan, spec))
 
     def decode(
-        self, items: list[DecodeItem], mode: str = "latent", sampling: Sampling | None = None
+        self, items: list[DecodeItem], mode: str = "latent", sampling: Sampling | None = None, views: int = 1
     ) -> list[Decoded]:
-        reqs = [self.request(it, mode)[0] for it in items]
+        """views: decode each item's first `views` latent views (its identity draws; fewer when it has fewer) in
+        one batch and keep the answer most of them read back as (`vote`). The language model reads each view
+        alone, and the vote sees only the answers: never the plan's labels."""
+        if views < 1:
+            raise ValueError(f"views must be at least 1, got {views}")
+        reqs, owner = [], []
+        for i, it in enumerate(items):
+            for plan in [it.plan, *it.other_views][:views]:
+                reqs.append(self.request(it, mode, plan)[0])
+                owner.append(i)
         outs = self.backend.generate(reqs, ADAPTER, sampling or Sampling(max_tokens=max_answer_tokens(items)))
-        return [self._judge(it, o) for it, o in zip(items, outs)]
+        grouped: list[list[Decoded]] = [[] for _ in items]
+        for i, o in zip(owner, outs):
+            grouped[i].append(self._judge(items[i], o))
+        return [vote(g) for g in grouped]
 
     def decode_modes(
         self, item: DecodeItem, modes: list[str], sampling: Sampling | None = None
@@ -119,6 +140,23 @@ class Decoder:
     def _judge(item: DecodeItem, out: Completion) -> Decoded:
         got = read_answer(item.verbalizer, out.text, item.objects)
         return Decoded(out.text, got, got == [tuple(a) for a in item.actions], out.tokens_in, out.tokens_out)
+
+
+def vote(decoded: list[Decoded]) -> Decoded:
+    """Of one plan's answers decoded from several latent views, the one whose read-back actions most views share
+    (an answer that reads back as actions beats one that reads back as none; ties go to the earliest view), with
+    the tokens of all views counted."""
+    counts = Counter(tuple(d.actions) for d in decoded)
+    best = max(counts, key=lambda acts: (bool(acts), counts[acts]))  # max keeps the first of equals
+    pick = next(d for d in decoded if tuple(d.actions) == best)
+    return replace(
+        pick,
+        tokens_in=sum(d.tokens_in for d in decoded),
+        tokens_out=sum(d.tokens_out for d in decoded),
+        views=len(decoded),
+        agree=counts[best],
+        view_faithful=[d.faithful for d in decoded],
+    )
 
 
 def max_answer_tokens(items: list[DecodeItem]) -> int:

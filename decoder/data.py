@@ -70,8 +70,13 @@ class ExampleSampler:
         text_fraction: float = 0.25,
         rng: int | random.Random = 0,
         walk_fraction: float = 0.5,
+        walk_backtrack: bool = True,
     ):
+        """walk_backtrack: a random walk may take back its previous step (unstack b from c, then stack b on c).
+        Optimal plans never do, and a decoder trained on walks that do learns to write the step back where the
+        soft plan says otherwise (31 of the 35 unfaithful blocksworld answers of the 2026-11-28 decoder)."""
         self.walk_fraction = walk_fraction
+        self.walk_backtrack = walk_backtrack
         self.worlds = worlds
         self.objects = objects
         self.text_fraction = text_fraction
@@ -102,13 +107,15 @@ class ExampleSampler:
         for _ in range(100):
             p = self.gens[w.name].sample(self.rng.randint(*self.objects))
             task = Task(w.domain, p)
-            state, steps = task.init, []
+            state, before, steps = task.init, None, []
             for _ in range(self.rng.randint(1, 14)):
                 app = task.applicable(state)
+                if not self.walk_backtrack and before is not None:
+                    app = [i for i in app if task.apply(state, task.actions[i]) != before]
                 if not app:
                     break
                 a = task.actions[self.rng.choice(app)]
-                state = task.apply(state, a)
+                before, state = state, task.apply(state, a)
                 steps.append((a.name, *a.args))
             changed = sorted(task.state_facts(state) - task.state_facts(task.init))
             if steps and changed:

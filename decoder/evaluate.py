@@ -19,10 +19,17 @@ from planner.worlds.plans import validate
 
 
 def decode_item(world: str, planner: Planner, vb: Verbalizer, problem: Problem, r: PlanResult) -> DecodeItem:
+    """The decoder's input for a solved plan: draw 0's latent plan, and one more view per other identity draw of
+    the planner's ensemble (the same plan, seen under other object identities; `Decoder.decode(views=K)`)."""
     objects = list(problem.objects)
     symbols = ProblemSymbols(planner.model.vocab, objects)
-    plan = PlanLatents.from_plan(planner.model, r.identities[0], r.actions, symbols, r.latent_trajectory)
-    return DecodeItem(world, vb, objects, problem.init, problem.goal, list(r.actions), plan)
+    traj = r.latent_trajectory
+    draws = r.identities.shape[0] if traj is not None and traj.dim() == 4 else 1
+    views = [
+        PlanLatents.from_plan(planner.model, r.identities[j], r.actions, symbols, traj, draw=j)
+        for j in range(draws)
+    ]
+    return DecodeItem(world, vb, objects, problem.init, problem.goal, list(r.actions), views[0], views[1:])
 
 
 @dataclass
@@ -56,20 +63,30 @@ def plan_cases(instances, planner_for, log=None) -> list[Case]:
 
 
 def faithfulness(
-    decoder: Decoder, cases: list[Case], mode: str, out_path: Path | None = None, chunk: int = 64, log=None
+    decoder: Decoder,
+    cases: list[Case],
+    mode: str,
+    out_path: Path | None = None,
+    chunk: int = 64,
+    log=None,
+    views: int = 1,
 ) -> dict:
+    """views: latent views decoded per plan and voted (`Decoder.decode`)."""
     todo = [c for c in cases if c.item is not None]
     faithful = valid = tokens_out = 0
+    by_view = [0] * views  # each view's own answers, before the vote
     t0 = time.perf_counter()
     rows = []
     for i in range(0, len(todo), chunk):
         part = todo[i : i + chunk]
-        outs = decoder.decode([c.item for c in part], mode)
+        outs = decoder.decode([c.item for c in part], mode, views=views)
         for c, o in zip(part, outs):
             ok_valid = (
                 validate(c.domain, c.problem, o.actions).valid if o.actions or not c.item.actions else False
             )
             faithful += o.faithful
+            for j, f in enumerate(o.view_faithful or [o.faithful]):
+                by_view[j] += f
             valid += bool(ok_valid)
             tokens_out += o.tokens_out
             rows.append(
@@ -83,6 +100,8 @@ def faithfulness(
                     "text": o.text,
                     "tokens_in": o.tokens_in,
                     "tokens_out": o.tokens_out,
+                    "views": o.views,
+                    "agree": o.agree,
                 }
             )
         if log:
@@ -101,11 +120,13 @@ def faithfulness(
     n = len(todo)
     return {
         "mode": mode,
+        "views": views,
         "problems": len(cases),
         "planned": n,
         "faithful": faithful,
         "faithful_rate": round(faithful / n, 4) if n else None,
         "faithful_of_all": round(faithful / len(cases), 4) if cases else None,
+        "faithful_by_view": by_view,  # each view decoded alone (view 0 is what views=1 decodes)
         "read_back_valid": valid,
         "decode_seconds": round(seconds, 1),
         "tokens_out": tokens_out,

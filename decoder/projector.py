@@ -5,6 +5,12 @@ action encoder, the argument positions and the predicted latent state after the 
 trajectory). Output: one vector per legend entry and, per step, an operator vector (operator + predicted state +
 step position) followed by one vector per argument (the argument's identity vector, through the same map as the
 legend, plus its role). The language model binds identities to names through the legend.
+
+Two choices make that binding easier to learn (`ami-agent train decoder` takes both): `center`, the problem's object
+codes minus their mean (what all of a problem's objects share says nothing about which one is meant), and one object
+map shared by all the worlds' projectors (`shared`): the adapter then learns a single way of matching an argument
+to its legend entry, instead of one per world (the last two runs with a map per world each bound one world's names
+well and the other's poorly; README, "The decoder").
 """
 
 from __future__ import annotations
@@ -26,12 +32,12 @@ class PlanLatents:
 
     @classmethod
     def from_plan(
-        cls, model, identities: torch.Tensor, actions, symbols, trajectory: torch.Tensor
+        cls, model, identities: torch.Tensor, actions, symbols, trajectory: torch.Tensor, draw: int = 0
     ) -> PlanLatents:
         """From a world model, one draw's identity vectors (N, D), the plan's ground actions, the problem's
-        symbols and its latent trajectory ((T+1, N+1, D), or (T+1, E, N+1, D) of which draw 0 is used)."""
+        symbols and its latent trajectory ((T+1, N+1, D), or (T+1, E, N+1, D) of which draw `draw` is used)."""
         if trajectory.dim() == 4:
-            trajectory = trajectory[:, 0]
+            trajectory = trajectory[:, draw]
         ops = [model.vocab.actions.index((a[0], len(a) - 1)) for a in actions]
         with torch.no_grad():
             op_emb = model.predictor.action.symbol(torch.tensor(ops, dtype=torch.long)).float()
@@ -47,8 +53,18 @@ class PlanLatents:
 
 class PlanProjector(nn.Module):
     def __init__(
-        self, latent_dim: int, hidden: int, embed_rms: float, max_steps: int = 128, max_arity: int = 4
+        self,
+        latent_dim: int,
+        hidden: int,
+        embed_rms: float,
+        max_steps: int = 128,
+        max_arity: int = 4,
+        center: bool = False,
+        shared: PlanProjector | None = None,
     ):
+        """center: subtract the mean of the problem's object codes. shared: a projector whose object map (object
+        codes, roles, output norm and scale) this one uses, the same modules, trained together; it needs the same
+        latent width and arity."""
         super().__init__()
         self.config = {
             "latent_dim": latent_dim,
@@ -56,16 +72,24 @@ class PlanProjector(nn.Module):
             "embed_rms": embed_rms,
             "max_steps": max_steps,
             "max_arity": max_arity,
+            "center": center,
         }
-        self.obj = _mlp(latent_dim, hidden)
+        if shared is not None:
+            mine = {k: self.config[k] for k in ("latent_dim", "hidden", "max_arity")}
+            theirs = {k: shared.config[k] for k in mine}
+            if mine != theirs:
+                raise ValueError(f"cannot share an object map between projectors of {mine} and {theirs}")
+            self.obj, self.role, self.norm, self.scale = shared.obj, shared.role, shared.norm, shared.scale
+        else:
+            self.obj = _mlp(latent_dim, hidden)
+            self.role = nn.Embedding(max_arity + 1, hidden)  # 0: legend entry, k: k-th argument
+            nn.init.normal_(self.role.weight, std=0.02)
+            self.norm = nn.LayerNorm(hidden)
+            self.scale = nn.Parameter(torch.tensor(float(embed_rms)))
         self.op = _mlp(latent_dim, hidden)
         self.state = _mlp(2 * latent_dim, hidden)
         self.step_pos = nn.Embedding(max_steps, hidden)
-        self.role = nn.Embedding(max_arity + 1, hidden)  # 0: legend entry, k: k-th argument
         nn.init.normal_(self.step_pos.weight, std=0.02)
-        nn.init.normal_(self.role.weight, std=0.02)
-        self.norm = nn.LayerNorm(hidden)
-        self.scale = nn.Parameter(torch.tensor(float(embed_rms)))
 
     def _out(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x) * self.scale
@@ -77,6 +101,8 @@ class PlanProjector(nn.Module):
                 f"a plan of {plan.steps} steps is longer than the projector's {self.step_pos.num_embeddings}"
             )
         objs = self.obj(plan.identities)  # (N, H)
+        if self.config["center"]:
+            objs = objs - objs.mean(0, keepdim=True)
         legend = self._out(objs + self.role.weight[0])
         steps = []
         if plan.steps:

@@ -36,6 +36,11 @@ class DecoderTrainConfig:
     # (teacher-forced object-name tokens on 96 held-out problems: 91.5% vs 85.7%) but worse after the full 42 min
     # (latent faithfulness, all 500: blocksworld 54.2% vs 71.0%, mystery 50.0% vs 55.0%), so it is off
     name_weight: float = 1.0
+    center_objects: bool = (
+        True  # the projectors' object codes minus the problem's mean (decoder/projector.py)
+    )
+    shared_objects: bool = True  # one object map for all worlds of the same latent width and arity
+    walk_backtrack: bool = True  # random walks may take back their previous step (decoder/data.py)
 
 
 class Tokens:
@@ -119,19 +124,33 @@ def train_decoder(
     emb_matrix = model.get_input_embeddings().weight.detach()
     rms = float(emb_matrix.float().pow(2).mean().sqrt())
     embed = model.get_input_embeddings()
-    projectors = {
-        w.name: PlanProjector(w.model.cfg.dim, emb_matrix.shape[1], rms, max_arity=w.model.vocab.max_arity)
-        for w in worlds
-    }
+    projectors: dict[str, PlanProjector] = {}
+    for w in worlds:
+        dims = (w.model.cfg.dim, w.model.vocab.max_arity)
+        twin = next(
+            (p for p in projectors.values() if (p.config["latent_dim"], p.config["max_arity"]) == dims), None
+        )
+        projectors[w.name] = PlanProjector(
+            dims[0],
+            emb_matrix.shape[1],
+            rms,
+            max_arity=dims[1],
+            center=cfg.center_objects,
+            shared=twin if cfg.shared_objects else None,
+        )
     if init_from is not None:
         for name, (proj, _) in load_projectors(init_from / "projector.pt").items():
             if name in projectors:
                 projectors[name].load_state_dict(proj.state_dict())
     lora_params = [p for p in model.parameters() if p.requires_grad]
-    proj_params = [p for pr in projectors.values() for p in pr.parameters()]
+    proj_params = list(
+        {id(p): p for pr in projectors.values() for p in pr.parameters()}.values()
+    )  # shared once
     tokens = Tokens(tok)
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
-    sampler = ExampleSampler(worlds, cfg.objects, cfg.text_fraction, cfg.seed, cfg.walk_fraction)
+    sampler = ExampleSampler(
+        worlds, cfg.objects, cfg.text_fraction, cfg.seed, cfg.walk_fraction, cfg.walk_backtrack
+    )
     n_lora = sum(p.numel() for p in lora_params)
     n_proj = sum(p.numel() for p in proj_params)
     log(

@@ -156,6 +156,13 @@ def test_train_decoder_refuses_bad_fractions_and_weights(capsys):
         assert args[0] in e and "Traceback" not in e
 
 
+def test_decoder_eval_refuses_bad_mode_and_views(capsys):
+    for args in (["--mode", "words"], ["--views", "0"]):
+        assert main(["decoder", "eval", "--suite", "planbench:blocksworld", *args]) == 2
+        e = capsys.readouterr().err
+        assert args[0] in e and "Traceback" not in e
+
+
 def test_train_world_model_refuses_bad_train_only_and_fractions(files, capsys):
     """--train-only names known parts and continues a checkpoint, fractions are in [0, 1]: anything else is a
     one-line error."""

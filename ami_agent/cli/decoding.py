@@ -40,6 +40,12 @@ def decoder_eval_cmd(
     record_metrics: Annotated[
         bool, typer.Option(help="Store the results in the decoder's JSON record")
     ] = False,
+    views: Annotated[
+        int,
+        typer.Option(
+            help="Latent views decoded per plan (the planner's identity draws), answer by vote (1: one view)"
+        ),
+    ] = 1,
 ):
     """Faithfulness: plan each problem, decode the latent plan, read the actions back, compare with the plan."""
     from decoder.evaluate import faithfulness, plan_cases
@@ -49,6 +55,8 @@ def decoder_eval_cmd(
     for m in modes:
         if m not in ("latent", "latent+text"):
             raise UserError(f"--mode must be latent, latent+text or both, got {mode!r}")
+    if views < 1:
+        raise UserError(f"--views must be at least 1, got {views}")
     planned = {}
     planners: dict = {}
     for s in suite:
@@ -60,10 +68,11 @@ def decoder_eval_cmd(
     results = {}
     for s, cases in planned.items():
         for m in modes:
-            path = out_dir / f"{s.replace(':', '_')}.{m.replace('+', '_')}.jsonl" if out_dir else None
-            r = faithfulness(dec, cases, m, path, log=lambda x, end="\n": err.print(x, end=end))
+            tag = f"{s.replace(':', '_')}.{m.replace('+', '_')}" + (f".views{views}" if views > 1 else "")
+            path = out_dir / f"{tag}.jsonl" if out_dir else None
+            r = faithfulness(dec, cases, m, path, log=lambda x, end="\n": err.print(x, end=end), views=views)
             r["backend"] = dec.backend.name
-            results[f"{s} [{m}]"] = r
+            results[f"{s} [{m}]" + (f" views {views}" if views > 1 else "")] = r
             out.print(json.dumps({"suite": s, **r}))
     dec.backend.close()
     if record_metrics:

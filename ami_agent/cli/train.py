@@ -201,6 +201,18 @@ def train_decoder_cmd(
             help="Loss weight of the answer tokens that tell the objects apart (1: every token alike; 4 measured worse)"
         ),
     ] = 1.0,
+    center_objects: Annotated[
+        bool,
+        typer.Option(help="Object codes minus the problem's mean (what tells a problem's objects apart)"),
+    ] = True,
+    shared_objects: Annotated[
+        bool,
+        typer.Option(help="One object map for all worlds (one way to bind names for the adapter to learn)"),
+    ] = True,
+    walk_backtrack: Annotated[
+        bool,
+        typer.Option(help="Random walks may take back their previous step (optimal plans never do)"),
+    ] = True,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
@@ -229,6 +241,9 @@ def train_decoder_cmd(
         walk_fraction=walk_fraction,
         text_fraction=text_fraction,
         name_weight=name_weight,
+        center_objects=center_objects,
+        shared_objects=shared_objects,
+        walk_backtrack=walk_backtrack,
     )
     command = this_command()
     target = out_dir or DEFAULT_DIR
