@@ -36,9 +36,7 @@ class DecoderTrainConfig:
     # (teacher-forced object-name tokens on 96 held-out problems: 91.5% vs 85.7%) but worse after the full 42 min
     # (latent faithfulness, all 500: blocksworld 54.2% vs 71.0%, mystery 50.0% vs 55.0%), so it is off
     name_weight: float = 1.0
-    center_objects: bool = (
-        True  # the projectors' object codes minus the problem's mean (decoder/projector.py)
-    )
+    center_objects: bool = True  # object codes minus the problem's mean (decoder/projector.py)
     shared_objects: bool = True  # one object map for all worlds of the same latent width and arity
     walk_backtrack: bool = True  # random walks may take back their previous step (decoder/data.py)
 
@@ -143,9 +141,8 @@ def train_decoder(
             if name in projectors:
                 projectors[name].load_state_dict(proj.state_dict())
     lora_params = [p for p in model.parameters() if p.requires_grad]
-    proj_params = list(
-        {id(p): p for pr in projectors.values() for p in pr.parameters()}.values()
-    )  # shared once
+    # a module shared by several projectors is trained (and counted) once
+    proj_params = list({id(p): p for pr in projectors.values() for p in pr.parameters()}.values())
     tokens = Tokens(tok)
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
     sampler = ExampleSampler(
