@@ -74,8 +74,8 @@ class ExampleSampler:
     ):
         """walk_backtrack: a random walk may take back its previous step (unstack b from c, then stack b on c).
         Optimal plans never do. The 2026-11-28 decoder, trained on walks that do, put the block back where the
-        soft plan said otherwise in 31 of its 35 unfaithful blocksworld answers (5 views voted); whether walks
-        without it cure that is not measured yet."""
+        soft plan said otherwise in 31 of its 35 unfaithful blocksworld answers (5 views voted); one run without
+        backtracking walks read back worse on generated problems (README), so it stays allowed."""
         self.walk_fraction = walk_fraction
         self.walk_backtrack = walk_backtrack
         self.worlds = worlds
