@@ -85,7 +85,7 @@ def faithfulness(
                 validate(c.domain, c.problem, o.actions).valid if o.actions or not c.item.actions else False
             )
             faithful += o.faithful
-            for j, f in enumerate(o.view_faithful or [o.faithful]):
+            for j, f in enumerate(o.view_faithful):  # decode() always votes, so it is set
                 by_view[j] += f
             valid += bool(ok_valid)
             tokens_out += o.tokens_out
