@@ -101,11 +101,26 @@ class Decoder:
             return assemble(spec, self.tokens, self.embed, projector.slots(plan, spec))
 
     def decode(
-        self, items: list[DecodeItem], mode: str = "latent", sampling: Sampling | None = None, views: int = 1
+        self,
+        items: list[DecodeItem],
+        mode: str = "latent",
+        sampling: Sampling | None = None,
+        views: int = 1,
+        vote_by: str = "answer",
     ) -> list[Decoded]:
         """views: decode each item's first `views` latent views (its identity draws; fewer when it has fewer) in
-        one batch and keep the answer most of them read back as (`vote`). The language model reads each view
-        alone, and the vote sees only the answers: never the plan's labels."""
+        one batch and vote (`vote_by`: "answer" keeps the answer most views read back as, `vote`; "step" takes
+        each step from the views by majority, `vote_steps`). The language model reads each view alone, and the
+        vote sees only the answers: never the plan's labels."""
+        if vote_by not in VOTES:
+            raise ValueError(f"vote_by must be one of {', '.join(VOTES)}, got {vote_by!r}")
+        grouped = self.decode_views(items, mode, sampling, views)
+        return [VOTES[vote_by](it, g) for it, g in zip(items, grouped)]
+
+    def decode_views(
+        self, items: list[DecodeItem], mode: str = "latent", sampling: Sampling | None = None, views: int = 1
+    ) -> list[list[Decoded]]:
+        """Each item's first `views` latent views decoded alone, in one batch: per item, one answer per view."""
         if views < 1:
             raise ValueError(f"views must be at least 1, got {views}")
         reqs, owner = [], []
@@ -117,7 +132,7 @@ class Decoder:
         grouped: list[list[Decoded]] = [[] for _ in items]
         for i, o in zip(owner, outs):
             grouped[i].append(self._judge(items[i], o))
-        return [vote(g) for g in grouped]
+        return grouped
 
     def decode_modes(
         self, item: DecodeItem, modes: list[str], sampling: Sampling | None = None
@@ -142,21 +157,81 @@ class Decoder:
         return Decoded(out.text, got, got == [tuple(a) for a in item.actions], out.tokens_in, out.tokens_out)
 
 
-def vote(decoded: list[Decoded]) -> Decoded:
+def vote(item: DecodeItem | None, decoded: list[Decoded]) -> Decoded:
     """Of one plan's answers decoded from several latent views, the one whose read-back actions most views share
     (an answer that reads back as actions beats one that reads back as none; ties go to the earliest view), with
-    the tokens of all views counted."""
+    the tokens of all views counted. (`item` is unused: the same signature as `vote_steps`.)"""
     counts = Counter(tuple(d.actions) for d in decoded)
     best = max(counts, key=lambda acts: (bool(acts), counts[acts]))  # max keeps the first of equals
     pick = next(d for d in decoded if tuple(d.actions) == best)
+    return _voted(pick, decoded, counts[best])
+
+
+def vote_steps(item: DecodeItem, decoded: list[Decoded]) -> Decoded:
+    """One plan's answers from several latent views, voted step by step: the plan length most views read back
+    (ties to the earliest view), then each step the action most views of that length write there (ties to the
+    earliest). Views that misread different steps still agree on the rest, where a vote over whole answers finds
+    no majority. The answer is the earliest view of that length with each misread step's line replaced by the
+    line of a view that wrote the winning action, so every line is the language model's own; it reads back as
+    the voted actions (else the whole-answer vote is kept). Only the answers are compared, never the plan."""
+    readable = [d for d in decoded if d.actions]
+    if len(readable) < 2:
+        return vote(item, decoded)
+    lengths = Counter(len(d.actions) for d in readable)
+    length = max(lengths, key=lambda n: lengths[n])
+    same = [d for d in readable if len(d.actions) == length]
+    steps = []
+    for t in range(length):
+        at = Counter(d.actions[t] for d in same)
+        steps.append(max(at, key=lambda a: at[a]))
+    agree = sum(d.actions == steps for d in decoded)
+    if agree:
+        return _voted(next(d for d in decoded if d.actions == steps), decoded, agree)
+    lines = [_action_lines(item, d.text) for d in same]
+    if any(len(ls) != length for ls in lines):  # an action written across lines: keep whole answers
+        return vote(item, decoded)
+    text = same[0].text.splitlines()
+    for t, step in enumerate(steps):
+        at, _, action = lines[0][t]
+        if action != step:
+            text[at] = next(ls[t][1] for ls in lines if ls[t][2] == step)
+    joined = "\n".join(text)
+    got = read_answer(item.verbalizer, joined, item.objects)
+    if got != steps:
+        return vote(item, decoded)
+    pick = replace(same[0], text=joined, actions=got, faithful=got == [tuple(a) for a in item.actions])
+    return _voted(pick, decoded, 0)
+
+
+VOTES = {"answer": vote, "step": vote_steps}
+
+
+def _voted(pick: Decoded, decoded: list[Decoded], agree: int) -> Decoded:
     return replace(
         pick,
         tokens_in=sum(d.tokens_in for d in decoded),
         tokens_out=sum(d.tokens_out for d in decoded),
         views=len(decoded),
-        agree=counts[best],
+        agree=agree,
         view_faithful=[d.faithful for d in decoded],
     )
+
+
+def _action_lines(item: DecodeItem, text: str) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(line number, line, action) of each line of an answer's plan that reads as an action."""
+    out = []
+    inside = "[PLAN]" not in text
+    for i, line in enumerate(text.splitlines()):
+        if "[PLAN END]" in line:
+            break
+        if "[PLAN]" in line:
+            inside = True
+            continue
+        if inside and line.strip():
+            action = item.verbalizer.read_action(line, item.objects)
+            if action is not None:
+                out.append((i, line, action))
+    return out
 
 
 def max_answer_tokens(items: list[DecodeItem]) -> int:

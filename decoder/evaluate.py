@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from decoder.api import DecodeItem, Decoder
+from decoder.api import VOTES, DecodeItem, Decoder
 from decoder.projector import PlanLatents
 from planner.api import Planner
 from planner.encoding import ProblemSymbols
@@ -70,22 +70,29 @@ def faithfulness(
     chunk: int = 64,
     log=None,
     views: int = 1,
+    vote_by: str = "answer",
 ) -> dict:
-    """views: latent views decoded per plan and voted (`Decoder.decode`)."""
+    """views: latent views decoded per plan and voted (`Decoder.decode`; `vote_by` gives the answer judged,
+    and the record counts what each vote would give)."""
     todo = [c for c in cases if c.item is not None]
     faithful = valid = tokens_out = 0
     by_view = [0] * views  # each view's own answers, before the vote
+    by_vote = dict.fromkeys(VOTES, 0)
     t0 = time.perf_counter()
     rows = []
     for i in range(0, len(todo), chunk):
         part = todo[i : i + chunk]
-        outs = decoder.decode([c.item for c in part], mode, views=views)
-        for c, o in zip(part, outs):
+        grouped = decoder.decode_views([c.item for c in part], mode, views=views)
+        for c, answers in zip(part, grouped):
+            voted = {k: fn(c.item, answers) for k, fn in VOTES.items()}
+            o = voted[vote_by]
             ok_valid = (
                 validate(c.domain, c.problem, o.actions).valid if o.actions or not c.item.actions else False
             )
             faithful += o.faithful
-            for j, f in enumerate(o.view_faithful):  # decode() always votes, so it is set
+            for k, v in voted.items():
+                by_vote[k] += v.faithful
+            for j, f in enumerate(o.view_faithful):
                 by_view[j] += f
             valid += bool(ok_valid)
             tokens_out += o.tokens_out
@@ -102,6 +109,8 @@ def faithfulness(
                     "tokens_out": o.tokens_out,
                     "views": o.views,
                     "agree": o.agree,
+                    "vote": vote_by,
+                    "view_read_back": [["(" + " ".join(a) + ")" for a in v.actions] for v in answers],
                 }
             )
         if log:
@@ -121,12 +130,14 @@ def faithfulness(
     return {
         "mode": mode,
         "views": views,
+        "vote": vote_by,
         "problems": len(cases),
         "planned": n,
         "faithful": faithful,
         "faithful_rate": round(faithful / n, 4) if n else None,
         "faithful_of_all": round(faithful / len(cases), 4) if cases else None,
         "faithful_by_view": by_view,  # each view decoded alone (view 0 is what views=1 decodes)
+        "faithful_by_vote": by_vote,  # the same views voted by whole answers and step by step
         "read_back_valid": valid,
         "decode_seconds": round(seconds, 1),
         "tokens_out": tokens_out,

@@ -156,8 +156,8 @@ def test_train_decoder_refuses_bad_fractions_and_weights(capsys):
         assert args[0] in e and "Traceback" not in e
 
 
-def test_decoder_eval_refuses_bad_mode_and_views(capsys):
-    for args in (["--mode", "words"], ["--views", "0"]):
+def test_decoder_eval_refuses_bad_mode_views_and_vote(capsys):
+    for args in (["--mode", "words"], ["--views", "0"], ["--vote", "lines"]):
         assert main(["decoder", "eval", "--suite", "planbench:blocksworld", *args]) == 2
         e = capsys.readouterr().err
         assert args[0] in e and "Traceback" not in e

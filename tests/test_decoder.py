@@ -239,15 +239,52 @@ def test_vote_keeps_the_answer_most_views_read_back():
     def d(text, acts):
         return Decoded(text, acts, acts == a, 10, 5)
 
-    best = vote([d("b0", b), d("a1", a), d("a2", a)])
+    best = vote(None, [d("b0", b), d("a1", a), d("a2", a)])
     assert (best.text, best.views, best.agree, best.faithful) == ("a1", 3, 2, True)
     assert (best.tokens_in, best.tokens_out) == (30, 15)  # every view's tokens counted
     assert best.view_faithful == [False, True, True]
-    assert vote([d("b0", b), d("a1", a)]).text == "b0"  # a tie goes to the earliest view
+    assert vote(None, [d("b0", b), d("a1", a)]).text == "b0"  # a tie goes to the earliest view
     assert (
-        vote([d("x0", []), d("x1", []), d("b2", b)]).text == "b2"
+        vote(None, [d("x0", []), d("x1", []), d("b2", b)]).text == "b2"
     )  # unreadable answers do not outvote a plan
-    assert vote([d("only", a)]).views == 1
+    assert vote(None, [d("only", a)]).views == 1
+
+
+def test_step_vote_takes_each_step_from_the_views_by_majority(bw_domain):
+    """Three views of a 3-step plan, each misreading a different step: no two answers agree, so the whole-answer
+    vote keeps the first (wrong); the step vote takes every step from the majority and writes each line as a view
+    wrote it."""
+    from decoder.api import Decoded, DecodeItem, vote, vote_steps
+    from decoder.prompt import answer_text, read_answer
+
+    vb = Verbalizer(bw_domain)
+    objects = ["a", "b", "c"]
+    plan = [("unstack", "a", "b"), ("stack", "a", "c"), ("pick-up", "b")]
+    item = DecodeItem("bw", vb, objects, frozenset(), frozenset(), plan, None)
+
+    def view(steps):
+        text = answer_text(vb, steps)
+        got = read_answer(vb, text, objects)
+        return Decoded(text, got, got == plan, 10, 5)
+
+    wrong = [list(plan) for _ in range(3)]
+    wrong[0][1] = ("stack", "a", "b")  # the block put back where it came from
+    wrong[1][2] = ("pick-up", "c")
+    wrong[2][0] = ("unstack", "a", "c")
+    views = [view(w) for w in wrong]
+    assert not any(v.faithful for v in views)
+    assert not vote(item, views).faithful and vote(item, views).agree == 1
+    best = vote_steps(item, views)
+    assert best.faithful and best.actions == plan and (best.views, best.agree) == (3, 0)
+    assert (
+        best.text.splitlines() == answer_text(vb, plan).splitlines()
+    )  # the head is view 0's, lines the majority's
+    assert (best.tokens_in, best.tokens_out) == (30, 15)
+    # a view that reads back as the voted plan is kept whole; plans of another length do not vote on the steps
+    assert vote_steps(item, [*views, view(plan)]).agree == 1
+    short = view(plan[:2])
+    assert vote_steps(item, [short, view(plan), view(plan)]).text == answer_text(vb, plan)
+    assert vote_steps(item, [view(plan)]).faithful  # one view: nothing to vote
 
 
 @needs_trained

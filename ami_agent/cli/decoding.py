@@ -46,8 +46,16 @@ def decoder_eval_cmd(
             help="Latent views decoded per plan (the planner's identity draws), answer by vote (1: one view)"
         ),
     ] = 1,
+    vote: Annotated[
+        str,
+        typer.Option(
+            help="With --views > 1: answer (keep the answer most views read back as) | step (each step by "
+            "majority of the views); the record counts both"
+        ),
+    ] = "answer",
 ):
     """Faithfulness: plan each problem, decode the latent plan, read the actions back, compare with the plan."""
+    from decoder.api import VOTES
     from decoder.evaluate import faithfulness, plan_cases
     from eval.suites import load_suite
 
@@ -57,6 +65,8 @@ def decoder_eval_cmd(
             raise UserError(f"--mode must be latent, latent+text or both, got {mode!r}")
     if views < 1:
         raise UserError(f"--views must be at least 1, got {views}")
+    if vote not in VOTES:
+        raise UserError(f"--vote must be one of {', '.join(VOTES)}, got {vote!r}")
     planned = {}
     planners: dict = {}
     for s in suite:
@@ -70,7 +80,9 @@ def decoder_eval_cmd(
         for m in modes:
             tag = f"{s.replace(':', '_')}.{m.replace('+', '_')}" + (f".views{views}" if views > 1 else "")
             path = out_dir / f"{tag}.jsonl" if out_dir else None
-            r = faithfulness(dec, cases, m, path, log=lambda x, end="\n": err.print(x, end=end), views=views)
+            r = faithfulness(
+                dec, cases, m, path, log=lambda x, end="\n": err.print(x, end=end), views=views, vote_by=vote
+            )
             r["backend"] = dec.backend.name
             results[f"{s} [{m}]" + (f" views {views}" if views > 1 else "")] = r
             out.print(json.dumps({"suite": s, **r}))
