@@ -19,12 +19,16 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 
 def lora_model(model_dir: Path, rank: int, alpha: int, init_from: Path | None = None):
-    """-> (tokenizer, PEFT model over the frozen bf16 base); init_from: an adapter folder to continue training."""
+    """-> (tokenizer, PEFT model over the frozen base); init_from: an adapter folder to continue training. The base
+    is bf16 where the hardware computes bf16 natively, else float32 (`decoder.backends.default_dtype`: on an AVX2
+    CPU one bf16 backward step of the test's tiny training took 71 s)."""
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from decoder.backends import default_dtype
+
     tok = AutoTokenizer.from_pretrained(model_dir)
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, default_dtype()))
     if init_from is not None:
         model = PeftModel.from_pretrained(base, str(init_from), is_trainable=True)
         for name, p in model.named_parameters():
@@ -119,8 +123,11 @@ def bf16_adapters(model):
     adapters' weights and their optimiser stay fp32."""
     from peft.helpers import disable_input_dtype_casting
 
-    device = next(model.parameters()).device.type
-    with torch.autocast(device, dtype=torch.bfloat16), disable_input_dtype_casting(model):
+    weight = model.get_input_embeddings().weight
+    if weight.dtype != torch.bfloat16:  # a float32 base: the adapters run as they are
+        yield
+        return
+    with torch.autocast(weight.device.type, dtype=torch.bfloat16), disable_input_dtype_casting(model):
         yield
 
 
@@ -264,6 +271,7 @@ def train_text_adapter(
             "parameters": sum(p.numel() for p in params),
         },
         "config": {"minutes": minutes, "batch": batch, "lr": lr, "seed": seed, **(extra or {})},
+        "base_dtype": str(model.get_input_embeddings().weight.dtype).removeprefix("torch."),
         "steps": res.steps,
         "examples_seen": res.steps * batch,
         "minutes_training": round(res.minutes, 2),

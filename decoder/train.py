@@ -189,6 +189,7 @@ def train_decoder(
         "command": command,
         "continued_from": str(init_from) if init_from else None,
         "machine": f"{torch.get_num_threads()} CPU threads",
+        "base_dtype": str(model.get_input_embeddings().weight.dtype).removeprefix("torch."),
     }
     (out_dir / "decoder.json").write_text(json.dumps(record, indent=1) + "\n")
     return record

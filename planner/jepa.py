@@ -2,7 +2,8 @@
 
 Enc(facts) -> latent state s: one D-vector per object plus one global vector, permutation-equivariant in the objects.
 Pred(s, a) -> next latent state. A target encoder (EMA of Enc) gives the regression targets. Readouts on latents:
-a fact probe, an applicability head, and a critic (steps to go to a goal).
+a fact probe, an applicability head, and a critic (steps to go to a goal: a transformer on the latent state, or a
+relational network on the facts the probe reads off it).
 """
 
 from __future__ import annotations
@@ -42,9 +43,16 @@ class WorldModelConfig:
     # the state and the goal, not on how many objects there are, so the estimate grows with the work to do on
     # problems larger than any trained on.
     critic_attention: str = "full"
+    # "attention": the transformer critic above, on the latent state and the goal facts (both committed
+    # checkpoints until stop 20). "relational": `RelationalCritic`, message passing over the facts the probe reads
+    # off the latent state and the goal facts, trained on exact steps-to-go of every state of small problems
+    critic_kind: str = "attention"
+    critic_dim: int = 64  # the relational critic's width
+    critic_rounds: int = 0  # its message-passing rounds; 0: the problem's objects + 2
 
 
 ATTENTION = ("full", "local")
+CRITICS = ("attention", "relational")
 
 
 def _transformer(
@@ -210,6 +218,84 @@ class Critic(nn.Module):
         return nn.functional.softplus(h)
 
 
+class RelationalCritic(nn.Module):
+    """Steps to go by message passing over facts: the facts the fact probe reads off the latent state, and the goal
+    facts. Each is a row (predicate, arguments); every round a row sends one message to each of its arguments and
+    one to a global node, computed from its predicate (a state or a goal one) and its arguments' current vectors.
+    An object sums what it receives, the global node averages. The rounds share their weights and there are as many
+    as objects + 2, so that what holds at the bottom of a tower reaches its top however tall it is. The estimate is
+    a sum of one term per object and a global term: it grows with the work to do on problems larger than any
+    trained on. It reads the latent state only through the probe, so it sees what the world model says holds; it
+    knows nothing of the objects but their relations (object identities are arbitrary)."""
+
+    def __init__(self, vocab: Vocabulary, cfg: WorldModelConfig):
+        super().__init__()
+        d = cfg.critic_dim
+        self.dim, self.arity = d, vocab.max_arity
+        self.n_predicates = len(vocab.predicates)
+        self.rounds = cfg.critic_rounds
+        self.symbol = nn.Embedding(2 * self.n_predicates, d)  # state predicates, then goal predicates
+        self.object0 = nn.Parameter(torch.randn(d) * 0.1)
+        self.global0 = nn.Parameter(torch.randn(d) * 0.1)
+        a = self.arity
+        self.message = nn.Sequential(nn.Linear((a + 2) * d, 2 * d), nn.GELU(), nn.Linear(2 * d, (a + 1) * d))
+        self.update_object = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        self.update_global = nn.Sequential(nn.Linear(3 * d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        self.norm_object = nn.LayerNorm(d)
+        self.norm_global = nn.LayerNorm(d)
+        self.object_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+        self.global_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+
+    @staticmethod
+    def state_rows(holds: torch.Tensor, fact_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, F) bool over the candidate facts (F, 1+A) -> the rows of those that hold (B, K, 1+A), padding (B, K)."""
+        counts = holds.sum(1)
+        k = max(1, int(counts.max().item()) if holds.numel() else 1)
+        order = torch.argsort((~holds).to(torch.int8), dim=1, stable=True)[:, :k]
+        rows = fact_rows[order]
+        pad = torch.arange(k, device=holds.device).unsqueeze(0) >= counts.unsqueeze(1)
+        return rows, pad
+
+    def forward(
+        self,
+        holds: torch.Tensor,
+        fact_rows: torch.Tensor,
+        goal_rows: torch.Tensor,
+        goal_pad: torch.Tensor,
+        n: int,
+    ) -> torch.Tensor:
+        # holds: (B, F) bool, the candidate facts (F, 1+A) the probe says hold; goal_rows (B, G, 1+A); goal_pad
+        # (B, G); n objects -> (B,) steps
+        state, state_pad = self.state_rows(holds, fact_rows)
+        goal = goal_rows.clone()
+        goal[..., 0] += self.n_predicates
+        rows = torch.cat([state, goal], 1)
+        pad = torch.cat([state_pad, goal_pad], 1)
+        b, k, _ = rows.shape
+        d, a = self.dim, self.arity
+        args = rows[..., 1:]
+        present = ((args >= 0) & ~pad.unsqueeze(-1)).unsqueeze(-1).float()  # (B, K, A, 1)
+        idx = args.clamp(min=0).unsqueeze(-1).expand(-1, -1, -1, d)  # (B, K, A, D)
+        live = (~pad).unsqueeze(-1).float()
+        n_live = live.sum(1).clamp(min=1)
+        sym = self.symbol(rows[..., 0])
+        h = self.object0.expand(b, n, d)
+        g = self.global0.expand(b, d)
+        for _ in range(self.rounds or n + 2):
+            gathered = [torch.gather(h, 1, idx[:, :, i]) * present[:, :, i] for i in range(a)]
+            x = torch.cat([sym, *gathered, g.unsqueeze(1).expand(-1, k, -1)], -1)
+            m = self.message(x).view(b, k, a + 1, d) * live.unsqueeze(-1)
+            inbox = torch.zeros_like(h)
+            for i in range(a):
+                inbox = inbox.scatter_add(1, idx[:, :, i], m[:, :, i] * present[:, :, i])
+            h = self.norm_object(h + self.update_object(torch.cat([h, inbox], -1)))
+            g = self.norm_global(
+                g + self.update_global(torch.cat([g, m[:, :, a].sum(1) / n_live, h.mean(1)], -1))
+            )
+        out = self.object_head(h).squeeze(-1).sum(1) + self.global_head(g).squeeze(-1)
+        return nn.functional.softplus(out)
+
+
 class WorldModel(nn.Module):
     def __init__(self, vocab: Vocabulary, cfg: WorldModelConfig | None = None):
         super().__init__()
@@ -226,7 +312,35 @@ class WorldModel(nn.Module):
         self.predictor = Predictor(vocab, self.cfg)
         self.fact_probe = Readout(len(vocab.predicates), vocab.max_arity, d)
         self.applicability = Readout(len(vocab.actions), vocab.max_arity, d)
-        self.critic = Critic(vocab, self.cfg)
+        if self.cfg.critic_kind not in CRITICS:
+            raise ValueError(f"critic_kind must be one of {', '.join(CRITICS)}, got {self.cfg.critic_kind!r}")
+        self.critic = RelationalCritic(vocab, self.cfg) if self.relational else Critic(vocab, self.cfg)
+
+    @property
+    def relational(self) -> bool:
+        return self.cfg.critic_kind == "relational"
+
+    def steps_to_go(
+        self,
+        s: torch.Tensor,
+        goal_rows: torch.Tensor,
+        goal_pad: torch.Tensor,
+        ids: torch.Tensor,
+        fact_rows: torch.Tensor,
+        fact_probs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The critic's steps to go from latent states s (B, N+1, D) to the goal. The relational critic reads the
+        facts that hold through the probe over the candidate facts `fact_rows` (F, 1+A), or from `fact_probs`
+        (B, F) when the caller has them (an ensemble's averaged probabilities)."""
+        n = ids.shape[1]
+        if not self.relational:
+            return self.critic(s, goal_rows, goal_pad, ids)
+        if fact_probs is None:
+            with torch.no_grad():
+                holds = self.fact_probe(s, fact_rows) > 0
+        else:
+            holds = fact_probs > 0.5
+        return self.critic(holds, fact_rows, goal_rows, goal_pad, n)
 
     def object_ids(self, slots: torch.Tensor) -> torch.Tensor:
         # slots: (B, N) distinct identity slots per problem -> (B, N, D)

@@ -114,7 +114,10 @@ class LatentWorld:
         b = latents.shape[0]
         rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b, -1, -1)
         pad = torch.zeros(b, len(goal), dtype=torch.bool)
-        return self.model.critic(latents, rows, pad, self.ids.expand(b, -1, -1))
+        probs = self.fact_probs(latents) if self.model.relational else None
+        return self.model.steps_to_go(
+            latents, rows, pad, self.ids.expand(b, -1, -1), self.symbols.fact_rows, probs
+        )
 
     def facts_of(self, probs: torch.Tensor) -> frozenset[Atom]:
         return self.symbols.facts_of(probs > 0.5)
@@ -169,6 +172,19 @@ class EnsembleWorld(LatentWorld):
     @_chunked
     def steps_to_go(self, latents: torch.Tensor, goal: list[int]) -> torch.Tensor:
         b = latents.shape[0]
+        if (
+            self.model.relational
+        ):  # it reads only the facts: once per state, on the draws' averaged probabilities
+            rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b, -1, -1)
+            pad = torch.zeros(b, len(goal), dtype=torch.bool)
+            return self.model.steps_to_go(
+                latents[:, 0],
+                rows,
+                pad,
+                self.ids[:1].expand(b, -1, -1),
+                self.symbols.fact_rows,
+                self.fact_probs(latents),
+            )
         rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b * self.e, -1, -1)
         pad = torch.zeros(b * self.e, len(goal), dtype=torch.bool)
         return self.model.critic(latents.flatten(0, 1), rows, pad, self._ids(b)).view(b, self.e).mean(1)

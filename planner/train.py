@@ -1,7 +1,8 @@
 """Training the world model: generate trajectories with the simulator, learn the JEPA in latent space (teacher-forced
 and multi-step rollout terms against an EMA target encoder, SIGReg against collapse), and the readouts (fact probe,
-applicability, critic) on encoded and predicted latents. Shows progress, validates periodically, writes a checkpoint
-and a JSON training record."""
+applicability, critic) on encoded and predicted latents. A relational critic learns instead from exact steps-to-go of
+every state of small enumerated problems (`planner.values`). Shows progress, validates periodically, writes a
+checkpoint and a JSON training record."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from planner.data import Batch, TrajectorySampler, collate
 from planner.encoding import Vocabulary
 from planner.jepa import WorldModel, WorldModelConfig
+from planner.latent import fact_batch
 from planner.losses import prediction_loss, regulariser
 
 
@@ -59,6 +61,14 @@ class TrainConfig:
     # the critic's attention ("full" | "local"): a new model takes it; a continued one switches to it (same weights,
     # another mask: train the critic after); "" leaves model.critic_attention, or the continued checkpoint's own
     critic_attention: str = ""
+    # the critic's kind ("attention" | "relational"): a new model takes it; a continued one gets a fresh critic of
+    # that kind (train it: train_only critic); "" keeps model.critic_kind, or the continued checkpoint's own
+    critic_kind: str = ""
+    # the relational critic's data: problems of these object counts, whose whole state spaces are enumerated (at
+    # most value_max_states states each) to label every state with its exact steps to go
+    value_objects: tuple[int, int] = (3, 6)
+    value_batch: int = 128
+    value_max_states: int = 50_000
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
 
@@ -142,7 +152,7 @@ def batch_losses(
     )
     tgt, app = batch.state_targets, batch.applicable
     known = batch.to_go.view(-1) >= 0
-    if known.any():
+    if known.any() and not model.relational:  # (a relational critic learns from `value_losses`)
         steps = model.critic(
             enc_flat[known],
             batch.goal_rows.repeat_interleave(k1, 0)[known],
@@ -181,6 +191,34 @@ def batch_losses(
     return loss, stats
 
 
+def value_losses(model: WorldModel, samples, symbols, slots: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """The relational critic's loss on (state, goal, exact steps-to-go) samples of one object count: the states are
+    encoded, the probe reads which facts hold, the critic estimates from those."""
+    n = len(symbols.objects)
+    rows, pad = fact_batch(symbols, [v.state for v in samples])
+    goals, goal_pad = fact_batch(symbols, [v.goal for v in samples])
+    target = torch.tensor([float(v.to_go) for v in samples])
+    with torch.no_grad():
+        ids = model.object_ids(slots)
+        z = model.encode(rows, pad, ids)
+        logits = model.fact_probe(z, symbols.fact_rows)
+        truth = torch.zeros_like(logits, dtype=torch.bool)
+        for i, v in enumerate(samples):
+            truth[i, v.state] = True
+    est = model.critic(logits > 0, symbols.fact_rows, goals, goal_pad, n)
+    loss = F.smooth_l1_loss(est, target)
+    with torch.no_grad():
+        err = (est - target).abs()
+        stats = {
+            "loss": loss.item(),
+            "value": loss.item(),
+            "value_mae": err.mean().item(),
+            "value_within_half": (err < 0.5).float().mean().item(),  # rounds to the exact steps to go
+            "value_probe_exact": ((logits > 0) == truth).all(-1).float().mean().item(),
+        }
+    return loss, stats
+
+
 class Progress:
     """A one-line progress display on stderr (a bar when it is a terminal, periodic lines otherwise)."""
 
@@ -194,10 +232,11 @@ class Progress:
         el = time.perf_counter() - self.t0
         frac = step / self.total
         bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-        msg = (
-            f"[{bar}] {step}/{self.total} {el / 60:.1f} min  loss {stats['loss']:.3f}  "
-            f"exact(enc) {stats['state_exact_encoded']:.2f}"
-        )
+        msg = f"[{bar}] {step}/{self.total} {el / 60:.1f} min  loss {stats['loss']:.3f}"
+        if "state_exact_encoded" in stats:
+            msg += f"  exact(enc) {stats['state_exact_encoded']:.2f}"
+        if "value_mae" in stats:
+            msg += f"  critic error {stats['value_mae']:.2f} steps"
         print(("\r" if self.tty else "") + msg, end="" if self.tty else "\n", file=sys.stderr, flush=True)
 
     def close(self):
@@ -234,6 +273,13 @@ def train_world_model(
             if unexpected or any(not k.startswith("critic.object_head.") for k in missing):
                 raise CheckpointError(f"{init_from}: cannot change its critic head ({missing}, {unexpected})")
             model = wider
+        if cfg.critic_kind and cfg.critic_kind != model.cfg.critic_kind:  # a fresh critic of the other kind
+            other = WorldModel(vocab, replace(model.cfg, critic_kind=cfg.critic_kind))
+            kept = {k: v for k, v in model.state_dict().items() if not k.startswith("critic.")}
+            missing, unexpected = other.load_state_dict(kept, strict=False)
+            if unexpected or any(not k.startswith("critic.") for k in missing):
+                raise CheckpointError(f"{init_from}: cannot change its critic ({missing}, {unexpected})")
+            model = other
         if cfg.critic_attention and cfg.critic_attention != model.cfg.critic_attention:
             switched = WorldModel(vocab, replace(model.cfg, critic_attention=cfg.critic_attention))
             switched.load_state_dict(model.state_dict())
@@ -243,6 +289,8 @@ def train_world_model(
     else:
         if cfg.critic_attention:
             cfg.model = replace(cfg.model, critic_attention=cfg.critic_attention)
+        if cfg.critic_kind:
+            cfg.model = replace(cfg.model, critic_kind=cfg.critic_kind)
         model = WorldModel(vocab, cfg.model)
     parts = trainable_parts(cfg, continuing=init_from is not None)
     for name, attr in PARTS.items():
@@ -257,6 +305,17 @@ def train_world_model(
     reg = regulariser(cfg.regulariser)
     lo, hi = cfg.objects
     counts = sampler.object_counts(lo, hi)
+    # a relational critic learns from exact steps-to-go of enumerated small problems; trained alone, it needs no
+    # trajectories (nothing else learns)
+    values = None
+    if model.relational and "critic" in parts:
+        from planner.values import StateSpaceTooLarge, ValueSampler
+
+        values = ValueSampler(
+            domain, sampler.symbols, sampler.problem, random.Random(cfg.seed + 1), cfg.value_max_states
+        )
+        value_counts = sampler.object_counts(*cfg.value_objects)
+    trajectories = parts != {"critic"} or values is None
     history, validations = [], []
     t0 = time.perf_counter()
     progress = Progress(cfg.steps)
@@ -271,14 +330,29 @@ def train_world_model(
         )
         for g in opt.param_groups:
             g["lr"] = lr
-        n = random.Random(cfg.seed * 100003 + step).choice(counts)
-        frac = cfg.optimal_fraction if n <= cfg.oracle_objects else 0.0
-        trajs = [sampler.sample(n, cfg.rollout, frac) for _ in range(cfg.batch_size)]
-        batch = collate(trajs, sampler.positional(n))
         model.train()
-        loss, stats = batch_losses(
-            model, target, batch, _slots(cfg.batch_size, n, cfg.model.identity_slots, gen), cfg, reg
-        )
+        loss, stats = torch.zeros(()), {}
+        if trajectories:
+            n = random.Random(cfg.seed * 100003 + step).choice(counts)
+            frac = cfg.optimal_fraction if n <= cfg.oracle_objects else 0.0
+            trajs = [sampler.sample(n, cfg.rollout, frac) for _ in range(cfg.batch_size)]
+            batch = collate(trajs, sampler.positional(n))
+            loss, stats = batch_losses(
+                model, target, batch, _slots(cfg.batch_size, n, cfg.model.identity_slots, gen), cfg, reg
+            )
+        if values is not None:
+            n = random.Random(cfg.seed * 100019 + step).choice(value_counts)
+            try:
+                samples = [values.sample(n) for _ in range(cfg.value_batch)]
+            except StateSpaceTooLarge:
+                raise StateSpaceTooLarge(
+                    f"a generated {n}-object problem has more than {cfg.value_max_states} reachable states: "
+                    "give the relational critic smaller problems (--value-objects)"
+                ) from None
+            slots = _slots(cfg.value_batch, n, cfg.model.identity_slots, gen)
+            l_value, vstats = value_losses(model, samples, sampler.positional(n), slots)
+            loss = loss + cfg.critic_weight * l_value
+            stats = {**stats, **{k: v for k, v in vstats.items() if k != "loss"}, "loss": loss.item()}
         opt.zero_grad(set_to_none=True)
         # (a batch can hold no term for the parts trained: no optimal-plan labels for a critic trained alone, say)
         if loss.requires_grad:

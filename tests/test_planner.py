@@ -674,3 +674,133 @@ def test_readouts_run_in_slices_bounded_by_symbols(bw_domain):
     sliced = world.fact_probs(z), world.applicable_probs(z)
     assert calls == [6, 6, 6, 2]
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole, sliced))
+
+
+# ---- the relational critic and its exact labels -------------------------------------------------------------------
+def test_state_space_distances_are_the_oracles_plan_lengths(bw_domain):
+    """Every reachable state of a 3-block problem is enumerated (13 arrangements with the hand empty, 9 with a block
+    held), and the backward breadth-first distances equal the oracle's optimal plan lengths from those states."""
+    from planner.values import StateSpace
+    from planner.worlds.generate import ProblemGenerator
+    from planner.worlds.oracle import solve
+    from planner.worlds.pddl import Problem
+    from planner.worlds.strips import Task
+
+    gen = ProblemGenerator(bw_domain, None, random.Random(4))
+    problem = gen.sample(3)
+    task = Task(bw_domain, problem)
+    space = StateSpace.enumerate(task)
+    assert len(space.states) == 22 and space.states[0] == task.init
+    for goal_problem in (problem, gen.sample(3), gen.sample(3)):
+        dist = space.distances(task.mask(goal_problem.goal))
+        for i in random.Random(0).sample(range(22), 8):
+            start = Problem(
+                "p", bw_domain.name, problem.objects, task.state_facts(space.states[i]), goal_problem.goal
+            )
+            assert dist[i] == len(solve(Task(bw_domain, start)).plan)
+
+
+def test_value_samples_carry_exact_steps_to_go_and_cover_every_distance(bw_domain):
+    """A value sample's steps-to-go is the oracle's optimal plan length from its state to its goal; distances are
+    drawn evenly (near and far states alike, the goal states included); a problem too large to enumerate is a clear
+    error."""
+    from planner.data import TrajectorySampler
+    from planner.encoding import Vocabulary
+    from planner.values import StateSpaceTooLarge, ValueSampler
+    from planner.worlds.oracle import solve
+    from planner.worlds.pddl import Problem
+    from planner.worlds.strips import Task
+
+    ts = TrajectorySampler(bw_domain, Vocabulary.from_domain(bw_domain), rng=random.Random(0))
+    vs = ValueSampler(
+        bw_domain, ts.symbols, ts.problem, random.Random(1), goals_per_problem=2, samples_per_goal=8
+    )
+    samples = [vs.sample(4) for _ in range(40)]
+    objects = ts.problem(4).objects  # generated problems of one size share their objects
+    sym = ts.symbols(list(objects))
+    for v in samples[:10]:
+        facts = frozenset(sym.facts[i] for i in v.state)
+        start = Problem("p", bw_domain.name, objects, facts, frozenset(sym.facts[i] for i in v.goal))
+        assert len(solve(Task(bw_domain, start)).plan) == v.to_go
+    assert {v.to_go for v in samples} >= {0, 1, 2}
+    tiny = ValueSampler(bw_domain, ts.symbols, ts.problem, random.Random(1), max_states=100)
+    with pytest.raises(StateSpaceTooLarge):
+        tiny.sample(5)
+
+
+def test_relational_critic_ignores_object_names_and_scales_its_rounds(bw_domain):
+    """The relational critic sees facts, not identities: renaming the objects (permuting them) leaves its estimate
+    unchanged, and it runs as many rounds as objects + 2 (the facts at a tower's foot reach its top)."""
+    from planner.encoding import ProblemSymbols, Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    model = WorldModel(
+        vocab, WorldModelConfig(dim=32, heads=2, critic_kind="relational", critic_dim=16)
+    ).eval()
+    facts = [
+        ("on", "a", "b"),
+        ("on", "b", "c"),
+        ("ontable", "c"),
+        ("clear", "a"),
+        ("ontable", "d"),
+        ("clear", "d"),
+        ("handempty",),
+    ]
+    goal = [("on", "c", "a"), ("on", "d", "c")]
+
+    def estimate(objects):
+        sym = ProblemSymbols(vocab, objects)
+        holds = sym.fact_mask(facts).unsqueeze(0)
+        goal_rows = sym.fact_rows[[sym.fact_index[g] for g in goal]].unsqueeze(0)
+        with torch.no_grad():
+            return model.critic(
+                holds, sym.fact_rows, goal_rows, torch.zeros(1, 2, dtype=torch.bool), len(objects)
+            )
+
+    base = estimate(["a", "b", "c", "d"])
+    assert torch.allclose(base, estimate(["d", "c", "b", "a"]), atol=1e-5)
+    assert torch.allclose(base, estimate(["c", "a", "d", "b"]), atol=1e-5)
+    calls = []
+    hook = model.critic.message.register_forward_hook(lambda *a: calls.append(1))
+    estimate(["a", "b", "c", "d"])
+    hook.remove()
+    assert len(calls) == 4 + 2
+
+
+def test_continued_checkpoint_gets_a_relational_critic_trained_on_exact_labels(tmp_path, bw_domain):
+    """--critic-kind relational on a continued checkpoint: a fresh critic of that kind, trained alone on exact
+    steps-to-go of enumerated small problems; every other weight (so the latents and the decoder) stays as it was,
+    and the planner reads its estimates through the probe."""
+    from planner.encoding import Vocabulary
+    from planner.jepa import RelationalCritic, WorldModel, WorldModelConfig
+    from planner.latent import EnsembleWorld
+    from planner.train import TrainConfig, load_checkpoint, save_checkpoint, train_world_model
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    path = tmp_path / "m.pt"
+    save_checkpoint(
+        WorldModel(vocab, WorldModelConfig(dim=32, heads=2)), path, {"kind": "ami-agent world model"}
+    )
+    cfg = TrainConfig(
+        steps=4,
+        value_batch=16,
+        value_objects=(3, 4),
+        critic_weight=1.0,
+        train_only=("critic",),
+        critic_kind="relational",
+        validate_every=100,
+    )
+    rec = train_world_model(bw_domain, cfg, tmp_path / "c.pt", init_from=path, log=lambda m: None)
+    assert rec["config"]["model"]["critic_kind"] == "relational" and "value_mae" in rec["final_train_stats"]
+    before, _ = load_checkpoint(path)
+    after, _ = load_checkpoint(tmp_path / "c.pt")
+    assert isinstance(after.critic, RelationalCritic)
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("critic."))
+    world = EnsembleWorld(after, ["a", "b", "c", "d", "e", "f"], [0, 1])
+    z = world.encode([world.fact_ids([("ontable", o) for o in "abcdef"] + [("handempty",)])])
+    est = world.steps_to_go(z, world.fact_ids([("on", "a", "b")]))
+    assert est.shape == (1,) and torch.isfinite(est).all()

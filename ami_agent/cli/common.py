@@ -82,14 +82,14 @@ def default_checkpoint(domain) -> Path:
     return CHECKPOINTS / f"{domain.name}.pt"
 
 
-def _parse_range(text: str) -> tuple[int, int]:
+def _parse_range(text: str, option: str = "--objects") -> tuple[int, int]:
     try:
         lo, _, hi = text.partition("-")
         lo_i, hi_i = int(lo), int(hi or lo)
     except ValueError:
-        raise UserError(f"--objects takes N or LO-HI (like 3-5), got {text!r}") from None
+        raise UserError(f"{option} takes N or LO-HI (like 3-5), got {text!r}") from None
     if not 1 <= lo_i <= hi_i:
-        raise UserError(f"--objects range must satisfy 1 <= LO <= HI, got {text!r}")
+        raise UserError(f"{option} range must satisfy 1 <= LO <= HI, got {text!r}")
     return lo_i, hi_i
 
 

@@ -178,7 +178,11 @@ def bench_decoder_cmd(
         "plan", Path(decoder_dir or dec_default_dir()) / "adapter", merge=merge
     )  # starts its engine
     started = round(time.perf_counter() - t0, 1)
-    res: dict = {"vllm_engine_start_seconds": started, "adapter": "merged" if merge else "lora"}
+    res: dict = {
+        "vllm_engine_start_seconds": started,
+        "adapter": "merged" if merge else "lora",
+        "dtype": vl.settings["dtype"],  # of both backends in the workloads (`decoder.backends.default_dtype`)
+    }
     for name, reqs, adapter, n in (
         ("a_planbench_length", work_a, "plan", 128),
         ("b_short", work_b, None, 64),
@@ -197,7 +201,7 @@ def bench_decoder_cmd(
     if par:
         if parity_dtype not in ("bfloat16", "float32"):
             raise UserError(f"--parity-dtype must be bfloat16 or float32, got {parity_dtype!r}")
-        if parity_dtype != "bfloat16":  # both backends again, at that dtype
+        if parity_dtype != vl.settings["dtype"]:  # both backends again, at that dtype
             import torch
 
             from decoder.backends import TransformersBackend

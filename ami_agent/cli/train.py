@@ -80,6 +80,22 @@ def train_world_model_cmd(
             "with --init-from it switches the continued critic (train it: --train-only critic)"
         ),
     ] = None,
+    critic_kind: Annotated[
+        str | None,
+        typer.Option(
+            help="attention (a transformer on the latent state and the goal) | relational (message passing over "
+            "the facts the probe reads and the goal facts, learned from exact steps-to-go of every state of small "
+            "problems, see --value-objects); default attention for a new model; with --init-from it gives the "
+            "continued model a fresh critic of that kind (train it: --train-only critic)"
+        ),
+    ] = None,
+    value_objects: Annotated[
+        str,
+        typer.Option(
+            help="Object counts of the problems whose whole state space labels the relational critic, N or LO-HI "
+            "(small: a 6-block blocksworld has 7,057 states)"
+        ),
+    ] = "3-6",
     train_only: Annotated[
         str | None,
         typer.Option(
@@ -95,7 +111,7 @@ def train_world_model_cmd(
     """Train the JEPA world model on generated transitions; writes a checkpoint and a JSON training record."""
     from eval.planning import generated_success
     from planner.api import Planner
-    from planner.jepa import ATTENTION, WorldModelConfig
+    from planner.jepa import ATTENTION, CRITICS, WorldModelConfig
     from planner.search import SearchConfig
     from planner.train import TrainConfig, train_world_model, trainable_parts
     from planner.worlds.pddl import load_domain, load_problem
@@ -111,6 +127,9 @@ def train_world_model_cmd(
         raise UserError("--attention applies to a new model; a continued checkpoint keeps its own")
     if critic_attention is not None and critic_attention not in ATTENTION:
         raise UserError(f"--critic-attention must be one of {', '.join(ATTENTION)}, got {critic_attention!r}")
+    if critic_kind is not None and critic_kind not in CRITICS:
+        raise UserError(f"--critic-kind must be one of {', '.join(CRITICS)}, got {critic_kind!r}")
+    value_lo, value_hi = _parse_range(value_objects, "--value-objects")
     for name, value in (
         ("--optimal-fraction", optimal_fraction),
         ("--full-goal-fraction", full_goal_fraction),
@@ -142,6 +161,8 @@ def train_world_model_cmd(
         optimal_fraction=optimal_fraction,
         full_goal_fraction=full_goal_fraction,
         critic_attention=critic_attention or "",
+        critic_kind=critic_kind or "",
+        value_objects=(value_lo, value_hi),
         model=WorldModelConfig(critic_head=critic_head, attention=attention),
     )
     try:
@@ -157,9 +178,21 @@ def train_world_model_cmd(
         )
 
     command = this_command()
-    rec = train_world_model(
-        d, cfg, out_path, seeds, validate_fn, command=command, log=lambda m: err.print(m), init_from=init_from
-    )
+    from planner.values import StateSpaceTooLarge
+
+    try:
+        rec = train_world_model(
+            d,
+            cfg,
+            out_path,
+            seeds,
+            validate_fn,
+            command=command,
+            log=lambda m: err.print(m),
+            init_from=init_from,
+        )
+    except StateSpaceTooLarge as e:
+        raise UserError(str(e)) from None
     out.print(
         f"wrote {out_path} ({rec['parameters'] / 1e6:.2f}M parameters, {rec['steps_done']} steps, "
         f"{rec['minutes']} min) and {out_path.with_suffix('.json')}"

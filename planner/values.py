@@ -1,0 +1,157 @@
+"""Exact steps-to-go for the critic, made by the symbolic simulator on small generated problems.
+
+The trajectories of `planner.data` label only states on an optimal plan, so a critic trained on them has never seen
+the states a search wanders into off that plan. Here a small problem's whole reachable state space is enumerated
+(breadth-first from its initial state, for any STRIPS domain), and for a goal every state gets its exact optimal
+distance by a breadth-first search backwards from the states that satisfy it. A sample is then (a state, a goal,
+its distance) with the distance drawn evenly over the values that occur, so near and far states weigh alike.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from planner.encoding import ProblemSymbols
+from planner.worlds.pddl import Domain, Problem
+from planner.worlds.strips import Task
+
+
+class StateSpaceTooLarge(ValueError):
+    """The problem has more reachable states than the enumeration allows."""
+
+
+@dataclass
+class StateSpace:
+    task: Task
+    states: list[int]  # reachable states (fact bitmasks), init first
+    predecessors: list[list[int]]  # state index -> indices of the states one action before it
+
+    @classmethod
+    def enumerate(cls, task: Task, max_states: int = 50_000) -> StateSpace:
+        index = {task.init: 0}
+        states = [task.init]
+        preds: list[list[int]] = [[]]
+        frontier = deque([0])
+        actions = task.actions
+        while frontier:
+            i = frontier.popleft()
+            s = states[i]
+            for a in actions:
+                if s & a.pre != a.pre:
+                    continue
+                nxt = (s & ~a.delete) | a.add
+                j = index.get(nxt)
+                if j is None:
+                    if len(states) >= max_states:
+                        raise StateSpaceTooLarge(f"more than {max_states} reachable states")
+                    j = index[nxt] = len(states)
+                    states.append(nxt)
+                    preds.append([])
+                    frontier.append(j)
+                if j != i:
+                    preds[j].append(i)
+        return cls(task, states, preds)
+
+    def distances(self, goal: int) -> list[int]:
+        """Optimal steps from each state to one that holds every fact of `goal` (a bitmask); -1: unreachable."""
+        dist = [-1] * len(self.states)
+        frontier = deque()
+        for i, s in enumerate(self.states):
+            if s & goal == goal:
+                dist[i] = 0
+                frontier.append(i)
+        while frontier:
+            j = frontier.popleft()
+            for i in self.predecessors[j]:
+                if dist[i] < 0:
+                    dist[i] = dist[j] + 1
+                    frontier.append(i)
+        return dist
+
+
+@dataclass
+class ValueSample:
+    n_objects: int
+    state: list[int]  # candidate-fact indices that hold
+    goal: list[int]  # candidate-fact indices
+    to_go: int
+
+
+class ValueSampler:
+    """(state, goal, exact steps-to-go) samples from generated problems small enough to enumerate. Each enumerated
+    problem serves `goals_per_problem` goals (its own and those of other generated problems with the same objects)
+    and `samples_per_goal` samples per goal."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        symbols,
+        sample_problem,
+        rng: random.Random,
+        max_states: int = 50_000,
+        goals_per_problem: int = 8,
+        samples_per_goal: int = 32,
+        pool_problems: int = 4,
+    ):
+        """`symbols(objects) -> ProblemSymbols`; `sample_problem(n) -> Problem` (a generated problem)."""
+        self.domain = domain
+        self.symbols = symbols
+        self.sample_problem = sample_problem
+        self.rng = rng
+        self.max_states = max_states
+        self.goals_per_problem = goals_per_problem
+        self.samples_per_goal = samples_per_goal
+        self.pool = pool_problems * goals_per_problem * samples_per_goal
+        self._queue: dict[int, list[ValueSample]] = {}
+        self.too_large: set[int] = set()
+
+    def _fill(self, n: int) -> None:
+        problem: Problem = self.sample_problem(n)
+        task = Task(self.domain, problem)
+        try:
+            space = StateSpace.enumerate(task, self.max_states)
+        except StateSpaceTooLarge:
+            self.too_large.add(n)
+            raise
+        sym: ProblemSymbols = self.symbols(list(problem.objects))
+        fact_ids = {}
+
+        def facts(state: int) -> list[int]:
+            if state not in fact_ids:
+                fact_ids[state] = [
+                    sym.fact_index[f]
+                    for f in task.state_facts(state & ~task.static_mask | task.static_mask)
+                    if f in sym.fact_index
+                ]
+            return fact_ids[state]
+
+        out = []
+        goals = [problem.goal] + [self.sample_problem(n).goal for _ in range(self.goals_per_problem - 1)]
+        for goal_atoms in goals:
+            known = [g for g in goal_atoms if g in task.fact_index]
+            if len(known) < len(goal_atoms):
+                continue  # a goal fact that can never hold here
+            dist = space.distances(task.mask(known))
+            by_distance: dict[int, list[int]] = {}
+            for i, d in enumerate(dist):
+                if d >= 0:
+                    by_distance.setdefault(d, []).append(i)
+            goal_ids = [sym.fact_index[g] for g in known if g in sym.fact_index]
+            levels = sorted(by_distance)
+            for _ in range(self.samples_per_goal):
+                d = self.rng.choice(levels)
+                i = self.rng.choice(by_distance[d])
+                out.append(ValueSample(n, facts(space.states[i]), goal_ids, d))
+        self._queue.setdefault(n, []).extend(out)
+
+    def sample(self, n_objects: int) -> ValueSample:
+        """One sample; samples are drawn from a shuffled pool of several problems' samples, refilled when it runs
+        below `pool_problems` problems' worth."""
+        q = self._queue.setdefault(n_objects, [])
+        if len(q) < self.pool // 2:
+            while len(q) < self.pool:
+                self._fill(n_objects)
+            self.rng.shuffle(q)
+        return q.pop()
