@@ -263,9 +263,10 @@ class RelationalCritic(nn.Module):
         goal_rows: torch.Tensor,
         goal_pad: torch.Tensor,
         n: int,
+        rounds: int | None = None,
     ) -> torch.Tensor:
         # holds: (B, F) bool, the candidate facts (F, 1+A) the probe says hold; goal_rows (B, G, 1+A); goal_pad
-        # (B, G); n objects -> (B,) steps
+        # (B, G); n objects; rounds: None for the configured number (training draws more) -> (B,) steps
         state, state_pad = self.state_rows(holds, fact_rows)
         goal = goal_rows.clone()
         goal[..., 0] += self.n_predicates
@@ -281,7 +282,7 @@ class RelationalCritic(nn.Module):
         sym = self.symbol(rows[..., 0])
         h = self.object0.expand(b, n, d)
         g = self.global0.expand(b, d)
-        for _ in range(self.rounds or n + 2):
+        for _ in range(rounds or self.rounds or n + 2):
             gathered = [torch.gather(h, 1, idx[:, :, i]) * present[:, :, i] for i in range(a)]
             x = torch.cat([sym, *gathered, g.unsqueeze(1).expand(-1, k, -1)], -1)
             m = self.message(x).view(b, k, a + 1, d) * live.unsqueeze(-1)

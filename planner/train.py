@@ -68,7 +68,9 @@ class TrainConfig:
     # most value_max_states states each) to label every state with its exact steps to go
     value_objects: tuple[int, int] = (3, 6)
     value_batch: int = 128
-    value_max_states: int = 50_000
+    value_draws: int = 3  # identity draws whose probe readings are averaged (the planner averages 5)
+    value_extra_rounds: int = 8  # the relational critic trains with objects + 2 + U(0..this) rounds
+    value_max_states: int = 100_000
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
 
@@ -191,21 +193,28 @@ def batch_losses(
     return loss, stats
 
 
-def value_losses(model: WorldModel, samples, symbols, slots: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def value_losses(
+    model: WorldModel, samples, symbols, slots: torch.Tensor, rounds: int | None = None
+) -> tuple[torch.Tensor, dict]:
     """The relational critic's loss on (state, goal, exact steps-to-go) samples of one object count: the states are
-    encoded, the probe reads which facts hold, the critic estimates from those."""
+    encoded under E identity draws (`slots` (B, E, N)), the probe reads which facts hold (the draws' probabilities
+    averaged, as the planner's ensemble reads them), the critic estimates from those (in `rounds` rounds of message
+    passing: more than the planner runs on problems this small teaches it estimates that hold still when the rounds
+    go on, as they do on large problems)."""
     n = len(symbols.objects)
+    b, e = slots.shape[:2]
     rows, pad = fact_batch(symbols, [v.state for v in samples])
     goals, goal_pad = fact_batch(symbols, [v.goal for v in samples])
     target = torch.tensor([float(v.to_go) for v in samples])
     with torch.no_grad():
-        ids = model.object_ids(slots)
-        z = model.encode(rows, pad, ids)
-        logits = model.fact_probe(z, symbols.fact_rows)
-        truth = torch.zeros_like(logits, dtype=torch.bool)
+        ids = model.object_ids(slots.flatten(0, 1))
+        z = model.encode(rows.repeat_interleave(e, 0), pad.repeat_interleave(e, 0), ids)
+        probs = torch.sigmoid(model.fact_probe(z, symbols.fact_rows)).view(b, e, -1).mean(1)
+        truth = torch.zeros_like(probs, dtype=torch.bool)
         for i, v in enumerate(samples):
             truth[i, v.state] = True
-    est = model.critic(logits > 0, symbols.fact_rows, goals, goal_pad, n)
+    holds = probs > 0.5
+    est = model.critic(holds, symbols.fact_rows, goals, goal_pad, n, rounds)
     loss = F.smooth_l1_loss(est, target)
     with torch.no_grad():
         err = (est - target).abs()
@@ -214,7 +223,7 @@ def value_losses(model: WorldModel, samples, symbols, slots: torch.Tensor) -> tu
             "value": loss.item(),
             "value_mae": err.mean().item(),
             "value_within_half": (err < 0.5).float().mean().item(),  # rounds to the exact steps to go
-            "value_probe_exact": ((logits > 0) == truth).all(-1).float().mean().item(),
+            "value_probe_exact": (holds == truth).all(-1).float().mean().item(),
         }
     return loss, stats
 
@@ -349,8 +358,12 @@ def train_world_model(
                     f"a generated {n}-object problem has more than {cfg.value_max_states} reachable states: "
                     "give the relational critic smaller problems (--value-objects)"
                 ) from None
-            slots = _slots(cfg.value_batch, n, cfg.model.identity_slots, gen)
-            l_value, vstats = value_losses(model, samples, sampler.positional(n), slots)
+            slots = torch.stack(
+                [_slots(cfg.value_batch, n, cfg.model.identity_slots, gen) for _ in range(cfg.value_draws)], 1
+            )
+            extra = random.Random(cfg.seed * 100043 + step).randint(0, cfg.value_extra_rounds)
+            rounds = None if model.cfg.critic_rounds else n + 2 + extra
+            l_value, vstats = value_losses(model, samples, sampler.positional(n), slots, rounds)
             loss = loss + cfg.critic_weight * l_value
             stats = {**stats, **{k: v for k, v in vstats.items() if k != "loss"}, "loss": loss.item()}
         opt.zero_grad(set_to_none=True)
