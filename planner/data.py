@@ -20,6 +20,15 @@ from planner.worlds.pddl import Domain, Problem
 from planner.worlds.strips import Task
 
 
+def fact_ids(task: Task, sym: ProblemSymbols, state: int) -> list[int]:
+    """The candidate-fact indices of a simulator state (static facts included)."""
+    return [
+        sym.fact_index[f]
+        for f in task.state_facts(state & ~task.static_mask | task.static_mask)
+        if f in sym.fact_index
+    ]
+
+
 @dataclass
 class Trajectory:
     n_objects: int
@@ -117,7 +126,7 @@ class TrajectorySampler:
         states, actions, applicable, to_go = [], [], [], []
         for k in range(steps + 1):
             app = task.applicable(state)
-            states.append(self._fact_ids(task, sym, state))
+            states.append(fact_ids(task, sym, state))
             applicable.append([sym.action_index[(task.actions[i].name, *task.actions[i].args)] for i in app])
             j = start + k
             to_go.append(to_go_start - j if follow and j <= len(plan_ids) else -1)
@@ -132,14 +141,6 @@ class TrajectorySampler:
             state = task.apply(state, ga)
         goal = [sym.fact_index[g] for g in task.problem.goal if g in sym.fact_index]
         return Trajectory(len(sym.objects), states, actions, applicable, goal, to_go, tuple(sym.objects))
-
-    @staticmethod
-    def _fact_ids(task: Task, sym: ProblemSymbols, state: int) -> list[int]:
-        return [
-            sym.fact_index[f]
-            for f in task.state_facts(state & ~task.static_mask | task.static_mask)
-            if f in sym.fact_index
-        ]
 
 
 @dataclass

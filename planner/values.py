@@ -13,6 +13,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
+from planner.data import fact_ids
 from planner.encoding import ProblemSymbols
 from planner.worlds.pddl import Domain, Problem
 from planner.worlds.strips import Task
@@ -116,16 +117,6 @@ class ValueSampler:
             self.too_large.add(n)
             raise
         sym: ProblemSymbols = self.symbols(list(problem.objects))
-        fact_ids = {}
-
-        def facts(state: int) -> list[int]:
-            if state not in fact_ids:
-                fact_ids[state] = [
-                    sym.fact_index[f]
-                    for f in task.state_facts(state & ~task.static_mask | task.static_mask)
-                    if f in sym.fact_index
-                ]
-            return fact_ids[state]
 
         out = []
         goals = [problem.goal] + [self.sample_problem(n).goal for _ in range(self.goals_per_problem - 1)]
@@ -143,7 +134,7 @@ class ValueSampler:
             for _ in range(self.samples_per_goal):
                 d = self.rng.choice(levels)
                 i = self.rng.choice(by_distance[d])
-                out.append(ValueSample(n, facts(space.states[i]), goal_ids, d))
+                out.append(ValueSample(n, fact_ids(task, sym, space.states[i]), goal_ids, d))
         self._queue.setdefault(n, []).extend(out)
 
     def sample(self, n_objects: int) -> ValueSample:
