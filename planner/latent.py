@@ -172,9 +172,8 @@ class EnsembleWorld(LatentWorld):
     @_chunked
     def steps_to_go(self, latents: torch.Tensor, goal: list[int]) -> torch.Tensor:
         b = latents.shape[0]
-        if (
-            self.model.relational
-        ):  # it reads only the facts: once per state, on the draws' averaged probabilities
+        # the relational critic reads only the facts: once per state, on the draws' averaged probabilities
+        if self.model.relational:
             rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b, -1, -1)
             pad = torch.zeros(b, len(goal), dtype=torch.bool)
             return self.model.steps_to_go(
