@@ -12,6 +12,7 @@ import torch
 from planner.cem import CEMConfig, cem_search
 from planner.energies import ForbidActions, ForbidFact, Guardrail, RequireFact, StepView
 from planner.latent import EnsembleWorld, LatentWorld
+from planner.memory import release_freed_memory
 from planner.search import PlanResult, SearchConfig, beam_search
 
 ACTORS = ("beam", "cem")
@@ -97,6 +98,12 @@ class Planner:
         constraints: list[Constraint] = (),
         seed: int = 0,
     ) -> PlanResult:
+        try:
+            return self._plan(objects, init, goal, constraints, seed)
+        finally:
+            release_freed_memory()  # what the search freed goes back to the OS, not to the next search's peak
+
+    def _plan(self, objects, init, goal, constraints, seed) -> PlanResult:
         t0 = time.perf_counter()
         e = self.ensemble
         worlds = [

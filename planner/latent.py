@@ -110,11 +110,17 @@ class LatentWorld:
 
     @torch.no_grad()
     @_chunked
-    def steps_to_go(self, latents: torch.Tensor, goal: list[int]) -> torch.Tensor:
+    def steps_to_go(
+        self, latents: torch.Tensor, goal: list[int], probs: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The critic's estimate of the steps from each latent state to the goal. `probs` (B, F): the states' fact
+        probabilities when the caller has them already (a search holds its children's); the relational critic
+        reads only those, so they are not read off the latents a second time."""
         b = latents.shape[0]
         rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b, -1, -1)
         pad = torch.zeros(b, len(goal), dtype=torch.bool)
-        probs = self.fact_probs(latents) if self.model.relational else None
+        if self.model.relational and probs is None:
+            probs = self.fact_probs(latents)
         return self.model.steps_to_go(
             latents, rows, pad, self.ids.expand(b, -1, -1), self.symbols.fact_rows, probs
         )
@@ -170,7 +176,9 @@ class EnsembleWorld(LatentWorld):
 
     @torch.no_grad()
     @_chunked
-    def steps_to_go(self, latents: torch.Tensor, goal: list[int]) -> torch.Tensor:
+    def steps_to_go(
+        self, latents: torch.Tensor, goal: list[int], probs: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b = latents.shape[0]
         # the relational critic reads only the facts: once per state, on the draws' averaged probabilities
         if self.model.relational:
@@ -182,7 +190,7 @@ class EnsembleWorld(LatentWorld):
                 pad,
                 self.ids[:1].expand(b, -1, -1),
                 self.symbols.fact_rows,
-                self.fact_probs(latents),
+                self.fact_probs(latents) if probs is None else probs,
             )
         rows = self.symbols.fact_rows[goal].unsqueeze(0).expand(b * self.e, -1, -1)
         pad = torch.zeros(b * self.e, len(goal), dtype=torch.bool)

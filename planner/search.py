@@ -170,7 +170,8 @@ def beam_search(
                 blocked_by.add(g.description or g.name)
                 pruned_by_guardrail += int((bad & keep).sum())
             keep &= ~bad
-        view.steps_to_go = world.steps_to_go(nxt, goal) if cfg.critic_weight else None
+        # the critic reads the children's facts as their predictions decoded them (the node's own facts, under snap)
+        view.steps_to_go = world.steps_to_go(nxt, goal, probs) if cfg.critic_weight else None
         terms = {"task": task(view), "feasibility": feas(view)}
         if cfg.critic_weight:
             terms["critic"] = critic(view)

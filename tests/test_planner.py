@@ -210,7 +210,7 @@ class LineWorld:
         pos = latents[:, 0].argmax(-1)
         return torch.stack([(pos > 0).float(), (pos < self.N - 1).float()], -1) * 0.9 + 0.05
 
-    def steps_to_go(self, latents, goal):
+    def steps_to_go(self, latents, goal, probs=None):
         return (latents[:, 0].argmax(-1) - goal[0]).abs().float()
 
     def facts_of(self, probs):
@@ -264,7 +264,7 @@ def test_children_reaching_one_state_are_scored_once_without_losing_a_permitted_
 class TrapWorld(LineWorld):
     """LineWorld whose critic lies: squares 0 and 1 (a dead end for a walk to 5) look almost at the goal."""
 
-    def steps_to_go(self, latents, goal):
+    def steps_to_go(self, latents, goal, probs=None):
         pos = latents[:, 0].argmax(-1)
         return torch.where(pos <= 1, 0.1, (pos - goal[0]).abs().float())
 
@@ -802,5 +802,24 @@ def test_continued_checkpoint_gets_a_relational_critic_trained_on_exact_labels(t
     assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("critic."))
     world = EnsembleWorld(after, ["a", "b", "c", "d", "e", "f"], [0, 1])
     z = world.encode([world.fact_ids([("ontable", o) for o in "abcdef"] + [("handempty",)])])
-    est = world.steps_to_go(z, world.fact_ids([("on", "a", "b")]))
+    goal = world.fact_ids([("on", "a", "b")])
+    est = world.steps_to_go(z, goal)
     assert est.shape == (1,) and torch.isfinite(est).all()
+    # a caller that holds the states' fact probabilities (the search) hands them in: the critic reads those
+    probs = world.fact_probs(z)
+    assert torch.equal(world.steps_to_go(z, goal, probs), est)
+    stacked = torch.zeros_like(probs)  # a on b, b on the table: the goal holds
+    stacked[0, world.fact_ids([("on", "a", "b"), ("clear", "a"), ("handempty",)])] = 1.0
+    stacked[0, world.fact_ids([("ontable", o) for o in "bcdef"] + [("clear", o) for o in "cdef"])] = 1.0
+    assert not torch.equal(world.steps_to_go(z, goal, stacked), est)
+
+
+def test_freed_search_memory_goes_back_to_the_os_on_glibc():
+    import platform
+
+    from planner.memory import release_freed_memory, resident_mb
+
+    assert release_freed_memory(above_mb=1e9) is False  # under the threshold: freed memory is kept for reuse
+    if platform.libc_ver()[0] == "glibc":
+        assert resident_mb() > 1
+        assert release_freed_memory(above_mb=0) is True  # malloc_trim found and called
