@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/ami-agent demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

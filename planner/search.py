@@ -24,6 +24,7 @@ from planner.energies import (
     TaskEnergy,
 )
 from planner.latent import LatentWorld
+from planner.memory import release_freed_memory
 
 
 @dataclass
@@ -61,6 +62,9 @@ class PlanResult:
     seconds: float = 0.0
     predicted_facts: list[frozenset] = field(default_factory=list)  # decoded states along the plan
     verified_by: int = 0  # how many other identity draws of the model confirmed the plan
+    escalated: bool = (
+        False  # a beam search spent its share of the budget; best-first search went on (planner.api)
+    )
     identities: torch.Tensor | None = (
         None  # (E, N, D) the objects' identity vectors of the draws that planned
     )
@@ -231,6 +235,7 @@ def beam_search(
                 seconds=time.perf_counter() - t0,
             )
         frontier = [n for _, n in children]
+        release_freed_memory()  # over 1 GB, hand what this round freed back (a wide beam on 15 blocks climbs)
         depth = max(depth, max(len(n.actions) for n in frontier))
         if not best_first and depth >= cfg.max_depth:
             break

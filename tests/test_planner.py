@@ -450,13 +450,43 @@ def test_expansion_budget_is_shared_by_the_whole_call(bw_domain, monkeypatch):
     gen = ProblemGenerator(bw_domain, None, random.Random(11))
     p = next(q for q in (gen.sample(5) for _ in range(50)) if len(solve(Task(bw_domain, q)).plan) >= 8)
     args = (list(p.objects), p.init, p.goal)
-    first = Planner.load(BW_CKPT, SearchConfig(time_limit=60)).plan(*args)
+    # (the beam alone: escalation to best-first shares one budget too, tested below)
+    first = Planner.load(BW_CKPT, SearchConfig(time_limit=60), escalate=False).plan(*args)
     assert first.status == "solved" and first.expansions > 64
     monkeypatch.setattr(Planner, "check", staticmethod(lambda *a, **k: "rejected for the test"))
     budget = first.expansions + 1  # enough for the first search only
-    r = Planner.load(BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60)).plan(*args)
+    r = Planner.load(BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60), escalate=False).plan(*args)
     assert r.status == "no_plan" and "rejected" in r.reason and "budget" in r.reason, r.reason
     assert r.expansions <= budget + 64  # the second draw stopped within one frontier of what was left
+
+
+@pytest.mark.skipif(not BW_CKPT.exists(), reason="no trained blocksworld world model")
+def test_a_beam_that_spends_its_share_hands_the_rest_to_best_first(bw_domain):
+    """With a relational critic, a beam search gets a quarter of the budget; spent without a plan, best-first
+    search gets the rest (one budget for both). Without escalation, or with another critic, the beam has it all."""
+    import random
+
+    from planner.api import BEAM_SHARE, Planner
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.worlds.generate import ProblemGenerator
+    from planner.worlds.oracle import solve
+    from planner.worlds.strips import Task
+
+    gen = ProblemGenerator(bw_domain, None, random.Random(11))
+    p = next(q for q in (gen.sample(6) for _ in range(50)) if len(solve(Task(bw_domain, q)).plan) >= 10)
+    args = (list(p.objects), p.init, p.goal)
+    budget = 160  # the beam's share (40) cannot reach a 10-step plan 64 nodes a round
+    r = Planner.load(BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60), attempts=1).plan(*args)
+    assert r.escalated and r.expansions <= budget + 4, (r.status, r.reason, r.expansions)
+    assert r.status == "solved" or "then best-first" in r.reason
+    alone = Planner.load(
+        BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60), attempts=1, escalate=False
+    )
+    r = alone.plan(*args)
+    assert not r.escalated and r.expansions > budget * BEAM_SHARE
+    other = WorldModel(Vocabulary.from_domain(bw_domain), WorldModelConfig(dim=32, heads=2))
+    assert not Planner(other).escalate and Planner.load(BW_CKPT).escalate
 
 
 def test_sum_critic_continues_a_global_head_checkpoint(tmp_path, bw_domain):

@@ -224,6 +224,13 @@ def plan_cmd(
     actor: Annotated[
         str, typer.Option(help="beam (best-first beam search) | cem (cross-entropy method over sequences)")
     ] = "beam",
+    escalate: Annotated[
+        bool,
+        typer.Option(
+            help="With --strategy beam and a relational critic: a beam search that spends a quarter of the "
+            "budget without a plan hands the rest to best-first search (planner.api.ESCALATE)"
+        ),
+    ] = True,
     mpc: Annotated[
         bool,
         typer.Option(
@@ -289,6 +296,7 @@ def plan_cmd(
         ),
         actor=actor,
         ensemble=ensemble,
+        escalate=escalate,
     )
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
