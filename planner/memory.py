@@ -3,8 +3,8 @@
 A search makes many large tensors of changing sizes; glibc's allocator keeps what they freed (its mmap threshold
 grows with the sizes it has seen, and its heaps are trimmed only from the top), so over a long run of searches the
 process's resident memory only climbs: 100 unsolvable problems, each spending its whole budget, peaked near 2 GB
-where one needs a few hundred MB. `malloc_trim(0)` after a plan, once the process holds more than 1 GB, returns the
-free pages of every heap."""
+where one needs a few hundred MB. `malloc_trim(0)` once the process holds more than 1 GB (after each plan and each
+search round) returns the free pages of every heap."""
 
 from __future__ import annotations
 

@@ -62,9 +62,7 @@ class PlanResult:
     seconds: float = 0.0
     predicted_facts: list[frozenset] = field(default_factory=list)  # decoded states along the plan
     verified_by: int = 0  # how many other identity draws of the model confirmed the plan
-    escalated: bool = (
-        False  # a beam search spent its share of the budget; best-first search went on (planner.api)
-    )
+    escalated: bool = False  # the beam spent its share of the budget; best-first went on (planner.api)
     identities: torch.Tensor | None = (
         None  # (E, N, D) the objects' identity vectors of the draws that planned
     )
