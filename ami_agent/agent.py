@@ -356,7 +356,12 @@ def build_graph(agent: Agent):
             "plan_id": plan_id if r.status == "solved" else "",
             "expansions": r.expansions,
             "energies": r.energies,
-            "_trace": {"expansions": r.expansions, "energies": r.energies, "status": r.status},
+            "_trace": {
+                "expansions": r.expansions,
+                "energies": r.energies,
+                "status": r.status,
+                "escalated": r.escalated,  # the beam spent its share; best-first search went on
+            },
         }
 
     def n_guard(state: AgentState) -> dict:

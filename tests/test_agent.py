@@ -52,6 +52,8 @@ def test_planning_turn_is_planned_decoded_and_verified(agent):
     assert [t["node"] for t in res["trace"]][:5] == ["perceive", "plan", "guard", "decode", "verify"]
     assert res["trace"][-1]["node"] == "respond"
     assert rec["expansions"] > 0 and rec["tokens_out"] > 0 and "task" in rec["energies"]
+    planned = next(t for t in res["trace"] if t["node"] == "plan")
+    assert planned["escalated"] is False  # four blocks: the beam finds it within its share of the budget
     assert "orange block" in res["reply"] and "[PLAN]" in res["reply"]
 
 
