@@ -160,7 +160,8 @@ class Planner:
                     r.generated += beam.generated
                     r.escalated = True
                     if r.status != "solved":
-                        r.reason = f"a beam search spent its share of the budget, then best-first: {r.reason}"
+                        # (no "budget" of its own: the attempts loop below reads that word as the best-first's)
+                        r.reason = f"a beam search used up its share, then best-first: {r.reason}"
             else:
                 cfg = replace(self.search, time_limit=remaining, max_expansions=left)
                 r = beam_search(world, init_ids, goal_ids, guards, cfg)
