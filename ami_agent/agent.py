@@ -97,6 +97,9 @@ def _as_problem(world: World, prob: dict) -> Problem:
 @dataclass
 class Agent:
     config: AgentConfig = field(default_factory=AgentConfig)
+    # a serving backend the caller already runs (decoder.backends: e.g. a started vLLM engine), used instead of
+    # starting one from `config.backend`; the caller closes it, not the agent
+    backend: object = None
 
     def __post_init__(self):
         from decoder.base_model import cache_dir, resolve_base_model
@@ -154,7 +157,7 @@ class Agent:
                 from decoder.api import DEFAULT_DIR, Decoder
                 from decoder.backends import make_backend
 
-                backend = make_backend(self.config.backend, self.model_dir, self.config.url)
+                backend = self.backend or make_backend(self.config.backend, self.model_dir, self.config.url)
                 self._decoder = Decoder(backend, self.model_dir, self.config.decoder_dir or DEFAULT_DIR)
             return self._decoder
 
@@ -187,7 +190,8 @@ class Agent:
         _ = self.decoder
 
     def close(self) -> None:
-        if self._decoder is not None:
+        # (a backend handed in is its owner's to close)
+        if self._decoder is not None and self.backend is None:
             self._decoder.backend.close()
         self._conn.close()
 
@@ -361,6 +365,7 @@ def build_graph(agent: Agent):
                 "energies": r.energies,
                 "status": r.status,
                 "escalated": r.escalated,  # the beam spent its share; best-first search went on
+                "budget_spent": r.budget_spent,  # no plan because time or expansions ran out
             },
         }
 

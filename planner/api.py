@@ -150,7 +150,7 @@ class Planner:
                 )
                 r = beam_search(world, init_ids, goal_ids, guards, share)
                 remaining = self.search.time_limit - (time.perf_counter() - t0)
-                if r.status != "solved" and "budget" in r.reason and remaining > 0 and left > r.expansions:
+                if r.status != "solved" and r.budget_spent and remaining > 0 and left > r.expansions:
                     cfg = replace(
                         self.search, **ESCALATE, time_limit=remaining, max_expansions=left - r.expansions
                     )
@@ -160,8 +160,7 @@ class Planner:
                     r.generated += beam.generated
                     r.escalated = True
                     if r.status != "solved":
-                        # (no "budget" of its own: the attempts loop below reads that word as the best-first's)
-                        r.reason = f"a beam search used up its share, then best-first: {r.reason}"
+                        r.reason = f"a beam search spent its share of the budget, then best-first: {r.reason}"
             else:
                 cfg = replace(self.search, time_limit=remaining, max_expansions=left)
                 r = beam_search(world, init_ids, goal_ids, guards, cfg)
@@ -169,7 +168,7 @@ class Planner:
             generated += r.generated
             last = r
             if r.status != "solved":
-                if not rejected or "budget" in r.reason:
+                if not rejected or r.budget_spent:
                     break  # another identity draw rarely finds what a whole search did not: report this one
                 continue  # this draw's model missed what an earlier one found: ask the next draw
             # a fresh ensemble must agree; if it does not, two more must both agree (2 of 3 fresh opinions)
@@ -187,7 +186,7 @@ class Planner:
                 return r
             rejected += 1
             last = PlanResult("no_plan", reason=f"the plan found failed the model's own check: {problem}")
-        out = last or PlanResult("no_plan", reason="no search budget left")
+        out = last or PlanResult("no_plan", reason="no search budget left", budget_spent=True)
         if rejected and out.status != "solved":
             out.reason = f"{rejected} plan(s) rejected by the model's own check; last: {out.reason}"
         out.expansions, out.generated, out.seconds = expansions, generated, time.perf_counter() - t0

@@ -63,6 +63,9 @@ class PlanResult:
     predicted_facts: list[frozenset] = field(default_factory=list)  # decoded states along the plan
     verified_by: int = 0  # how many other identity draws of the model confirmed the plan
     escalated: bool = False  # the beam spent its share of the budget; best-first went on (planner.api)
+    # the search stopped because its time or expansions ran out (not because nothing was left to search): the
+    # planner escalates, or stops asking other identity draws, on this flag
+    budget_spent: bool = False
     identities: torch.Tensor | None = (
         None  # (E, N, D) the objects' identity vectors of the draws that planned
     )
@@ -245,6 +248,7 @@ def beam_search(
                 expansions=expansions,
                 generated=generated,
                 seconds=time.perf_counter() - t0,
+                budget_spent=True,
             )
     return PlanResult(
         "no_plan",

@@ -34,6 +34,9 @@ class TrainConfig:
     batch_size: int = 64
     rollout: int = 4  # K: steps per trajectory, rolled out autoregressively
     lr: float = 1e-3
+    # the cosine decay runs over "steps" (cfg.steps) or over the "budget": whichever of cfg.steps and cfg.minutes
+    # runs out first (a run stopped by its minutes then ends annealed, not at the peak rate)
+    lr_schedule: str = "steps"
     weight_decay: float = 0.01
     warmup: int = 100
     ema: float = 0.99
@@ -51,7 +54,7 @@ class TrainConfig:
     # critic); larger problems give random walks only (dynamics, probe, applicability): they teach the encoder and
     # predictor sizes the oracle cannot label
     oracle_objects: int = 7
-    validate_every: int = 250
+    validate_every: int = 250  # 0: no validation at all (not even at the end)
     validation_size: int = 128
     seed: int = 0
     threads: int = 0  # 0: torch's default
@@ -73,6 +76,8 @@ class TrainConfig:
     value_max_states: int = 100_000
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
+
+LR_SCHEDULES = ("steps", "budget")  # TrainConfig.lr_schedule
 
 # trainable parts of the world model: option name -> WorldModel attribute
 PARTS = {
@@ -253,6 +258,15 @@ class Progress:
             print(file=sys.stderr)
 
 
+def learning_rate(cfg: TrainConfig, step: int, minutes: float) -> float:
+    """Linear warmup, then cosine decay to 0 over the schedule's span (`TrainConfig.lr_schedule`); `minutes`:
+    the time trained so far."""
+    done = step / cfg.steps
+    if cfg.lr_schedule == "budget":
+        done = max(done, minutes / cfg.minutes)
+    return cfg.lr * min(1.0, step / max(1, cfg.warmup)) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+
+
 def train_world_model(
     domain,
     cfg: TrainConfig,
@@ -265,6 +279,10 @@ def train_world_model(
 ) -> dict:
     """Trains, validates every `validate_every` steps (and at the end), writes `out` (.pt) and `out`.json.
     `init_from` continues from an earlier checkpoint of the same domain (its record is kept as `continued_from`)."""
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"unknown learning-rate schedule {cfg.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}"
+        )
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -331,12 +349,7 @@ def train_world_model(
     step = 0
     stats: dict = {}
     for step in range(1, cfg.steps + 1):
-        lr = (
-            cfg.lr
-            * min(1.0, step / max(1, cfg.warmup))
-            * 0.5
-            * (1 + math.cos(math.pi * min(1.0, step / cfg.steps)))
-        )
+        lr = learning_rate(cfg, step, (time.perf_counter() - t0) / 60)
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
@@ -379,7 +392,11 @@ def train_world_model(
             history.append({"step": step, **{k: round(v, 5) for k, v in stats.items()}})
         progress.update(step, stats)
         out_of_time = (time.perf_counter() - t0) / 60 > cfg.minutes
-        if validate_fn and (step % cfg.validate_every == 0 or step == cfg.steps or out_of_time):
+        if (
+            validate_fn
+            and cfg.validate_every > 0
+            and (step % cfg.validate_every == 0 or step == cfg.steps or out_of_time)
+        ):
             model.eval()
             v = validate_fn(model)
             v["step"] = step

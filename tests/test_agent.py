@@ -1,6 +1,6 @@
-"""The agent end to end on the real stack: latent planner, trained decoder (transformers backend here; the vLLM
-engine is covered by test_decoder), LangGraph with a real SQLite checkpointer, the real HTTP server with the official
-`openai` client."""
+"""The agent end to end on the real stack: latent planner, trained decoder on the real vLLM engine (the test
+session's, shared with test_decoder: one engine start), LangGraph with a real SQLite checkpointer, the real HTTP
+server with the official `openai` client."""
 
 import json
 import socket
@@ -37,9 +37,9 @@ def _valid(plan: list[str], goal: set) -> bool:
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory, model_dir):
+def agent(tmp_path_factory, model_dir, vllm_backend):
     mem = tmp_path_factory.mktemp("mem") / "agent.sqlite"
-    a = Agent(AgentConfig(backend="transformers", memory=mem))
+    a = Agent(AgentConfig(memory=mem), backend=vllm_backend)
     yield a
     a.close()
 
@@ -54,6 +54,7 @@ def test_planning_turn_is_planned_decoded_and_verified(agent):
     assert rec["expansions"] > 0 and rec["tokens_out"] > 0 and "task" in rec["energies"]
     planned = next(t for t in res["trace"] if t["node"] == "plan")
     assert planned["escalated"] is False  # four blocks: the beam finds it within its share of the budget
+    assert planned["budget_spent"] is False
     assert "orange block" in res["reply"] and "[PLAN]" in res["reply"]
 
 
@@ -102,7 +103,7 @@ def test_guardrails_in_words(agent):
 def test_follow_up_survives_a_restart(agent, tmp_path_factory, model_dir):
     first = agent.ask(f"{START} {GOAL}", thread="t4")
     assert first["status"] == "solved"
-    again = Agent(AgentConfig(backend="transformers", memory=agent.memory_path))  # a new process's view
+    again = Agent(AgentConfig(memory=agent.memory_path), backend=agent.backend)  # a new process's view
     try:
         assert again.thread_state("t4")["problem"]["goal"] == [["on", "c", "a"]]
         res = again.ask("Now put the yellow block on top of the orange block as well.", thread="t4")

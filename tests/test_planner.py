@@ -141,6 +141,24 @@ def test_full_goals_ask_for_the_whole_arrangement(bw_domain):
     assert sum(sizes["full"]) > 1.5 * sum(sizes["plain"]), sizes
 
 
+def test_budget_schedule_anneals_a_run_its_minutes_stop():
+    """With lr_schedule "budget" the cosine follows whichever of steps and minutes runs out first: a 10-minute run
+    of 100,000 steps ends near a rate of 0, where the "steps" schedule would still be at its peak."""
+    from planner.train import TrainConfig, learning_rate, train_world_model
+
+    steps = TrainConfig(steps=100_000, minutes=10, warmup=100)
+    budget = TrainConfig(steps=100_000, minutes=10, warmup=100, lr_schedule="budget")
+    assert (
+        learning_rate(steps, 50, 0.0) == learning_rate(budget, 50, 0.0) == pytest.approx(0.5 * steps.lr)
+    )  # warmup
+    assert learning_rate(steps, 2000, 9.9) > 0.99 * steps.lr
+    assert learning_rate(budget, 2000, 5.0) == pytest.approx(0.5 * budget.lr)
+    assert learning_rate(budget, 2000, 9.9) < 0.001 * budget.lr
+    assert learning_rate(budget, 100_000, 1.0) == pytest.approx(0.0, abs=1e-12)  # the steps ran out first
+    with pytest.raises(ValueError, match="learning-rate schedule"):
+        train_world_model(None, TrainConfig(lr_schedule="linear"), None)
+
+
 def test_training_only_the_readouts_leaves_the_latents_as_they_were(bw_domain, tmp_path):
     """`train_only` continues a checkpoint without touching the parts it does not name: with the read-outs alone,
     identities, encoder and predictor (so the latents, and a decoder trained on them) stay bit for bit the same,
@@ -273,7 +291,7 @@ def test_best_first_backs_out_of_a_dead_end_where_beam_runs_dry():
     """From 2 to 5 the critic pulls the search left, to 1 then 0, where every step leads back to a known square:
     a beam of one runs dry there; best-first keeps the step right on its open list and goes back to it."""
     beam = beam_search(TrapWorld(), [2], [5], cfg=SearchConfig(beam_width=1))
-    assert beam.status == "no_plan" and "no new state" in beam.reason
+    assert beam.status == "no_plan" and "no new state" in beam.reason and not beam.budget_spent
     bf = beam_search(TrapWorld(), [2], [5], cfg=SearchConfig(beam_width=1, strategy="best-first"))
     assert bf.status == "solved" and bf.actions == [("right",)] * 3
     assert bf.expansions == 5  # 2, then 1 and 0 (the trap), then 3 and 4
@@ -283,7 +301,7 @@ def test_best_first_backs_out_of_a_dead_end_where_beam_runs_dry():
 
 def test_budget_is_reported():
     r = beam_search(LineWorld(), [0], [5], cfg=SearchConfig(beam_width=1, max_expansions=2))
-    assert r.status == "no_plan" and "budget" in r.reason
+    assert r.status == "no_plan" and "budget" in r.reason and r.budget_spent
 
 
 def test_cem_finds_the_shortest_plan_and_respects_guardrails():
@@ -457,6 +475,7 @@ def test_expansion_budget_is_shared_by_the_whole_call(bw_domain, monkeypatch):
     budget = first.expansions + 1  # enough for the first search only
     r = Planner.load(BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60), escalate=False).plan(*args)
     assert r.status == "no_plan" and "rejected" in r.reason and "budget" in r.reason, r.reason
+    assert r.budget_spent
     assert r.expansions <= budget + 64  # the second draw stopped within one frontier of what was left
 
 

@@ -36,7 +36,16 @@ def train_world_model_cmd(
     regulariser: Annotated[str, typer.Option(help="sigreg | vicreg | none")] = "sigreg",
     init_from: Annotated[Path | None, typer.Option(help="Continue training from this checkpoint")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate")] = 1e-3,
-    validate_every: Annotated[int, typer.Option(help="Steps between validations")] = 500,
+    lr_schedule: Annotated[
+        str,
+        typer.Option(
+            help="steps (the cosine decay runs over --steps) | budget (over whichever of --steps and --minutes "
+            "runs out first: a run its minutes stop ends at a low rate)"
+        ),
+    ] = "steps",
+    validate_every: Annotated[
+        int, typer.Option(help="Steps between validations (and one at the end); 0: none")
+    ] = 500,
     oracle_objects: Annotated[
         int,
         typer.Option(
@@ -113,12 +122,16 @@ def train_world_model_cmd(
     from planner.api import Planner
     from planner.jepa import ATTENTION, CRITICS, WorldModelConfig
     from planner.search import SearchConfig
-    from planner.train import TrainConfig, train_world_model, trainable_parts
+    from planner.train import LR_SCHEDULES, TrainConfig, train_world_model, trainable_parts
     from planner.worlds.pddl import load_domain, load_problem
 
     d = load_domain(domain)
     seeds = [load_problem(f, d) for f in _problem_files(problems)] if problems else None
     lo, hi = _parse_range(objects)
+    if lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
+    if validate_every < 0:
+        raise UserError(f"--validate-every must be 0 (no validation) or more, got {validate_every}")
     if critic_head not in ("sum", "global"):
         raise UserError(f"--critic-head must be sum or global, got {critic_head!r}")
     if attention not in ATTENTION:
@@ -155,6 +168,7 @@ def train_world_model_cmd(
         regulariser=regulariser,
         validate_every=validate_every,
         lr=lr,
+        lr_schedule=lr_schedule,
         oracle_objects=oracle_objects,
         critic_weight=critic_weight,
         train_only=parts,
