@@ -159,7 +159,8 @@ def cem_search(
         probs_by_step /= probs_by_step.sum(1, keepdim=True)
     expansions = generated
     if best is None:
-        if broken_any and time.perf_counter() - t0 <= cfg.time_limit:
+        out_of_time = time.perf_counter() - t0 > cfg.time_limit
+        if broken_any and not out_of_time:
             reason = "no sampled plan reached the goal without breaking a guardrail"
         else:
             reason = f"CEM found no plan in {iterations} iterations of {cfg.population} sequences of up to {H} steps"
@@ -169,6 +170,7 @@ def cem_search(
             expansions=expansions,
             generated=generated,
             seconds=time.perf_counter() - t0,
+            budget_spent=out_of_time,
         )
     terms = _step_terms(world, root, best[2], goal, guardrails, cfg)
     node = _Node(root, (), tuple(best[2]), best[1], tuple(terms))

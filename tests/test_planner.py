@@ -317,6 +317,11 @@ def test_cem_finds_the_shortest_plan_and_respects_guardrails():
     assert cem_search(LineWorld(), [1], [0], [guard], cfg).actions == [("left",)]
     short = cem_search(LineWorld(), [0], [5], cfg=CEMConfig(population=8, iterations=2, horizon=3))
     assert short.status == "no_plan" and "no plan" in short.reason  # 5 steps do not fit in 3
+    assert not short.budget_spent  # its iterations ended, not its time
+    late = cem_search(
+        LineWorld(), [0], [5], cfg=CEMConfig(population=8, iterations=2, horizon=3, time_limit=0)
+    )
+    assert late.status == "no_plan" and late.budget_spent
 
 
 # ---- honesty ------------------------------------------------------------------------------------------------------
