@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from planner.data import Batch, TrajectorySampler, collate
+from planner.data import Batch, TrajectorySampler, trajectory_batch
 from planner.encoding import Vocabulary
 from planner.jepa import WorldModel, WorldModelConfig
 from planner.latent import fact_batch
@@ -74,10 +74,20 @@ class TrainConfig:
     value_draws: int = 3  # identity draws whose probe readings are averaged (the planner averages 5)
     value_extra_rounds: int = 8  # the relational critic trains with objects + 2 + U(0..this) rounds
     value_max_states: int = 100_000
+    # which states of a trajectory the online encoder encodes: "all" (both committed checkpoints) or "first": the
+    # first state only; the later states' latents (the teacher-forced inputs and the read-outs' inputs) come from
+    # the target encoder, as V-JEPA 2-AC's predictor reads frozen encoder features. A third less compute per step
+    online_states: str = "all"
+    # random steps (0..this) a random walk takes before its trajectory starts: its first state, the one the online
+    # encoder always sees, is then any reachable state (with online_states "first" an encoder that only ever saw
+    # generated initial states, hand empty, mis-encoded the others: half of its one-step predictions from re-encoded
+    # states were wrong, and the search re-encodes every state it reaches)
+    walk_start: int = 0
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
 
 LR_SCHEDULES = ("steps", "budget")  # TrainConfig.lr_schedule
+ONLINE_STATES = ("all", "first")  # TrainConfig.online_states
 
 # trainable parts of the world model: option name -> WorldModel attribute
 PARTS = {
@@ -132,9 +142,14 @@ def batch_losses(
         ids_s = ids.repeat_interleave(k1, 0)
         rows = batch.fact_rows.view(b * k1, fmax, a1)
         pad = batch.fact_pad.view(b * k1, fmax)
-        z = model.encode(rows, pad, ids_s).view(b, k1, n + 1, d)
         with torch.no_grad():
             zt = target(rows, pad, ids_s).view(b, k1, n + 1, d)
+        if cfg.online_states == "first":
+            z_online = model.encode(batch.fact_rows[:, 0], batch.fact_pad[:, 0], ids)  # (B, N+1, D)
+            z = torch.cat([z_online.unsqueeze(1), zt[:, 1:]], 1)
+        else:
+            z = model.encode(rows, pad, ids_s).view(b, k1, n + 1, d)
+            z_online = z
         pred1 = model.predict(
             z[:, :-1].reshape(b * k, n + 1, d), batch.action_rows.view(b * k, a1), ids.repeat_interleave(k, 0)
         ).view(b, k, n + 1, d)
@@ -145,7 +160,7 @@ def batch_losses(
         roll = torch.stack(roll, 1)
         l_tf = prediction_loss(pred1, zt[:, 1:])
         l_roll = prediction_loss(roll, zt[:, 1:])
-        flat = z.reshape(-1, d)
+        flat = z_online.reshape(-1, d)
         if flat.shape[0] > cfg.regulariser_tokens:  # a random subset keeps SIGReg's cost bounded
             flat = flat[torch.randperm(flat.shape[0])[: cfg.regulariser_tokens]]
         l_reg = (reg or regulariser(cfg.regulariser))(flat)
@@ -181,7 +196,7 @@ def batch_losses(
         exact_enc = ((fl_enc > 0) == (tgt.view(b * k1, -1) > 0.5)).all(-1).float().mean()
         exact_roll = ((fl_roll.view(b, k, -1)[:, -1] > 0) == (tgt[:, -1] > 0.5)).all(-1).float().mean()
         app_exact = ((al_roll > 0) == (app[:, 1:].reshape(b * k, -1) > 0.5)).all(-1).float().mean()
-        latent_std = z.reshape(-1, d).std(0).mean()
+        latent_std = z_online.reshape(-1, d).std(0).mean()
     stats = {
         "loss": loss.item(),
         "jepa_1step": l_tf.item(),
@@ -279,6 +294,10 @@ def train_world_model(
 ) -> dict:
     """Trains, validates every `validate_every` steps (and at the end), writes `out` (.pt) and `out`.json.
     `init_from` continues from an earlier checkpoint of the same domain (its record is kept as `continued_from`)."""
+    if cfg.online_states not in ONLINE_STATES:
+        raise ValueError(
+            f"unknown online_states {cfg.online_states!r}: use one of {', '.join(ONLINE_STATES)}"
+        )
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise ValueError(
             f"unknown learning-rate schedule {cfg.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}"
@@ -326,7 +345,12 @@ def train_world_model(
     target = copy.deepcopy(model.encoder).requires_grad_(False)
     opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = TrajectorySampler(
-        domain, vocab, seed_problems, random.Random(cfg.seed), full_goal_fraction=cfg.full_goal_fraction
+        domain,
+        vocab,
+        seed_problems,
+        random.Random(cfg.seed),
+        full_goal_fraction=cfg.full_goal_fraction,
+        walk_start=cfg.walk_start,
     )
     gen = torch.Generator().manual_seed(cfg.seed)
     reg = regulariser(cfg.regulariser)
@@ -335,7 +359,7 @@ def train_world_model(
     # a relational critic learns from exact steps-to-go of enumerated small problems; trained alone, it needs no
     # trajectories (nothing else learns)
     values = None
-    if model.relational and "critic" in parts:
+    if model.relational and "critic" in parts and cfg.critic_weight > 0:
         from planner.values import StateSpaceTooLarge, ValueSampler
 
         values = ValueSampler(
@@ -343,6 +367,10 @@ def train_world_model(
         )
         value_counts = sampler.object_counts(*cfg.value_objects)
     trajectories = parts != {"critic"} or values is None
+
+    def frac_for(n: int) -> float:
+        return cfg.optimal_fraction if n <= cfg.oracle_objects else 0.0
+
     history, validations = [], []
     t0 = time.perf_counter()
     progress = Progress(cfg.steps)
@@ -355,10 +383,9 @@ def train_world_model(
         model.train()
         loss, stats = torch.zeros(()), {}
         if trajectories:
-            n = random.Random(cfg.seed * 100003 + step).choice(counts)
-            frac = cfg.optimal_fraction if n <= cfg.oracle_objects else 0.0
-            trajs = [sampler.sample(n, cfg.rollout, frac) for _ in range(cfg.batch_size)]
-            batch = collate(trajs, sampler.positional(n))
+            n, batch = trajectory_batch(
+                sampler, step, cfg.seed, counts, cfg.batch_size, cfg.rollout, frac_for
+            )
             loss, stats = batch_losses(
                 model, target, batch, _slots(cfg.batch_size, n, cfg.model.identity_slots, gen), cfg, reg
             )

@@ -141,6 +141,85 @@ def test_full_goals_ask_for_the_whole_arrangement(bw_domain):
     assert sum(sizes["full"]) > 1.5 * sum(sizes["plain"]), sizes
 
 
+def test_collate_puts_each_state_where_it_belongs(bw_domain):
+    """The batch tensors against a state-by-state reading of the trajectories: each state's true facts as rows
+    (padding after them), its multi-hot facts and applicable actions, the goal rows, actions and steps to go."""
+    from planner.data import TrajectorySampler, collate
+    from planner.encoding import Vocabulary
+
+    sampler = TrajectorySampler(bw_domain, Vocabulary.from_domain(bw_domain), rng=5, full_goal_fraction=0.5)
+    trajs = [sampler.sample(4, 3, 0.5) for _ in range(6)]
+    sym = sampler.positional(4)
+    b = collate(trajs, sym)
+    assert b.fact_rows.shape[:2] == (6, 4) and b.action_rows.shape[:2] == (6, 3)
+    for i, t in enumerate(trajs):
+        for j, facts in enumerate(t.states):
+            k = len(facts)
+            assert torch.equal(b.fact_rows[i, j, :k], sym.fact_rows[facts])
+            assert not b.fact_pad[i, j, :k].any() and b.fact_pad[i, j, k:].all()
+            assert not b.fact_rows[i, j, k:].any()
+            assert b.state_targets[i, j].nonzero().flatten().tolist() == sorted(facts)
+            assert b.applicable[i, j].nonzero().flatten().tolist() == sorted(t.applicable[j])
+        g = len(t.goal)
+        assert torch.equal(b.goal_rows[i, :g], sym.fact_rows[t.goal]) and b.goal_pad[i, g:].all()
+        assert not b.goal_pad[i, :g].any()
+        assert torch.equal(b.action_rows[i], sym.action_rows[t.actions])
+        assert b.to_go[i].tolist() == [float(x) for x in t.to_go]
+
+
+def test_walks_can_start_in_any_reachable_state(bw_domain):
+    """`walk_start`: random walks begin after 0..N unrecorded random steps, so their first states include states
+    a generated problem never starts in (in blocksworld: a block in the hand); at 0 nothing extra is drawn and the
+    trajectories are what they were."""
+    from planner.data import TrajectorySampler
+    from planner.encoding import Vocabulary
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    before = TrajectorySampler(bw_domain, vocab, rng=2)  # no walk_start argument: the sampler as it was
+    plain, walked = (TrajectorySampler(bw_domain, vocab, rng=2, walk_start=w) for w in (0, 6))
+    assert [plain.sample(4, 3, 0.0).states for _ in range(20)] == [
+        before.sample(4, 3, 0.0).states for _ in range(20)
+    ]
+    empty = plain.positional(4).fact_index[("handempty",)]
+    assert all(empty in plain.sample(4, 3, 0.0).states[0] for _ in range(100))
+    held = sum(empty not in walked.sample(4, 3, 0.0).states[0] for _ in range(100))
+    assert 20 < held < 80, held
+
+
+def test_first_state_online_encodes_one_state_per_trajectory(bw_domain):
+    """`online_states="first"`: the online encoder encodes only each trajectory's first state (B states, not
+    B*(K+1)); the later states' latents are the target encoder's, so the teacher-forced and rolled-out terms
+    still train the encoder through the first state, and the same losses are there."""
+    import copy
+
+    from planner.data import TrajectorySampler, collate
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.train import TrainConfig, _slots, batch_losses, train_world_model
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    sampler = TrajectorySampler(bw_domain, vocab, rng=1)
+    batch = collate([sampler.sample(4, 3, 0.0) for _ in range(5)], sampler.positional(4))
+    mcfg = WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1, critic_layers=1)
+    counts = {}
+    for online in ("all", "first"):
+        torch.manual_seed(0)
+        model = WorldModel(vocab, mcfg)
+        target = copy.deepcopy(model.encoder).requires_grad_(False)
+        seen = []
+        hook = model.encoder.register_forward_hook(lambda m, args, out, seen=seen: seen.append(out.shape[0]))
+        cfg = TrainConfig(online_states=online, model=mcfg)
+        loss, stats = batch_losses(model, target, batch, _slots(5, 4, 64, torch.Generator()), cfg)
+        hook.remove()
+        loss.backward()
+        counts[online] = sum(seen)
+        assert math.isfinite(loss.item()) and stats["jepa_1step"] > 0 and stats["jepa_rollout"] > 0
+        assert model.encoder.body.layers[0].linear1.weight.grad.abs().sum() > 0
+    assert counts == {"all": 5 * 4, "first": 5}
+    with pytest.raises(ValueError, match="online_states"):
+        train_world_model(None, TrainConfig(online_states="some"), None)
+
+
 def test_budget_schedule_anneals_a_run_its_minutes_stop():
     """With lr_schedule "budget" the cosine follows whichever of steps and minutes runs out first: a 10-minute run
     of 100,000 steps ends near a rate of 0, where the "steps" schedule would still be at its peak."""

@@ -46,6 +46,20 @@ def train_world_model_cmd(
     validate_every: Annotated[
         int, typer.Option(help="Steps between validations (and one at the end); 0: none")
     ] = 500,
+    online_states: Annotated[
+        str,
+        typer.Option(
+            help="all (the online encoder encodes every state of a trajectory) | first (only the first; the "
+            "later states' latents come from the target encoder: a third less compute per step)"
+        ),
+    ] = "all",
+    walk_start: Annotated[
+        int,
+        typer.Option(
+            help="A random-walk trajectory first takes 0..N unrecorded random steps, so it can start in any "
+            "reachable state (use with --online-states first)"
+        ),
+    ] = 0,
     oracle_objects: Annotated[
         int,
         typer.Option(
@@ -122,7 +136,7 @@ def train_world_model_cmd(
     from planner.api import Planner
     from planner.jepa import ATTENTION, CRITICS, WorldModelConfig
     from planner.search import SearchConfig
-    from planner.train import LR_SCHEDULES, TrainConfig, train_world_model, trainable_parts
+    from planner.train import LR_SCHEDULES, ONLINE_STATES, TrainConfig, train_world_model, trainable_parts
     from planner.worlds.pddl import load_domain, load_problem
 
     d = load_domain(domain)
@@ -130,6 +144,10 @@ def train_world_model_cmd(
     lo, hi = _parse_range(objects)
     if lr_schedule not in LR_SCHEDULES:
         raise UserError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
+    if online_states not in ONLINE_STATES:
+        raise UserError(f"--online-states must be one of {', '.join(ONLINE_STATES)}, got {online_states!r}")
+    if walk_start < 0:
+        raise UserError(f"--walk-start must be 0 or more, got {walk_start}")
     if validate_every < 0:
         raise UserError(f"--validate-every must be 0 (no validation) or more, got {validate_every}")
     if critic_head not in ("sum", "global"):
@@ -169,6 +187,8 @@ def train_world_model_cmd(
         validate_every=validate_every,
         lr=lr,
         lr_schedule=lr_schedule,
+        online_states=online_states,
+        walk_start=walk_start,
         oracle_objects=oracle_objects,
         critic_weight=critic_weight,
         train_only=parts,
