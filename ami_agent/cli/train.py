@@ -50,7 +50,7 @@ def train_world_model_cmd(
         str,
         typer.Option(
             help="all (the online encoder encodes every state of a trajectory) | first (only the first; the "
-            "later states' latents come from the target encoder: a third less compute per step)"
+            "later states' latents come from the target encoder: about 40% less model compute a step)"
         ),
     ] = "all",
     walk_start: Annotated[
