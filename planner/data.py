@@ -208,13 +208,3 @@ def collate(trajs: list[Trajectory], symbols: ProblemSymbols) -> Batch:
     action_rows = symbols.action_rows[torch.tensor([t.actions for t in trajs])]
     to_go = torch.tensor([t.to_go for t in trajs], dtype=torch.float)
     return Batch(fact_rows, fact_pad, targets, action_rows, applicable, goal_rows, goal_pad, to_go, symbols)
-
-
-def trajectory_batch(
-    sampler: TrajectorySampler, step: int, seed: int, counts: list[int], batch_size: int, steps: int, frac_for
-) -> tuple[int, Batch]:
-    """Training step `step`'s batch: its object count (drawn from `counts` by the step's own seed), then
-    `batch_size` trajectories of `steps` steps; `frac_for(n)` gives the share that follows optimal plans."""
-    n = random.Random(seed * 100003 + step).choice(counts)
-    trajs = [sampler.sample(n, steps, frac_for(n)) for _ in range(batch_size)]
-    return n, collate(trajs, sampler.positional(n))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from planner.data import Batch, TrajectorySampler, trajectory_batch
+from planner.data import Batch, TrajectorySampler, collate
 from planner.encoding import Vocabulary
 from planner.jepa import WorldModel, WorldModelConfig
 from planner.latent import fact_batch
@@ -368,10 +368,6 @@ def train_world_model(
         )
         value_counts = sampler.object_counts(*cfg.value_objects)
     trajectories = parts != {"critic"} or values is None
-
-    def frac_for(n: int) -> float:
-        return cfg.optimal_fraction if n <= cfg.oracle_objects else 0.0
-
     history, validations = [], []
     t0 = time.perf_counter()
     progress = Progress(cfg.steps)
@@ -384,9 +380,10 @@ def train_world_model(
         model.train()
         loss, stats = torch.zeros(()), {}
         if trajectories:
-            n, batch = trajectory_batch(
-                sampler, step, cfg.seed, counts, cfg.batch_size, cfg.rollout, frac_for
-            )
+            n = random.Random(cfg.seed * 100003 + step).choice(counts)
+            frac = cfg.optimal_fraction if n <= cfg.oracle_objects else 0.0
+            trajs = [sampler.sample(n, cfg.rollout, frac) for _ in range(cfg.batch_size)]
+            batch = collate(trajs, sampler.positional(n))
             loss, stats = batch_losses(
                 model, target, batch, _slots(cfg.batch_size, n, cfg.model.identity_slots, gen), cfg, reg
             )
