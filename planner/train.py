@@ -74,9 +74,9 @@ class TrainConfig:
     value_draws: int = 3  # identity draws whose probe readings are averaged (the planner averages 5)
     value_extra_rounds: int = 8  # the relational critic trains with objects + 2 + U(0..this) rounds
     value_max_states: int = 100_000
-    # which states of a trajectory the online encoder encodes: "all" (both committed checkpoints) or "first": the
-    # first state only; the later states' latents (the teacher-forced inputs and the read-outs' inputs) come from
-    # the target encoder, as V-JEPA 2-AC's predictor reads frozen encoder features (model compute of a step of 64
+    # which states of a trajectory the online encoder encodes: "all" (the default checkpoints) or "first" (the
+    # *.30min ones): the first state only; the later states' latents (the teacher-forced inputs and the read-outs'
+    # inputs) come from the target encoder, as V-JEPA 2-AC's predictor reads frozen encoder features (model compute of a step of 64
     # on 2 cores: 0.73 -> 0.41 s)
     online_states: str = "all"
     # random steps (0..this) a random walk takes before its trajectory starts: its first state, the one the online
