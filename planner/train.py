@@ -76,8 +76,8 @@ class TrainConfig:
     value_max_states: int = 100_000
     # which states of a trajectory the online encoder encodes: "all" (the default checkpoints) or "first" (the
     # *.30min ones): the first state only; the later states' latents (the teacher-forced inputs and the read-outs'
-    # inputs) come from the target encoder, as V-JEPA 2-AC's predictor reads frozen encoder features (model compute of a step of 64
-    # on 2 cores: 0.73 -> 0.41 s)
+    # inputs) come from the target encoder, as V-JEPA 2-AC's predictor reads frozen encoder features (model
+    # compute of a step of 64 on 2 cores: 0.73 -> 0.41 s)
     online_states: str = "all"
     # random steps (0..this) a random walk takes before its trajectory starts: its first state, the one the online
     # encoder always sees, is then any reachable state (with online_states "first" an encoder that only ever saw
