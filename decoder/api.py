@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from decoder.backends import Backend, BackendError, Completion, Request, Sampling
-from decoder.projector import PlanLatents, assemble
+from decoder.projector import PlanLatents, assemble, name_vectors
 from decoder.prompt import PromptSpec, build_prompt, read_answer
 from planner.worlds.nl import Verbalizer
 
@@ -98,7 +98,10 @@ class Decoder:
     def embeds(self, world: str, spec: PromptSpec, plan: PlanLatents) -> torch.Tensor:
         projector = self.projectors[world][0]
         with torch.no_grad():
-            return assemble(spec, self.tokens, self.embed, projector.slots(plan, spec))
+            names = (
+                name_vectors(spec, self.tokens, self.embed) if projector.config.get("legend_names") else None
+            )
+            return assemble(spec, self.tokens, self.embed, projector.slots(plan, spec, names))
 
     def decode(
         self,

@@ -11,6 +11,12 @@ codes minus their mean (what all of a problem's objects share says nothing about
 map shared by all the worlds' projectors (`shared`): the adapter then learns a single way of matching an argument
 to its legend entry, instead of one per world (the last two runs with a map per world each bound one world's names
 well and the other's poorly; README, "The decoder").
+
+`legend_names` (`train decoder --legend-names`): each legend vector also carries its object's name, the mean of the
+name's token embeddings (minus the problem's mean name, through a learned map that starts as the identity). The
+legend is the problem's objects, not the plan: the name rides on the legend entry an argument's identity matches,
+so one attention lookup (match the identity, copy the name) binds an argument, instead of matching the identity and
+then reading the tokens after it. Arguments carry identities only, never names.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class PlanProjector(nn.Module):
         max_arity: int = 4,
         center: bool = False,
         shared: PlanProjector | None = None,
+        legend_names: bool = False,
     ):
         """center: subtract the mean of the problem's object codes. shared: a projector whose object map (object
         codes, roles, output norm and scale) this one uses, the same modules, trained together; it needs the same
@@ -73,19 +80,26 @@ class PlanProjector(nn.Module):
             "max_steps": max_steps,
             "max_arity": max_arity,
             "center": center,
+            "legend_names": legend_names,
         }
         if shared is not None:
-            mine = {k: self.config[k] for k in ("latent_dim", "hidden", "max_arity")}
+            mine = {k: self.config[k] for k in ("latent_dim", "hidden", "max_arity", "legend_names")}
             theirs = {k: shared.config[k] for k in mine}
             if mine != theirs:
                 raise ValueError(f"cannot share an object map between projectors of {mine} and {theirs}")
             self.obj, self.role, self.norm, self.scale = shared.obj, shared.role, shared.norm, shared.scale
+            if legend_names:
+                self.names = shared.names
         else:
             self.obj = _mlp(latent_dim, hidden)
             self.role = nn.Embedding(max_arity + 1, hidden)  # 0: legend entry, k: k-th argument
             nn.init.normal_(self.role.weight, std=0.02)
             self.norm = nn.LayerNorm(hidden)
             self.scale = nn.Parameter(torch.tensor(float(embed_rms)))
+            if legend_names:
+                self.names = nn.Linear(hidden, hidden, bias=False)
+                with torch.no_grad():
+                    self.names.weight.copy_(torch.eye(hidden))
         self.op = _mlp(latent_dim, hidden)
         self.state = _mlp(2 * latent_dim, hidden)
         self.step_pos = nn.Embedding(max_steps, hidden)
@@ -94,8 +108,11 @@ class PlanProjector(nn.Module):
     def _out(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x) * self.scale
 
-    def forward(self, plan: PlanLatents) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """-> legend vectors (N, H), and per step a (1 + arity, H) block."""
+    def forward(
+        self, plan: PlanLatents, names: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """-> legend vectors (N, H), and per step a (1 + arity, H) block. names: (N, H) the objects' name vectors
+        (`name_vectors`), needed when the projector was made with `legend_names`."""
         if plan.steps > self.step_pos.num_embeddings:
             raise ValueError(
                 f"a plan of {plan.steps} steps is longer than the projector's {self.step_pos.num_embeddings}"
@@ -104,6 +121,14 @@ class PlanProjector(nn.Module):
         if self.config["center"]:
             objs = objs - objs.mean(0, keepdim=True)
         legend = self._out(objs + self.role.weight[0])
+        if self.config.get("legend_names"):
+            if names is None or names.shape != legend.shape:
+                raise ValueError(
+                    f"this projector puts names on its legend: it needs the {legend.shape[0]} objects' name "
+                    f"vectors of width {legend.shape[1]}, got {None if names is None else tuple(names.shape)}"
+                )
+            names = names.to(legend.dtype)
+            legend = legend + self.names(names - names.mean(0, keepdim=True))
         steps = []
         if plan.steps:
             n = plan.identities.shape[0]
@@ -115,13 +140,22 @@ class PlanProjector(nn.Module):
                 steps.append(self._out(torch.stack(rows)))
         return legend, steps
 
-    def slots(self, plan: PlanLatents, spec: PromptSpec) -> dict[Slot, torch.Tensor]:
-        legend, steps = self(plan)
+    def slots(
+        self, plan: PlanLatents, spec: PromptSpec, names: torch.Tensor | None = None
+    ) -> dict[Slot, torch.Tensor]:
+        legend, steps = self(plan, names)
         out = {}
         for s in spec.segments:
             if isinstance(s, Slot):
                 out[s] = legend[s.index : s.index + 1] if s.kind == "object" else steps[s.index]
         return out
+
+
+def name_vectors(spec: PromptSpec, tokenize, embed) -> torch.Tensor:
+    """(N, H): each legend object's name (`spec.names`, as the prompt writes it) as the mean of its tokens'
+    embeddings (`tokenize`: str -> ids, `embed`: ids -> (n, H))."""
+    rows = [embed(torch.tensor(tokenize(" " + n), dtype=torch.long)).float().mean(0) for n in spec.names]
+    return torch.stack(rows)
 
 
 def _mlp(i: int, o: int, width: int = 256) -> nn.Sequential:

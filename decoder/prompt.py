@@ -31,6 +31,7 @@ class Slot:
 class PromptSpec:
     segments: list = field(default_factory=list)  # str | Slot, in order
     answer: str = ""  # the target answer (training), or "" at inference
+    names: list[str] = field(default_factory=list)  # the legend's object names, as written, in slot order
 
     def text(self, *, soft: str = "<soft>") -> str:
         """The prompt with slots shown as a marker: for logs and for counting."""
@@ -65,7 +66,8 @@ def build_prompt(
     user.append("\n" + INSTRUCTION)
     segments = [f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n", *user, "<|im_end|>\n"]
     segments.append("<|im_start|>assistant\n")
-    return PromptSpec(_merge(segments), answer_text(verbalizer, actions))
+    names = [verbalizer.object_phrase(o) for o in objects]
+    return PromptSpec(_merge(segments), answer_text(verbalizer, actions), names)
 
 
 def answer_text(verbalizer: Verbalizer, actions: list[tuple[str, ...]]) -> str:

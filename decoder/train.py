@@ -14,7 +14,7 @@ import torch
 
 from decoder.data import Example, ExampleSampler, World
 from decoder.lora import LORA_TARGETS, lora_model, pad_right, save_adapter, train_loop
-from decoder.projector import PlanProjector, assemble
+from decoder.projector import PlanProjector, assemble, name_vectors
 
 
 @dataclass
@@ -39,6 +39,7 @@ class DecoderTrainConfig:
     center_objects: bool = True  # object codes minus the problem's mean (decoder/projector.py)
     shared_objects: bool = True  # one object map for all worlds of the same latent width and arity
     walk_backtrack: bool = True  # random walks may take back their previous step (decoder/data.py)
+    legend_names: bool = False  # legend vectors carry their object's name too (decoder/projector.py)
 
 
 class Tokens:
@@ -58,7 +59,8 @@ class Tokens:
 
 
 def example_embeds(ex: Example, projector: PlanProjector, tokens: Tokens, embed) -> torch.Tensor:
-    return assemble(ex.prompt, tokens, embed, projector.slots(ex.plan, ex.prompt))
+    names = name_vectors(ex.prompt, tokens, embed) if projector.config.get("legend_names") else None
+    return assemble(ex.prompt, tokens, embed, projector.slots(ex.plan, ex.prompt, names))
 
 
 def batch_tensors(examples: list[Example], projectors, tokens: Tokens, embed, end_id: int):
@@ -135,6 +137,7 @@ def train_decoder(
             max_arity=dims[1],
             center=cfg.center_objects,
             shared=twin if cfg.shared_objects else None,
+            legend_names=cfg.legend_names,
         )
     if init_from is not None:
         for name, (proj, _) in load_projectors(init_from / "projector.pt").items():

@@ -14,7 +14,7 @@ import torch
 
 from decoder.api import ADAPTER, DEFAULT_DIR, Decoder
 from decoder.backends import BackendError, Request, Sampling, VLLMServerBackend
-from decoder.projector import PlanLatents, PlanProjector, assemble
+from decoder.projector import PlanLatents, PlanProjector, assemble, name_vectors
 from decoder.prompt import Slot, answer_text, build_prompt, read_answer
 from planner.encoding import Vocabulary
 from planner.jepa import WorldModel, WorldModelConfig
@@ -146,6 +146,38 @@ def test_object_codes_are_centered_and_shared_between_worlds(bw_domain):
         PlanProjector(16, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, shared=a)
 
 
+def test_legend_names_ride_on_the_legend_never_on_the_arguments(bw_domain):
+    model = _tiny_world(bw_domain)
+    p, plan = _problem(bw_domain, 4, 2)
+    lat = _latents(model, p, plan)
+    spec = build_prompt(Verbalizer(bw_domain), list(p.objects), p.init, p.goal, plan)
+    assert spec.names == [Verbalizer(bw_domain).object_phrase(o) for o in p.objects]
+    table = torch.nn.Embedding(300, 48)
+    names = name_vectors(spec, lambda text: [ord(c) % 300 for c in text], table)
+    assert names.shape == (len(p.objects), 48)
+    proj = PlanProjector(
+        32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, center=True, legend_names=True
+    )
+    with torch.no_grad():
+        legend, steps = proj(lat, names)
+        swapped = names[[1, 0, *range(2, len(p.objects))]]
+        legend2, steps2 = proj(lat, swapped)
+    # the name part is the centred name through a map that starts as the identity
+    centred = names - names.mean(0, keepdim=True)
+    torch.testing.assert_close(legend - legend2, centred - (swapped - swapped.mean(0, keepdim=True)))
+    assert not torch.allclose(legend[0], legend2[0])
+    for a, b in zip(steps, steps2):  # arguments carry identities only: the names change nothing in the plan
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="name vectors"):
+        proj(lat)
+    shared = PlanProjector(
+        32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, center=True, legend_names=True, shared=proj
+    )
+    assert shared.names is proj.names
+    with pytest.raises(ValueError, match="cannot share"):
+        PlanProjector(32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, shared=proj)
+
+
 def test_assemble_splices_soft_vectors_and_passes_gradients(bw_domain):
     model = _tiny_world(bw_domain)
     p, plan = _problem(bw_domain, 3, 4)
@@ -229,6 +261,29 @@ def test_vllm_and_transformers_decode_latent_plans_alike(vllm_backend, hf_backen
     # one latent view reads the plan back exactly on 77-85% of problems (README); latent+text on all of them
     assert sum(d.faithful for d in via_vllm) >= len(items) // 3
     assert all(d.faithful for d in Decoder(vllm_backend, model_dir).decode(items, "latent+text"))
+
+
+@needs_trained
+def test_reading_decodes_generated_optimal_plans_and_walks(vllm_backend, model_dir, planbench):
+    from ami_agent.cli.common import _decoder_world
+    from eval.reading import reading
+
+    world = _decoder_world("planbench:blocksworld", planbench)
+    rows = reading(Decoder(vllm_backend, model_dir), [world], problems=4, seed=777)
+    assert [(r["world"], r["kind"], r["problems"]) for r in rows] == [
+        (world.name, "optimal", 4),
+        (world.name, "walk", 4),
+    ]
+    # the committed decoder writes back 56/60 generated optimal plans (README); walks only about half
+    assert rows[0]["faithful"] >= 3, rows
+
+
+def test_reading_refuses_a_folder_without_a_decoder(tmp_path, capsys):
+    from eval.reading import main
+
+    assert main(["--decoder-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "projector.pt missing" in err and "Traceback" not in err
 
 
 def test_vote_keeps_the_answer_most_views_read_back():

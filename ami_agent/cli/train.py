@@ -280,6 +280,12 @@ def train_decoder_cmd(
         bool,
         typer.Option(help="Random walks may take back their previous step (optimal plans never do)"),
     ] = True,
+    legend_names: Annotated[
+        bool,
+        typer.Option(
+            help="Each legend vector carries its object's name too (token embeddings), not only its identity"
+        ),
+    ] = False,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
@@ -311,6 +317,7 @@ def train_decoder_cmd(
         center_objects=center_objects,
         shared_objects=shared_objects,
         walk_backtrack=walk_backtrack,
+        legend_names=legend_names,
     )
     command = this_command()
     target = out_dir or DEFAULT_DIR
