@@ -11,11 +11,12 @@ import torch
 
 from decoder.backends import Backend, BackendError, Completion, Request, Sampling
 from decoder.projector import PlanLatents, assemble, name_vectors
-from decoder.prompt import PromptSpec, build_prompt, read_answer
+from decoder.prompt import PromptSpec, answer_end, answer_rounds, build_prompt, read_answer
 from planner.worlds.nl import Verbalizer
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder"
 ADAPTER = "plan"
+LINE_TOKENS = 64  # the most tokens one round of an interleaved answer writes (a line is 5-25)
 
 
 @dataclass
@@ -95,13 +96,50 @@ class Decoder:
         spec = build_prompt(item.verbalizer, item.objects, item.init, item.goal, item.actions, mode)
         return Request(prompt_embeds=self.embeds(item.world, spec, item.plan if plan is None else plan)), spec
 
-    def embeds(self, world: str, spec: PromptSpec, plan: PlanLatents) -> torch.Tensor:
+    def interleaved(self, world: str) -> bool:
+        """Whether this world's answers are decoded a line a round (decoder/prompt.py, `interleave`)."""
+        return bool(self.projectors[world][0].config.get("interleave"))
+
+    def slots(self, world: str, spec: PromptSpec, plan: PlanLatents) -> dict:
         projector = self.projectors[world][0]
         with torch.no_grad():
             names = (
                 name_vectors(spec, self.tokens, self.embed) if projector.config.get("legend_names") else None
             )
-            return assemble(spec, self.tokens, self.embed, projector.slots(plan, spec, names))
+            return projector.slots(plan, spec, names)
+
+    def embeds(self, world: str, spec: PromptSpec, plan: PlanLatents) -> torch.Tensor:
+        return assemble(spec, self.tokens, self.embed, self.slots(world, spec, plan))
+
+    def complete(
+        self, jobs: list[tuple[DecodeItem, str, PlanLatents]], sampling: Sampling
+    ) -> list[Completion]:
+        """Answers to (item, mode, latent view) jobs: one batched backend call, or, for a world whose decoder
+        writes interleaved answers, one batched call a round (round t + 1 puts in step t's line number and soft
+        vectors, and the language model writes the line: `answer_rounds`)."""
+        plain = [i for i, (it, _, _) in enumerate(jobs) if not self.interleaved(it.world)]
+        out: list[Completion | None] = [None] * len(jobs)
+        if plain:
+            reqs = [self.request(jobs[i][0], jobs[i][1], jobs[i][2])[0] for i in plain]
+            for i, o in zip(plain, self.backend.generate(reqs, ADAPTER, sampling)):
+                out[i] = o
+        rounds = [i for i in range(len(jobs)) if out[i] is None]
+        if rounds:
+            for i, o in zip(rounds, self._rounds([jobs[i] for i in rounds], sampling)):
+                out[i] = o
+        return out
+
+    def _rounds(
+        self, jobs: list[tuple[DecodeItem, str, PlanLatents]], sampling: Sampling
+    ) -> list[Completion]:
+        states = [_Rounds(self, *job) for job in jobs]
+        line = replace(sampling, max_tokens=min(sampling.max_tokens, LINE_TOKENS), stop=["\n"])
+        for r in range(max(len(st.rounds) for st in states)):
+            live = [st for st in states if r < len(st.rounds)]
+            reqs = [st.begin(r) for st in live]
+            for st, o in zip(live, self.backend.generate(reqs, ADAPTER, line)):
+                st.wrote(o.text, o.tokens_in, o.tokens_out)
+        return [st.done() for st in states]
 
     def decode(
         self,
@@ -126,12 +164,12 @@ class Decoder:
         """Each item's first `views` latent views decoded alone, in one batch: per item, one answer per view."""
         if views < 1:
             raise ValueError(f"views must be at least 1, got {views}")
-        reqs, owner = [], []
+        jobs, owner = [], []
         for i, it in enumerate(items):
             for plan in [it.plan, *it.other_views][:views]:
-                reqs.append(self.request(it, mode, plan)[0])
+                jobs.append((it, mode, plan))
                 owner.append(i)
-        outs = self.backend.generate(reqs, ADAPTER, sampling or Sampling(max_tokens=max_answer_tokens(items)))
+        outs = self.complete(jobs, sampling or Sampling(max_tokens=max_answer_tokens(items)))
         grouped: list[list[Decoded]] = [[] for _ in items]
         for i, o in zip(owner, outs):
             grouped[i].append(self._judge(items[i], o))
@@ -142,22 +180,74 @@ class Decoder:
     ) -> list[Decoded]:
         """One plan decoded in several modes, as one batched backend call (the agent's latent decode and its
         latent+text fallback side by side)."""
-        reqs = [self.request(item, m)[0] for m in modes]
-        outs = self.backend.generate(
-            reqs, ADAPTER, sampling or Sampling(max_tokens=max_answer_tokens([item]))
-        )
+        jobs = [(item, m, item.plan) for m in modes]
+        outs = self.complete(jobs, sampling or Sampling(max_tokens=max_answer_tokens([item])))
         return [self._judge(item, o) for o in outs]
 
     def stream(self, item: DecodeItem, mode: str = "latent", sampling: Sampling | None = None):
-        req, _ = self.request(item, mode)
-        yield from self.backend.stream(
-            req, ADAPTER, sampling or Sampling(max_tokens=max_answer_tokens([item]))
-        )
+        s = sampling or Sampling(max_tokens=max_answer_tokens([item]))
+        if not self.interleaved(item.world):
+            req, _ = self.request(item, mode)
+            yield from self.backend.stream(req, ADAPTER, s)
+            return
+        st = _Rounds(self, item, mode, item.plan)
+        line = replace(s, max_tokens=min(s.max_tokens, LINE_TOKENS), stop=["\n"])
+        for r, (put, _) in enumerate(st.rounds):
+            req = st.begin(r)
+            if put:
+                yield put
+            written = ""
+            for piece in self.backend.stream(req, ADAPTER, line):
+                cut = piece.split("\n")[0]
+                written += cut
+                if cut:
+                    yield cut
+                if cut != piece:  # a line break: the round is over
+                    break
+            st.wrote(written, req.length, 0)
+        yield answer_end(len(st.rounds) - 1)
 
     @staticmethod
     def _judge(item: DecodeItem, out: Completion) -> Decoded:
         got = read_answer(item.verbalizer, out.text, item.objects)
         return Decoded(out.text, got, got == [tuple(a) for a in item.actions], out.tokens_in, out.tokens_out)
+
+
+class _Rounds:
+    """One interleaved answer being decoded: the prompt's embeddings grown round by round with the text put in,
+    the step's soft vectors and the line the language model wrote (re-tokenized, as in training)."""
+
+    def __init__(self, decoder: Decoder, item: DecodeItem, mode: str, plan: PlanLatents):
+        self.dec = decoder
+        self.spec = build_prompt(
+            item.verbalizer, item.objects, item.init, item.goal, item.actions, mode, interleave=True
+        )
+        self.vectors = decoder.slots(item.world, self.spec, plan)
+        self.parts = [assemble(self.spec, decoder.tokens, decoder.embed, self.vectors)]
+        self.rounds = answer_rounds(plan.steps)
+        self.text, self.tokens_in, self.tokens_out = "", 0, 0
+
+    def _text(self, text: str) -> None:
+        if text:
+            ids = torch.tensor(self.dec.tokens(text), dtype=torch.long)
+            self.parts.append(self.dec.embed(ids).to(self.parts[0].dtype))
+            self.text += text
+
+    def begin(self, r: int) -> Request:
+        put, slot = self.rounds[r]
+        self._text(put)
+        if slot is not None:
+            self.parts.append(self.vectors[slot].to(self.parts[0].dtype))
+        return Request(prompt_embeds=torch.cat(self.parts, 0))
+
+    def wrote(self, text: str, tokens_in: int, tokens_out: int) -> None:
+        self._text(text.split("\n")[0])
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+
+    def done(self) -> Completion:
+        self.text += answer_end(len(self.rounds) - 1)
+        return Completion(self.text, self.tokens_in, self.tokens_out)
 
 
 def vote(item: DecodeItem | None, decoded: list[Decoded]) -> Decoded:

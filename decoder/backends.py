@@ -63,6 +63,9 @@ class Sampling:
     top_p: float = 1.0
     seed: int | None = None
     ignore_eos: bool = False  # always generate max_tokens (benchmarks)
+    stop: list[str] | None = (
+        None  # end the completion at the first of these strings (not included in its text)
+    )
 
 
 @dataclass
@@ -195,6 +198,8 @@ class TransformersBackend:
         }
         if s.ignore_eos:
             kw["min_new_tokens"] = s.max_tokens
+        if s.stop:
+            kw.update(stop_strings=list(s.stop), tokenizer=self.tok)
         if s.temperature > 0:
             kw.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
         else:
@@ -259,7 +264,12 @@ class TransformersBackend:
         for r, seq in zip(chunk, seqs.tolist()):
             n = seq.index(self.eos) + 1 if self.eos in seq else len(seq)
             finish = "stop" if self.eos in seq else "length"
-            out.append(Completion(self.tok.decode(seq[:n], skip_special_tokens=True), r.length, n, finish))
+            text = self.tok.decode(seq[:n], skip_special_tokens=True)
+            cut = _cut_at_stop(text, s.stop)
+            if cut is not None:
+                n = len(self.tok(cut, add_special_tokens=False)["input_ids"]) + 1  # the stop's token counted
+                text, finish = cut, "stop"
+            out.append(Completion(text, r.length, n, finish))
         return out
 
     def stream(self, request, adapter=None, sampling=None):
@@ -285,6 +295,12 @@ class TransformersBackend:
         th.start()
         yield from streamer
         th.join()
+
+
+def _cut_at_stop(text: str, stop: list[str] | None) -> str | None:
+    """The text before the first stop string in it, or None when it has none (as vLLM returns stopped text)."""
+    at = [text.find(x) for x in stop or [] if x in text]
+    return text[: min(at)] if at else None
 
 
 # ---- vLLM in-process engine -----------------------------------------------------------------------------------
@@ -516,6 +532,7 @@ class VLLMBackend:
             max_tokens=s.max_tokens,
             seed=seed,
             ignore_eos=s.ignore_eos,
+            stop=list(s.stop) if s.stop else None,
             **kw,
         )
 
@@ -613,6 +630,8 @@ class VLLMServerBackend:
         }
         if s.ignore_eos:
             body["ignore_eos"] = True
+        if s.stop:
+            body["stop"] = list(s.stop)
         if s.seed is not None:
             body["seed"] = s.seed
         if r.choices:

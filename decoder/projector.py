@@ -69,8 +69,10 @@ class PlanProjector(nn.Module):
         center: bool = False,
         shared: PlanProjector | None = None,
         legend_names: bool = False,
+        interleave: bool = False,
     ):
-        """center: subtract the mean of the problem's object codes. shared: a projector whose object map (object
+        """interleave: the decoder this projector belongs to writes interleaved answers (decoder/prompt.py); the
+        vectors are the same, only where they go differs. center: subtract the mean of the problem's object codes. shared: a projector whose object map (object
         codes, roles, output norm and scale) this one uses, the same modules, trained together; it needs the same
         latent width and arity."""
         super().__init__()
@@ -82,6 +84,7 @@ class PlanProjector(nn.Module):
             "max_arity": max_arity,
             "center": center,
             "legend_names": legend_names,
+            "interleave": interleave,
         }
         if shared is not None:
             mine = {k: self.config[k] for k in ("latent_dim", "hidden", "max_arity", "legend_names")}

@@ -6,6 +6,12 @@ prompt holds the problem text, a legend (each object's name next to a soft vecto
 the world model knows objects only by identity) and the soft plan (per step: the operator with the predicted state,
 then one vector per argument). It never holds the plan's words. `latent+text` adds each step in words after its
 soft vectors.
+
+`interleave` (`train decoder --interleave`): the answer too carries each step's soft vectors, at the start of that
+step's line ("2." <step 2's vectors> " Unstack the red block ..."). The decoder then writes the plan one line per
+round (`answer_rounds`): the line's number and its step's vectors are put in, the language model writes the line.
+What to write next sits right before the cursor, not at a position it must find in the prompt; the rounds add the
+line numbers and markers, never an action's words (the soft vectors are the same ones the prompt's plan holds).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ class PromptSpec:
     segments: list = field(default_factory=list)  # str | Slot, in order
     answer: str = ""  # the target answer (training), or "" at inference
     names: list[str] = field(default_factory=list)  # the legend's object names, as written, in slot order
+    # the answer as segments (str | Slot): [answer] unless interleaved, then the text with each step's slot
+    answer_segments: list = field(default_factory=list)
 
     def text(self, *, soft: str = "<soft>") -> str:
         """The prompt with slots shown as a marker: for logs and for counting."""
@@ -46,8 +54,10 @@ def build_prompt(
     actions: list[tuple[str, ...]],
     mode: str = "latent",
     preamble: str = "",
+    interleave: bool = False,
 ) -> PromptSpec:
-    """`preamble`: text put before the problem (e.g. the world's description)."""
+    """`preamble`: text put before the problem (e.g. the world's description). `interleave`: the answer carries
+    each step's slot at the start of its line (module docstring)."""
     if mode not in MODES:
         raise ValueError(f"unknown decoder mode {mode!r}: use one of {', '.join(MODES)}")
     user: list = [(preamble.strip() + "\n\n" if preamble.strip() else "") + verbalizer.statement(init, goal)]
@@ -67,7 +77,9 @@ def build_prompt(
     segments = [f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n", *user, "<|im_end|>\n"]
     segments.append("<|im_start|>assistant\n")
     names = [verbalizer.object_phrase(o) for o in objects]
-    return PromptSpec(_merge(segments), answer_text(verbalizer, actions), names)
+    answer = answer_text(verbalizer, actions)
+    parts = answer_segments(verbalizer, actions) if interleave else [answer]
+    return PromptSpec(_merge(segments), answer, names, parts)
 
 
 def answer_text(verbalizer: Verbalizer, actions: list[tuple[str, ...]]) -> str:
@@ -79,6 +91,34 @@ def answer_text(verbalizer: Verbalizer, actions: list[tuple[str, ...]]) -> str:
     )
     lines = [f"{t + 1}. {verbalizer.action(s)}" for t, s in enumerate(actions)]
     return "\n".join([head, "[PLAN]", *lines, "[PLAN END]"])
+
+
+def answer_segments(verbalizer: Verbalizer, actions: list[tuple[str, ...]]) -> list:
+    """The interleaved answer: `answer_text`'s text with Slot("step", t) after each line's number. Pieces the
+    language model writes (the explanation, each line's action) and pieces the rounds put in (markers, numbers)
+    are separate segments, tokenized alone in training as in decoding."""
+    head = answer_text(verbalizer, actions).partition("\n")[0]
+    written = [head] + [" " + verbalizer.action(step) for step in actions]
+    out: list = []
+    for (put, slot), piece in zip(answer_rounds(len(actions)), written):
+        out += [put] if put else []
+        out += [slot] if slot is not None else []
+        out.append(piece)
+    return out + [answer_end(len(actions))]
+
+
+def answer_rounds(steps: int) -> list[tuple[str, Slot | None]]:
+    """How an interleaved answer is decoded: per round, (the text put in before it, the slot put in after that
+    text); the language model then writes until a line break. Round 0 writes the explanation; round t + 1 writes
+    step t's action. After the last round the answer ends with `answer_end(steps)`."""
+    rounds: list[tuple[str, Slot | None]] = [("", None)]
+    for t in range(steps):
+        rounds.append((("\n[PLAN]\n" if t == 0 else "\n") + f"{t + 1}.", Slot("step", t)))
+    return rounds
+
+
+def answer_end(steps: int) -> str:
+    return "\n[PLAN END]" if steps else "\n[PLAN]\n[PLAN END]"
 
 
 def read_answer(verbalizer: Verbalizer, text: str, objects: list[str]) -> list[tuple[str, ...]]:

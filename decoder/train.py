@@ -15,6 +15,7 @@ import torch
 from decoder.data import Example, ExampleSampler, World
 from decoder.lora import LORA_TARGETS, lora_model, pad_right, save_adapter, train_loop
 from decoder.projector import PlanProjector, assemble, name_vectors
+from decoder.prompt import Slot
 
 
 @dataclass
@@ -40,6 +41,7 @@ class DecoderTrainConfig:
     shared_objects: bool = True  # one object map for all worlds of the same latent width and arity
     walk_backtrack: bool = True  # random walks may take back their previous step (decoder/data.py)
     legend_names: bool = False  # legend vectors carry their object's name too (decoder/projector.py)
+    interleave: bool = False  # each answer line starts with its step's soft vectors (decoder/prompt.py)
 
 
 class Tokens:
@@ -58,20 +60,29 @@ class Tokens:
         return ids
 
 
-def example_embeds(ex: Example, projector: PlanProjector, tokens: Tokens, embed) -> torch.Tensor:
+def example_slots(ex: Example, projector: PlanProjector, tokens: Tokens, embed) -> dict:
     names = name_vectors(ex.prompt, tokens, embed) if projector.config.get("legend_names") else None
-    return assemble(ex.prompt, tokens, embed, projector.slots(ex.plan, ex.prompt, names))
+    return projector.slots(ex.plan, ex.prompt, names)
 
 
 def batch_tensors(examples: list[Example], projectors, tokens: Tokens, embed, end_id: int):
-    """Right-padded inputs_embeds (B, L, H), attention mask and labels (-100 outside the answers)."""
+    """Right-padded inputs_embeds (B, L, H), attention mask and labels (-100 outside the answers, and on the soft
+    vectors an interleaved answer carries)."""
     seqs, labels = [], []
     for ex in examples:
-        prompt = example_embeds(ex, projectors[ex.world], tokens, embed)
-        ans = tokens(ex.prompt.answer) + [end_id]
-        ans_emb = embed(torch.tensor(ans, dtype=torch.long))
-        seqs.append(torch.cat([prompt, ans_emb.to(prompt.dtype)], 0))
-        labels.append([-100] * prompt.shape[0] + ans)
+        slots = example_slots(ex, projectors[ex.world], tokens, embed)
+        prompt = assemble(ex.prompt, tokens, embed, slots)
+        parts, lab = [prompt], [-100] * prompt.shape[0]
+        for seg in [*(ex.prompt.answer_segments or [ex.prompt.answer]), None]:
+            if isinstance(seg, Slot):
+                parts.append(slots[seg].to(prompt.dtype))
+                lab += [-100] * parts[-1].shape[0]
+            else:
+                ids = tokens(seg) if seg is not None else [end_id]
+                parts.append(embed(torch.tensor(ids, dtype=torch.long)).to(prompt.dtype))
+                lab += ids
+        seqs.append(torch.cat(parts, 0))
+        labels.append(lab)
     return pad_right(seqs, labels)
 
 
@@ -138,6 +149,7 @@ def train_decoder(
             center=cfg.center_objects,
             shared=twin if cfg.shared_objects else None,
             legend_names=cfg.legend_names,
+            interleave=cfg.interleave,
         )
     if init_from is not None:
         for name, (proj, _) in load_projectors(init_from / "projector.pt").items():
@@ -149,7 +161,13 @@ def train_decoder(
     tokens = Tokens(tok)
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
     sampler = ExampleSampler(
-        worlds, cfg.objects, cfg.text_fraction, cfg.seed, cfg.walk_fraction, cfg.walk_backtrack
+        worlds,
+        cfg.objects,
+        cfg.text_fraction,
+        cfg.seed,
+        cfg.walk_fraction,
+        cfg.walk_backtrack,
+        interleave=cfg.interleave,
     )
     n_lora = sum(p.numel() for p in lora_params)
     n_proj = sum(p.numel() for p in proj_params)

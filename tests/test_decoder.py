@@ -15,7 +15,7 @@ import torch
 from decoder.api import ADAPTER, DEFAULT_DIR, Decoder
 from decoder.backends import BackendError, Request, Sampling, VLLMServerBackend
 from decoder.projector import PlanLatents, PlanProjector, assemble, name_vectors
-from decoder.prompt import Slot, answer_text, build_prompt, read_answer
+from decoder.prompt import Slot, answer_end, answer_rounds, answer_text, build_prompt, read_answer
 from planner.encoding import Vocabulary
 from planner.jepa import WorldModel, WorldModelConfig
 from planner.latent import LatentWorld
@@ -84,6 +84,59 @@ def test_slots_match_plan_steps(bw_domain):
     slots = [s for s in spec.segments if isinstance(s, Slot)]
     assert [s.index for s in slots if s.kind == "object"] == list(range(len(p.objects)))
     assert [s.index for s in slots if s.kind == "step"] == list(range(len(plan)))
+
+
+def test_interleaved_answer_puts_each_steps_vectors_at_its_line(bw_domain, planbench):
+    vb = _verbalizer(bw_domain, planbench)
+    for seed, n in ((0, 3), (1, 4), (2, 5)):
+        p, plan = _problem(bw_domain, n, seed)
+        spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True)
+        plain = build_prompt(vb, list(p.objects), p.init, p.goal, plan)
+        assert spec.segments == plain.segments and spec.answer == plain.answer
+        parts = spec.answer_segments
+        assert "".join(x for x in parts if isinstance(x, str)) == answer_text(vb, plan)
+        assert [x.index for x in parts if isinstance(x, Slot)] == list(range(len(plan)))
+        for t, step in enumerate(plan):  # the line's number, its step's vectors, then its words
+            at = parts.index(Slot("step", t))
+            assert parts[at - 1].endswith(f"{t + 1}.") and parts[at + 1] == " " + vb.action(step)
+        # decoding in rounds, each round writing what the language model writes, gives the same text
+        written = [parts[0]] + [" " + vb.action(s) for s in plan]
+        rounds = answer_rounds(len(plan))
+        assert len(rounds) == len(plan) + 1 and rounds[0] == ("", None)
+        text = "".join(put + w for (put, _), w in zip(rounds, written)) + answer_end(len(plan))
+        assert text == answer_text(vb, plan)
+        for put, _ in rounds:  # the rounds put in numbers and markers, never an action's words
+            assert not any(vb.action(s) in put for s in plan)
+    empty = build_prompt(vb, list(p.objects), p.init, p.init, [], interleave=True)
+    assert "".join(empty.answer_segments) == answer_text(vb, [])
+
+
+def test_interleaved_training_batch_learns_the_words_never_the_vectors(bw_domain):
+    from decoder.train import batch_tensors
+
+    model = _tiny_world(bw_domain)
+    p, plan = _problem(bw_domain, 4, 2)
+    vb = Verbalizer(bw_domain)
+    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True)
+    from decoder.data import Example
+
+    ex = Example("bw", list(p.objects), _latents(model, p, plan), spec, plan, p.init, p.goal)
+    proj = PlanProjector(32, 16, embed_rms=0.05, max_arity=model.vocab.max_arity, interleave=True)
+    table = torch.nn.Embedding(300, 16)
+
+    def tokenize(text):
+        return [ord(c) % 300 for c in text]
+
+    x, mask, y = batch_tensors([ex], {"bw": proj}, tokenize, table, end_id=299)
+    n_prompt = sum(len(s) for s in spec.segments if isinstance(s, str)) + len(p.objects) + sum(map(len, plan))
+    answer = y[0, n_prompt:]
+    n_soft = sum(len(a) for a in plan)  # each step's vectors again, in the answer
+    assert x.shape[1] == n_prompt + len(spec.answer) + n_soft + 1
+    assert (y[0, :n_prompt] == -100).all() and (answer == -100).sum() == n_soft
+    assert answer[answer != -100].tolist() == tokenize(spec.answer) + [299]
+    steps = proj.slots(ex.plan, spec)
+    at = n_prompt + len(spec.answer_segments[0]) + len(spec.answer_segments[1])
+    assert torch.allclose(x[0, at : at + len(plan[0])], steps[Slot("step", 0)])
 
 
 def test_walks_without_backtracking_never_take_back_a_step(bw_domain):
@@ -572,6 +625,76 @@ def _chat_ids(model_dir, text):
     from decoder.lora import chat_prompt_ids
 
     return chat_prompt_ids(AutoTokenizer.from_pretrained(model_dir), text)
+
+
+def test_stop_strings_end_the_answer_alike_on_both_backends(vllm_backend, hf_backend, model_dir):
+    reqs = [Request(prompt_ids=_chat_ids(model_dir, "List three fruits, one per line."))]
+    s = Sampling(max_tokens=24, stop=["\n"])
+    whole = hf_backend.generate(reqs, None, Sampling(max_tokens=24))[0].text
+    assert "\n" in whole.strip()
+    got = {b.name: b.generate(reqs, None, s)[0] for b in (vllm_backend, hf_backend)}
+    assert got["vllm"].text == got["transformers"].text == whole.split("\n")[0], got
+    assert got["transformers"].tokens_out < 24
+
+
+class _Scripted:
+    """A backend edge for the round loop: records each request and writes the next scripted line."""
+
+    name = "scripted"
+
+    def __init__(self, lines):
+        self.lines, self.calls = list(lines), []
+
+    def add_adapter(self, name, path, merge=False):
+        pass
+
+    def generate(self, requests, adapter=None, sampling=None):
+        from decoder.backends import Completion
+
+        self.calls.append((requests, sampling))
+        return [Completion(self.lines.pop(0) + "\nextra line", r.length, 5) for r in requests]
+
+    def stream(self, request, adapter=None, sampling=None):
+        self.calls.append(([request], sampling))
+        text = self.lines.pop(0) + "\nextra line"
+        yield from (text[i : i + 3] for i in range(0, len(text), 3))
+
+
+def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path):
+    from decoder.api import DecodeItem
+
+    model = _tiny_world(bw_domain)
+    p, plan = _problem(bw_domain, 4, 6)
+    vb = Verbalizer(bw_domain)
+    proj = PlanProjector(32, 576, embed_rms=0.05, max_arity=model.vocab.max_arity, interleave=True)
+    entry = {"config": proj.config, "state_dict": proj.state_dict(), "checkpoint": "bw.pt", "domain": "bw"}
+    torch.save({"worlds": {"bw": entry}}, tmp_path / "projector.pt")
+    head = "My world model found a plan."
+    backend = _Scripted([head] + [" " + vb.action(s) for s in plan])
+    dec = Decoder(backend, model_dir, tmp_path)
+    item = DecodeItem("bw", vb, list(p.objects), p.init, p.goal, plan, _latents(model, p, plan))
+    out = dec.decode([item])[0]
+    assert len(backend.calls) == len(plan) + 1
+    assert out.faithful and out.actions == plan
+    assert out.text == head + answer_text(vb, plan)[answer_text(vb, plan).index("\n") :]
+    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True)
+    vectors = dec.slots("bw", spec, item.plan)
+    written = [head] + [" " + vb.action(s) for s in plan]
+    rounds = answer_rounds(len(plan))
+    embeds = [reqs[0].prompt_embeds for reqs, _ in backend.calls]
+    assert all(sampling.stop == ["\n"] for _, sampling in backend.calls)
+    for t in range(
+        1, len(embeds)
+    ):  # each round: the earlier prompt, the line written, the number, the vectors
+        prev, emb, k = embeds[t - 1], embeds[t], len(plan[t - 1])
+        line = dec.tokens(written[t - 1])
+        assert torch.equal(emb[: prev.shape[0]], prev)
+        assert torch.equal(emb[prev.shape[0] : prev.shape[0] + len(line)], dec.embed(torch.tensor(line)))
+        assert emb.shape[0] == prev.shape[0] + len(line) + len(dec.tokens(rounds[t][0])) + k
+        assert torch.equal(emb[-k:], vectors[Slot("step", t - 1)].to(emb.dtype))
+    streamed = _Scripted(written)
+    assert "".join(Decoder(streamed, model_dir, tmp_path).stream(item)) == out.text
+    assert len(streamed.calls) == len(plan) + 1
 
 
 def test_choices_constrain_the_answer_alike_on_both_backends(vllm_backend, hf_backend, model_dir):

@@ -286,6 +286,12 @@ def train_decoder_cmd(
             help="Each legend vector carries its object's name too (token embeddings), not only its identity"
         ),
     ] = False,
+    interleave: Annotated[
+        bool,
+        typer.Option(
+            help="Each answer line starts with its step's soft vectors; the plan is then decoded a line a round"
+        ),
+    ] = False,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
@@ -318,6 +324,7 @@ def train_decoder_cmd(
         shared_objects=shared_objects,
         walk_backtrack=walk_backtrack,
         legend_names=legend_names,
+        interleave=interleave,
     )
     command = this_command()
     target = out_dir or DEFAULT_DIR
