@@ -18,6 +18,14 @@ legend is the problem's objects, not the plan: the name rides on the legend entr
 so one attention lookup (match the identity, copy the name) binds an argument, instead of matching the identity and
 then reading the tokens after it. Arguments carry identities only, never names. Tried once and not better (after
 400 examples no more random-walk plans were read back: README, "The decoder"), so it is off by default.
+
+`codebook` (`train decoder --codebook`): objects are told apart by token codes instead of learned vectors. Each
+problem's objects are ranked by their identity vectors' projection on a fixed random direction, and the k-th gets the
+k-th of a fixed list of token embeddings (`code_tokens`: single CJK characters, which no object name here uses).
+The legend entry and every argument of that object are that same embedding; arguments still come only from the
+plan's latent identities, and the codes are arbitrary symbols, not names (a different problem gives the same
+object another code). A pretrained model already copies what followed an earlier occurrence of the same token
+(induction), so binding an argument to its legend entry needs far less learning than matching learned vectors.
 """
 
 from __future__ import annotations
@@ -70,10 +78,13 @@ class PlanProjector(nn.Module):
         shared: PlanProjector | None = None,
         legend_names: bool = False,
         interleave: bool = False,
+        codebook: list[int] | None = None,
+        codes: torch.Tensor | None = None,
     ):
         """interleave: the decoder this projector belongs to writes interleaved answers (decoder/prompt.py); the
-        vectors are the same, only where they go differs. center: subtract the mean of the problem's object codes. shared: a projector whose object map (object
-        codes, roles, output norm and scale) this one uses, the same modules, trained together; it needs the same
+        vectors are the same, only where they go differs. codebook: the code tokens' ids (`code_tokens`), with
+        `codes` their embeddings (K, hidden) (loading fills them from the state dict). center: subtract the mean
+        of the problem's object codes. shared: a projector whose object map (object codes, roles, output norm and scale) this one uses, the same modules, trained together; it needs the same
         latent width and arity."""
         super().__init__()
         self.config = {
@@ -85,7 +96,17 @@ class PlanProjector(nn.Module):
             "center": center,
             "legend_names": legend_names,
             "interleave": interleave,
+            "codebook": list(codebook) if codebook else None,
         }
+        if codebook:
+            if codes is not None and tuple(codes.shape) != (len(codebook), hidden):
+                raise ValueError(f"codes must be ({len(codebook)}, {hidden}), got {tuple(codes.shape)}")
+            self.register_buffer(
+                "codes",
+                codes.detach().float().clone() if codes is not None else torch.zeros(len(codebook), hidden),
+            )
+            g = torch.Generator().manual_seed(0)
+            self.register_buffer("code_dir", torch.randn(latent_dim, generator=g))
         if shared is not None:
             mine = {k: self.config[k] for k in ("latent_dim", "hidden", "max_arity", "legend_names")}
             theirs = {k: shared.config[k] for k in mine}
@@ -121,6 +142,8 @@ class PlanProjector(nn.Module):
             raise ValueError(
                 f"a plan of {plan.steps} steps is longer than the projector's {self.step_pos.num_embeddings}"
             )
+        if self.config.get("codebook"):
+            return self._coded(plan)
         objs = self.obj(plan.identities)  # (N, H)
         if self.config["center"]:
             objs = objs - objs.mean(0, keepdim=True)
@@ -135,14 +158,37 @@ class PlanProjector(nn.Module):
             legend = legend + self.names(names - names.mean(0, keepdim=True))
         steps = []
         if plan.steps:
-            n = plan.identities.shape[0]
-            after = plan.states[1:]  # (T, N+1, D)
-            state_in = torch.cat([after[:, n], after[:, :n].mean(1)], -1)
-            head = self.op(plan.operators) + self.state(state_in) + self.step_pos.weight[: plan.steps]
+            head = self._head(plan)
             for t, args in enumerate(plan.arguments):
                 rows = [head[t]] + [objs[a] + self.role.weight[k + 1] for k, a in enumerate(args)]
                 steps.append(self._out(torch.stack(rows)))
         return legend, steps
+
+    def object_codes(self, identities: torch.Tensor) -> torch.Tensor:
+        """(N,) each object's code: its rank by identity vector along the fixed direction."""
+        n, k = identities.shape[0], self.codes.shape[0]
+        if n > k:
+            raise ValueError(f"a problem of {n} objects has more objects than the projector's {k} codes")
+        order = torch.argsort(identities.float() @ self.code_dir)
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(n)
+        return rank
+
+    def _coded(self, plan: PlanLatents) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        codes = self.codes[self.object_codes(plan.identities)]  # (N, H)
+        steps = []
+        if plan.steps:
+            head = self._head(plan)
+            for t, args in enumerate(plan.arguments):
+                steps.append(torch.cat([self._out(head[t : t + 1]), codes[args]]))
+        return codes, steps
+
+    def _head(self, plan: PlanLatents) -> torch.Tensor:
+        """(T, H) each step's operator, predicted state and position (before the output norm)."""
+        n = plan.identities.shape[0]
+        after = plan.states[1:]  # (T, N+1, D)
+        state_in = torch.cat([after[:, n], after[:, :n].mean(1)], -1)
+        return self.op(plan.operators) + self.state(state_in) + self.step_pos.weight[: plan.steps]
 
     def slots(
         self, plan: PlanLatents, spec: PromptSpec, names: torch.Tensor | None = None
@@ -160,6 +206,22 @@ def name_vectors(spec: PromptSpec, tokenize, embed) -> torch.Tensor:
     embeddings (`tokenize`: str -> ids, `embed`: ids -> (n, H))."""
     rows = [embed(torch.tensor(tokenize(" " + n), dtype=torch.long)).float().mean(0) for n in spec.names]
     return torch.stack(rows)
+
+
+def code_tokens(tokenizer, k: int = 64) -> list[int]:
+    """The first k ids (in id order) of the tokens that are one CJK character and encode as themselves alone."""
+    out = []
+    for i in range(len(tokenizer)):
+        s = tokenizer.decode([i])
+        if (
+            len(s) == 1
+            and 0x4E00 <= ord(s) <= 0x9FFF
+            and tokenizer(s, add_special_tokens=False)["input_ids"] == [i]
+        ):
+            out.append(i)
+            if len(out) == k:
+                return out
+    raise ValueError(f"the tokenizer has only {len(out)} single-character CJK tokens, fewer than {k} codes")
 
 
 def _mlp(i: int, o: int, width: int = 256) -> nn.Sequential:

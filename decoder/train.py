@@ -14,7 +14,7 @@ import torch
 
 from decoder.data import Example, ExampleSampler, World
 from decoder.lora import LORA_TARGETS, lora_model, pad_right, save_adapter, train_loop
-from decoder.projector import PlanProjector, assemble, name_vectors
+from decoder.projector import PlanProjector, assemble, code_tokens, name_vectors
 from decoder.prompt import Slot
 
 
@@ -42,6 +42,7 @@ class DecoderTrainConfig:
     walk_backtrack: bool = True  # random walks may take back their previous step (decoder/data.py)
     legend_names: bool = False  # legend vectors carry their object's name too (decoder/projector.py)
     interleave: bool = False  # each answer line starts with its step's soft vectors (decoder/prompt.py)
+    codebook: bool = False  # objects are token codes, legend and arguments alike (decoder/projector.py)
 
 
 class Tokens:
@@ -136,6 +137,8 @@ def train_decoder(
     rms = float(emb_matrix.float().pow(2).mean().sqrt())
     embed = model.get_input_embeddings()
     projectors: dict[str, PlanProjector] = {}
+    codebook = code_tokens(tok) if cfg.codebook else None
+    codes = emb_matrix[codebook].float() if codebook else None
     for w in worlds:
         dims = (w.model.cfg.dim, w.model.vocab.max_arity)
         twin = next(
@@ -150,6 +153,8 @@ def train_decoder(
             shared=twin if cfg.shared_objects else None,
             legend_names=cfg.legend_names,
             interleave=cfg.interleave,
+            codebook=codebook,
+            codes=codes,
         )
     if init_from is not None:
         for name, (proj, _) in load_projectors(init_from / "projector.pt").items():

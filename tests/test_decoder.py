@@ -176,6 +176,47 @@ def test_projector_binds_arguments_to_legend_entries(bw_domain):
             torch.testing.assert_close(steps[t][1 + k], legend[i])
 
 
+def test_codebook_gives_each_object_a_token_code_from_its_identity(bw_domain):
+    model = _tiny_world(bw_domain)
+    codes = torch.randn(8, 48)
+    proj = PlanProjector(
+        32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, codebook=list(range(8)), codes=codes
+    )
+    seen = set()
+    for seed in range(6):
+        p, plan = _problem(bw_domain, 4, seed % 3)
+        lat = _latents(model, p, plan, seed=seed)
+        legend, steps = proj(lat)
+        rows = [int((codes == r).all(1).nonzero()[0]) for r in legend]  # each legend entry is a code, exactly
+        assert sorted(rows) == list(range(len(p.objects)))  # distinct codes, the first n of the book
+        ranks = torch.argsort(torch.argsort(lat.identities @ proj.code_dir))
+        assert rows == ranks.tolist()  # ranked by identity vector, not by object order
+        for t, step in enumerate(plan):  # an argument is its object's legend entry
+            for k, obj in enumerate(step[1:]):
+                assert torch.equal(steps[t][1 + k], legend[list(p.objects).index(obj)])
+        seen.add(tuple(rows))
+    assert len(seen) > 1  # another identity draw gives the objects other codes: codes are not names
+    loaded = PlanProjector(**proj.config)
+    loaded.load_state_dict(proj.state_dict())
+    assert torch.equal(loaded(lat)[0], legend)
+    big, plan = _problem(bw_domain, 9, 0)
+    with pytest.raises(ValueError, match="more objects than the projector's 8 codes"):
+        proj(_latents(model, big, plan))
+
+
+def test_code_tokens_are_single_characters_no_name_uses(model_dir):
+    from transformers import AutoTokenizer
+
+    from decoder.projector import code_tokens
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = code_tokens(tok)
+    assert len(ids) == len(set(ids)) == 64
+    for i in ids:
+        s = tok.decode([i])
+        assert len(s) == 1 and not s.isascii() and tok(s, add_special_tokens=False)["input_ids"] == [i]
+
+
 def test_object_codes_are_centered_and_shared_between_worlds(bw_domain):
     model = _tiny_world(bw_domain)
     p, plan = _problem(bw_domain, 4, 2)

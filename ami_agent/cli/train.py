@@ -292,6 +292,12 @@ def train_decoder_cmd(
             help="Each answer line starts with its step's soft vectors; the plan is then decoded a line a round"
         ),
     ] = False,
+    codebook: Annotated[
+        bool,
+        typer.Option(
+            help="Objects are told apart by token codes (ranked by identity vector), not learned vectors"
+        ),
+    ] = False,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
@@ -303,6 +309,8 @@ def train_decoder_cmd(
     for name, value in (("--walk-fraction", walk_fraction), ("--text-fraction", text_fraction)):
         if not 0.0 <= value <= 1.0:
             raise UserError(f"{name} must be between 0 and 1, got {value}")
+    if codebook and legend_names:
+        raise UserError("--codebook and --legend-names are two ways to tell objects apart: choose one")
     if not name_weight > 0:
         raise UserError(f"--name-weight must be above 0, got {name_weight}")
     worlds = [_decoder_world(w, planbench_dir) for w in (world or DEFAULT_DECODER_WORLDS)]
@@ -325,6 +333,7 @@ def train_decoder_cmd(
         walk_backtrack=walk_backtrack,
         legend_names=legend_names,
         interleave=interleave,
+        codebook=codebook,
     )
     command = this_command()
     target = out_dir or DEFAULT_DIR
