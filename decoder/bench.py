@@ -5,15 +5,18 @@ problem, the soft plan; about 600 prompt tokens) with the LoRA adapter and plan 
 (b) 32 short chat prompts as token ids, no adapter, 64 new tokens. Every request generates exactly its token
 budget (end-of-sequence ignored), so both backends do the same work.
 
-Parity: greedy answers of both backends to the same fixed decoder inputs (latent mode, adapter on), same dtype.
+Parity: greedy answers of both backends to the same fixed decoder inputs (latent mode, adapter on), same dtype,
+decoded as the decoder decodes them (an interleaved decoder's answers a line a round, each round's prompt holding
+the lines written before, so a difference in one line carries into the rest).
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 
-from decoder.api import ADAPTER, Decoder
+from decoder.api import DecodeItem, Decoder
 from decoder.backends import Backend, Request, Sampling
 from decoder.data import ExampleSampler, World
 from decoder.prompt import build_prompt
@@ -70,23 +73,30 @@ def run_workload(backend: Backend, reqs: list[Request], adapter: str | None, new
     }
 
 
-def parity_requests(decoder: Decoder, world: World, n: int = 100, seed: int = 1) -> list[Request]:
+def parity_items(world: World, n: int = 100, seed: int = 1) -> list[DecodeItem]:
     sampler = ExampleSampler([world], (3, 5), 0.0, random.Random(seed))
-    reqs = []
+    items = []
     for _ in range(n):
         ex = sampler.sample(world, "latent")
-        reqs.append(Request(prompt_embeds=decoder.embeds(world.name, ex.prompt, ex.plan)))
-    return reqs
+        items.append(
+            DecodeItem(world.name, world.verbalizer, ex.objects, ex.init, ex.goal, ex.actions, ex.plan)
+        )
+    return items
 
 
-def parity(a: Backend, b: Backend, reqs: list[Request], max_tokens: int = 200) -> dict:
+def parity(decoder: Decoder, a: Backend, b: Backend, items: list[DecodeItem], max_tokens: int = 200) -> dict:
+    """The decoder's greedy answers to `items` on backend a and on backend b (both serving its adapter)."""
     s = Sampling(max_tokens=max_tokens, temperature=0.0)
-    ta = [o.text for o in a.generate(reqs, ADAPTER, s)]
-    tb = [o.text for o in b.generate(reqs, ADAPTER, s)]
+    texts = []
+    for backend in (a, b):
+        dec = copy.copy(decoder)  # the same projectors and embeddings, another backend
+        dec.backend = backend
+        texts.append([d.text for d in dec.decode(items, "latent", s)])
+    ta, tb = texts
     same = sum(x.strip() == y.strip() for x, y in zip(ta, tb))
     return {
-        "inputs": len(reqs),
+        "inputs": len(items),
         "identical": same,
-        "rate": round(same / len(reqs), 4),
+        "rate": round(same / len(items), 4),
         "examples": list(zip(ta, tb))[:3],
     }

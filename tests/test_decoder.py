@@ -724,9 +724,8 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     rounds = answer_rounds(len(plan))
     embeds = [reqs[0].prompt_embeds for reqs, _ in backend.calls]
     assert all(sampling.stop == ["\n"] for _, sampling in backend.calls)
-    for t in range(
-        1, len(embeds)
-    ):  # each round: the earlier prompt, the line written, the number, the vectors
+    # each round: the earlier prompt, the line written, the number, the vectors
+    for t in range(1, len(embeds)):
         prev, emb, k = embeds[t - 1], embeds[t], len(plan[t - 1])
         line = dec.tokens(written[t - 1])
         assert torch.equal(emb[: prev.shape[0]], prev)
@@ -736,6 +735,12 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     streamed = _Scripted(written)
     assert "".join(Decoder(streamed, model_dir, tmp_path).stream(item)) == out.text
     assert len(streamed.calls) == len(plan) + 1
+    # `bench decoder`'s parity decodes the same way on each backend, with the decoder's projectors
+    from decoder.bench import parity
+
+    assert parity(dec, _Scripted(written), _Scripted(written), [item])["identical"] == 1
+    other = written[:-1] + [" pick up the " + vb.object_phrase(list(p.objects)[0])]
+    assert parity(dec, _Scripted(written), _Scripted(other), [item])["identical"] == 0
 
 
 def test_choices_constrain_the_answer_alike_on_both_backends(vllm_backend, hf_backend, model_dir):

