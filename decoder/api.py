@@ -84,20 +84,25 @@ class Decoder:
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.matrix[ids]
 
+    def _known(self, world: str) -> None:
+        if world not in self.projectors:
+            raise BackendError(
+                f"the decoder has no projector for world {world!r} (it has {', '.join(self.worlds())}): "
+                "train it with `ami-agent train decoder --world ...`"
+            )
+
     def request(
         self, item: DecodeItem, mode: str = "latent", plan: PlanLatents | None = None
     ) -> tuple[Request, PromptSpec]:
-        """plan: one of the item's views (default: item.plan)."""
-        if item.world not in self.projectors:
-            raise BackendError(
-                f"the decoder has no projector for world {item.world!r} (it has {', '.join(self.worlds())}): "
-                "train it with `ami-agent train decoder --world ...`"
-            )
+        """plan: one of the item's views (default: item.plan). The whole prompt in one request: for a world whose
+        decoder writes interleaved answers, only its first round's (`complete` decodes them)."""
+        self._known(item.world)
         spec = build_prompt(item.verbalizer, item.objects, item.init, item.goal, item.actions, mode)
         return Request(prompt_embeds=self.embeds(item.world, spec, item.plan if plan is None else plan)), spec
 
     def interleaved(self, world: str) -> bool:
         """Whether this world's answers are decoded a line a round (decoder/prompt.py, `interleave`)."""
+        self._known(world)
         return bool(self.projectors[world][0].config.get("interleave"))
 
     def slots(self, world: str, spec: PromptSpec, plan: PlanLatents) -> dict:
@@ -133,12 +138,11 @@ class Decoder:
         self, jobs: list[tuple[DecodeItem, str, PlanLatents]], sampling: Sampling
     ) -> list[Completion]:
         states = [_Rounds(self, *job) for job in jobs]
-        line = replace(sampling, max_tokens=min(sampling.max_tokens, LINE_TOKENS), stop=["\n"])
         for r in range(max(len(st.rounds) for st in states)):
             live = [st for st in states if r < len(st.rounds)]
             reqs = [st.begin(r) for st in live]
-            for st, o in zip(live, self.backend.generate(reqs, ADAPTER, line)):
-                st.wrote(o.text, o.tokens_in, o.tokens_out)
+            for st, o in zip(live, self.backend.generate(reqs, ADAPTER, _line_sampling(sampling, r))):
+                st.wrote(o.text, o.tokens_out, o.finish_reason)
         return [st.done() for st in states]
 
     def decode(
@@ -191,26 +195,32 @@ class Decoder:
             yield from self.backend.stream(req, ADAPTER, s)
             return
         st = _Rounds(self, item, mode, item.plan)
-        line = replace(s, max_tokens=min(s.max_tokens, LINE_TOKENS), stop=["\n"])
         for r, (put, _) in enumerate(st.rounds):
             req = st.begin(r)
             if put:
                 yield put
             written = ""
-            for piece in self.backend.stream(req, ADAPTER, line):
+            for piece in self.backend.stream(req, ADAPTER, _line_sampling(s, r)):
                 cut = piece.split("\n")[0]
                 written += cut
                 if cut:
                     yield cut
                 if cut != piece:  # a line break: the round is over
                     break
-            st.wrote(written, req.length, 0)
+            st.wrote(written, 0, "stop")
         yield answer_end(len(st.rounds) - 1)
 
     @staticmethod
     def _judge(item: DecodeItem, out: Completion) -> Decoded:
         got = read_answer(item.verbalizer, out.text, item.objects)
         return Decoded(out.text, got, got == [tuple(a) for a in item.actions], out.tokens_in, out.tokens_out)
+
+
+def _line_sampling(s: Sampling, r: int) -> Sampling:
+    """One round of an interleaved answer: at most LINE_TOKENS, to the line break; a sampled answer's rounds
+    draw from different seeds (the same seed each round would repeat one draw's noise on every line)."""
+    seed = None if s.seed is None else s.seed * 1000 + r
+    return replace(s, max_tokens=min(s.max_tokens, LINE_TOKENS), stop=["\n"], seed=seed)
 
 
 class _Rounds:
@@ -225,29 +235,36 @@ class _Rounds:
         self.vectors = decoder.slots(item.world, self.spec, plan)
         self.parts = [assemble(self.spec, decoder.tokens, decoder.embed, self.vectors)]
         self.rounds = answer_rounds(plan.steps)
-        self.text, self.tokens_in, self.tokens_out = "", 0, 0
+        self.text, self.tokens_out, self.finish = "", 0, "stop"
+        self.tokens_in = int(self.parts[0].shape[0])  # what the model is given, each piece counted once
 
-    def _text(self, text: str) -> None:
-        if text:
-            ids = torch.tensor(self.dec.tokens(text), dtype=torch.long)
-            self.parts.append(self.dec.embed(ids).to(self.parts[0].dtype))
-            self.text += text
+    def _text(self, text: str) -> int:
+        if not text:
+            return 0
+        ids = torch.tensor(self.dec.tokens(text), dtype=torch.long)
+        self.parts.append(self.dec.embed(ids).to(self.parts[0].dtype))
+        self.text += text
+        return len(ids)
 
     def begin(self, r: int) -> Request:
         put, slot = self.rounds[r]
-        self._text(put)
+        self.tokens_in += self._text(put)
         if slot is not None:
             self.parts.append(self.vectors[slot].to(self.parts[0].dtype))
+            self.tokens_in += self.parts[-1].shape[0]
         return Request(prompt_embeds=torch.cat(self.parts, 0))
 
-    def wrote(self, text: str, tokens_in: int, tokens_out: int) -> None:
+    def wrote(self, text: str, tokens_out: int, finish: str) -> None:
         self._text(text.split("\n")[0])
-        self.tokens_in += tokens_in
         self.tokens_out += tokens_out
+        if finish == "length":  # a line cut at LINE_TOKENS
+            self.finish = "length"
 
     def done(self) -> Completion:
+        """tokens_in: the prompt, and the numbers and vectors the rounds put in, each counted once (each round
+        re-reads the earlier ones; vLLM's prefix cache serves most of that); the model's own lines are tokens_out."""
         self.text += answer_end(len(self.rounds) - 1)
-        return Completion(self.text, self.tokens_in, self.tokens_out)
+        return Completion(self.text, self.tokens_in, self.tokens_out, self.finish)
 
 
 def vote(item: DecodeItem | None, decoded: list[Decoded]) -> Decoded:

@@ -99,6 +99,8 @@ class PlanProjector(nn.Module):
             "codebook": list(codebook) if codebook else None,
         }
         if codebook:
+            if legend_names:
+                raise ValueError("codebook and legend_names are two ways to tell objects apart: choose one")
             if codes is not None and tuple(codes.shape) != (len(codebook), hidden):
                 raise ValueError(f"codes must be ({len(codebook)}, {hidden}), got {tuple(codes.shape)}")
             self.register_buffer(
@@ -171,7 +173,7 @@ class PlanProjector(nn.Module):
             raise ValueError(f"a problem of {n} objects has more objects than the projector's {k} codes")
         order = torch.argsort(identities.float() @ self.code_dir)
         rank = torch.empty_like(order)
-        rank[order] = torch.arange(n)
+        rank[order] = torch.arange(n, device=order.device)
         return rank
 
     def _coded(self, plan: PlanLatents) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -130,6 +130,8 @@ def train_decoder(
 ) -> dict:
     """init_from: a trained decoder folder (adapter + projector.pt) to continue from."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if init_from is not None and (problem := continuation_problem(init_from, cfg)):
+        raise ValueError(problem)
     torch.manual_seed(cfg.seed)
     t_start = time.time()
     tok, model = lora_model(model_dir, cfg.rank, cfg.alpha, init_from / "adapter" if init_from else None)
@@ -227,7 +229,7 @@ def save_decoder(model, projectors: dict[str, PlanProjector], worlds: list[World
         "worlds": {
             w.name: {
                 "config": projectors[w.name].config,
-                "state_dict": {k: v.half() for k, v in projectors[w.name].state_dict().items()},
+                "state_dict": projector_state(projectors[w.name]),
                 "checkpoint": w.checkpoint.name,
                 "domain": w.domain.name,
             }
@@ -235,6 +237,29 @@ def save_decoder(model, projectors: dict[str, PlanProjector], worlds: list[World
         }
     }
     torch.save(blob, out_dir / "projector.pt")
+
+
+def continuation_problem(init_from: Path, cfg: DecoderTrainConfig) -> str | None:
+    """Why the decoder in `init_from` cannot be continued with `cfg` (its layout or object codes differ), or None."""
+    path = Path(init_from) / "projector.pt"
+    if not path.exists():
+        return f"{init_from}: no trained decoder there (projector.pt missing)"
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    for entry in blob["worlds"].values():
+        theirs = entry["config"]
+        differ = [k for k in ("interleave", "codebook") if bool(theirs.get(k)) != bool(getattr(cfg, k))]
+        if differ:
+            return (
+                f"{init_from}: that decoder was trained {'with' if theirs.get(differ[0]) else 'without'} "
+                f"--{differ[0]}: continue it with the same options, or train a new one"
+            )
+    return None
+
+
+def projector_state(projector: PlanProjector) -> dict:
+    """The weights in fp16 (half the file); the codebook's buffers (its codes and ranking direction) as they are."""
+    keep = {"codes", "code_dir"}
+    return {k: v if k in keep else v.half() for k, v in projector.state_dict().items()}
 
 
 def load_projectors(path: Path) -> dict[str, tuple[PlanProjector, dict]]:

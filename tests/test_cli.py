@@ -156,6 +156,24 @@ def test_train_decoder_refuses_bad_fractions_and_weights(capsys):
         assert args[0] in e and "Traceback" not in e
 
 
+def test_train_decoder_refuses_to_continue_a_decoder_of_another_kind(capsys, tmp_path):
+    """--codebook with --legend-names, or continuing a decoder trained without --codebook with it: a one-line
+    error before the base model loads."""
+    from decoder.api import DEFAULT_DIR
+
+    assert main(["train", "decoder", "--codebook", "--legend-names"]) == 2
+    assert "choose one" in capsys.readouterr().err
+    from decoder.train import load_projectors
+
+    committed = load_projectors(DEFAULT_DIR / "projector.pt")
+    interleaved = any(p.config.get("interleave") for p, _ in committed.values())
+    flag = "--no-interleave" if interleaved else "--interleave"  # the other layout
+    code = main(["train", "decoder", flag, "--init-from", str(DEFAULT_DIR), "--out", str(tmp_path / "d")])
+    e = capsys.readouterr().err
+    assert code == 2 and "--interleave: continue it with the same options" in e and "Traceback" not in e
+    assert not (tmp_path / "d").exists()
+
+
 def test_decoder_eval_refuses_bad_mode_views_and_vote(capsys):
     for args in (["--mode", "words"], ["--views", "0"], ["--vote", "lines"]):
         assert main(["decoder", "eval", "--suite", "planbench:blocksworld", *args]) == 2

@@ -176,7 +176,7 @@ def test_projector_binds_arguments_to_legend_entries(bw_domain):
             torch.testing.assert_close(steps[t][1 + k], legend[i])
 
 
-def test_codebook_gives_each_object_a_token_code_from_its_identity(bw_domain):
+def test_codebook_gives_each_object_a_token_code_from_its_identity(bw_domain, tmp_path):
     model = _tiny_world(bw_domain)
     codes = torch.randn(8, 48)
     proj = PlanProjector(
@@ -196,8 +196,17 @@ def test_codebook_gives_each_object_a_token_code_from_its_identity(bw_domain):
                 assert torch.equal(steps[t][1 + k], legend[list(p.objects).index(obj)])
         seen.add(tuple(rows))
     assert len(seen) > 1  # another identity draw gives the objects other codes: codes are not names
-    loaded = PlanProjector(**proj.config)
-    loaded.load_state_dict(proj.state_dict())
+    from decoder.train import load_projectors, projector_state
+
+    entry = {
+        "config": proj.config,
+        "state_dict": projector_state(proj),
+        "checkpoint": "bw.pt",
+        "domain": "bw",
+    }
+    torch.save({"worlds": {"bw": entry}}, tmp_path / "projector.pt")  # as `save_decoder` writes it
+    loaded, _ = load_projectors(tmp_path / "projector.pt")["bw"]
+    assert torch.equal(loaded.codes, codes) and torch.equal(loaded.code_dir, proj.code_dir)
     assert torch.equal(loaded(lat)[0], legend)
     big, plan = _problem(bw_domain, 9, 0)
     with pytest.raises(ValueError, match="more objects than the projector's 8 codes"):
@@ -710,14 +719,14 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     proj = PlanProjector(32, 576, embed_rms=0.05, max_arity=model.vocab.max_arity, interleave=True)
     entry = {"config": proj.config, "state_dict": proj.state_dict(), "checkpoint": "bw.pt", "domain": "bw"}
     torch.save({"worlds": {"bw": entry}}, tmp_path / "projector.pt")
-    head = "My world model found a plan."
+    head = answer_text(vb, plan).partition("\n")[0]  # the explanation as trained
     backend = _Scripted([head] + [" " + vb.action(s) for s in plan])
     dec = Decoder(backend, model_dir, tmp_path)
     item = DecodeItem("bw", vb, list(p.objects), p.init, p.goal, plan, _latents(model, p, plan))
     out = dec.decode([item])[0]
     assert len(backend.calls) == len(plan) + 1
     assert out.faithful and out.actions == plan
-    assert out.text == head + answer_text(vb, plan)[answer_text(vb, plan).index("\n") :]
+    assert out.text == answer_text(vb, plan)
     spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True)
     vectors = dec.slots("bw", spec, item.plan)
     written = [head] + [" " + vb.action(s) for s in plan]
@@ -732,6 +741,15 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
         assert torch.equal(emb[prev.shape[0] : prev.shape[0] + len(line)], dec.embed(torch.tensor(line)))
         assert emb.shape[0] == prev.shape[0] + len(line) + len(dec.tokens(rounds[t][0])) + k
         assert torch.equal(emb[-k:], vectors[Slot("step", t - 1)].to(emb.dtype))
+    # training saw the same sequence: the last round's prompt is the training example's, token for token
+    from decoder.data import Example
+    from decoder.train import batch_tensors
+
+    ex = Example("bw", list(p.objects), item.plan, spec, plan, p.init, p.goal)
+    x, _, y = batch_tensors([ex], {"bw": dec.projectors["bw"][0]}, dec.tokens, dec.embed, end_id=2)
+    last = embeds[-1]
+    assert torch.equal(x[0, : last.shape[0]], last)
+    assert dec.tokens.tok.decode(y[0, last.shape[0] :][y[0, last.shape[0] :] != -100]).startswith(written[-1])
     streamed = _Scripted(written)
     assert "".join(Decoder(streamed, model_dir, tmp_path).stream(item)) == out.text
     assert len(streamed.calls) == len(plan) + 1

@@ -302,7 +302,7 @@ def train_decoder_cmd(
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
     from decoder.base_model import resolve_base_model
-    from decoder.train import DecoderTrainConfig, train_decoder
+    from decoder.train import DecoderTrainConfig, continuation_problem, train_decoder
 
     if not 1 <= rank <= 16:
         raise UserError(f"--rank must be 1..16 (vLLM serves adapters up to rank 16), got {rank}")
@@ -335,6 +335,8 @@ def train_decoder_cmd(
         interleave=interleave,
         codebook=codebook,
     )
+    if init_from is not None and (problem := continuation_problem(init_from, cfg)):
+        raise UserError(problem)
     command = this_command()
     target = out_dir or DEFAULT_DIR
     rec = train_decoder(
