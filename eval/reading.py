@@ -7,7 +7,7 @@
 
 The generator and the oracle make the problems and plans (never PlanBench instances); the world model gives the latent
 plan exactly as `ami-agent train decoder` builds it. Measured 2026-12-01 (README, "The decoder"): the committed
-decoder wrote back 56/60 optimal and 31/60 walk plans in blocksworld, 38/60 and 26/60 in mystery.
+decoder of 2026-11-28 wrote back 56/60 optimal and 31/60 walk plans in blocksworld, 38/60 and 26/60 in mystery.
 
     python -m eval.reading [--decoder-dir checkpoints/decoder] [--problems 60] [--seed 777] [--backend vllm]
         [--world planbench:blocksworld ...] [--out F.json]
