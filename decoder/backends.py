@@ -63,9 +63,8 @@ class Sampling:
     top_p: float = 1.0
     seed: int | None = None
     ignore_eos: bool = False  # always generate max_tokens (benchmarks)
-    stop: list[str] | None = (
-        None  # end the completion at the first of these strings (not included in its text)
-    )
+    # end the completion at the first of these strings (not included in its text)
+    stop: list[str] | None = None
 
 
 @dataclass

@@ -84,8 +84,8 @@ class PlanProjector(nn.Module):
         """interleave: the decoder this projector belongs to writes interleaved answers (decoder/prompt.py); the
         vectors are the same, only where they go differs. codebook: the code tokens' ids (`code_tokens`), with
         `codes` their embeddings (K, hidden) (loading fills them from the state dict). center: subtract the mean
-        of the problem's object codes. shared: a projector whose object map (object codes, roles, output norm and scale) this one uses, the same modules, trained together; it needs the same
-        latent width and arity."""
+        of the problem's object codes. shared: a projector whose object map (object codes, roles, output norm
+        and scale) this one uses, the same modules, trained together; it needs the same latent width and arity."""
         super().__init__()
         self.config = {
             "latent_dim": latent_dim,
