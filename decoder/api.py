@@ -11,7 +11,7 @@ import torch
 
 from decoder.backends import Backend, BackendError, Completion, Request, Sampling
 from decoder.projector import PlanLatents, assemble, name_vectors
-from decoder.prompt import PromptSpec, answer_end, answer_rounds, build_prompt, read_answer
+from decoder.prompt import PromptSpec, answer_end, answer_rounds, build_prompt, read_answer, strip_codes
 from planner.worlds.nl import Verbalizer
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder"
@@ -203,8 +203,8 @@ class Decoder:
             for piece in self.backend.stream(req, ADAPTER, _line_sampling(s, r)):
                 cut = piece.split("\n")[0]
                 written += cut
-                if cut:
-                    yield cut
+                if strip_codes(cut, st.chars):
+                    yield strip_codes(cut, st.chars)
                 if cut != piece:  # a line break: the round is over
                     break
             st.wrote(written, 0, "stop")
@@ -233,6 +233,8 @@ class _Rounds:
             item.verbalizer, item.objects, item.init, item.goal, item.actions, mode, interleave=True
         )
         self.vectors = decoder.slots(item.world, self.spec, plan)
+        # a decoder that writes codes (decoder/prompt.py): the lines keep them, the answer returned does not
+        self.chars = decoder.projectors[item.world][0].config.get("code_chars")
         self.parts = [assemble(self.spec, decoder.tokens, decoder.embed, self.vectors)]
         self.rounds = answer_rounds(plan.steps)
         self.text, self.tokens_out, self.finish = "", 0, "stop"
@@ -241,7 +243,7 @@ class _Rounds:
     def _text(self, text: str) -> int:
         if not text:
             return 0
-        ids = torch.tensor(self.dec.tokens(text), dtype=torch.long)
+        ids = torch.tensor(self.dec.tokens.coded(text, self.chars), dtype=torch.long)
         self.parts.append(self.dec.embed(ids).to(self.parts[0].dtype))
         self.text += text
         return len(ids)
@@ -264,7 +266,7 @@ class _Rounds:
         """tokens_in: the prompt, and the numbers and vectors the rounds put in, each counted once (each round
         re-reads the earlier ones; vLLM's prefix cache serves most of that); the model's own lines are tokens_out."""
         self.text += answer_end(len(self.rounds) - 1)
-        return Completion(self.text, self.tokens_in, self.tokens_out, self.finish)
+        return Completion(strip_codes(self.text, self.chars), self.tokens_in, self.tokens_out, self.finish)
 
 
 def vote(item: DecodeItem | None, decoded: list[Decoded]) -> Decoded:

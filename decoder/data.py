@@ -72,13 +72,16 @@ class ExampleSampler:
         walk_fraction: float = 0.5,
         walk_backtrack: bool = True,
         interleave: bool = False,
+        codes_for=None,
     ):
-        """walk_backtrack: a random walk may take back its previous step (unstack b from c, then stack b on c).
+        """codes_for(world name, latent plan, objects) -> object -> code character, for a decoder that writes
+        codes (decoder/prompt.py), else None. walk_backtrack: a random walk may take back its previous step (unstack b from c, then stack b on c).
         Optimal plans never do. The 2026-11-28 decoder, trained on walks that do, put the block back where the
         soft plan said otherwise in 31 of its 35 unfaithful blocksworld answers (5 views voted); one run without
         backtracking walks read back worse on generated problems (README), so it stays allowed."""
         self.walk_fraction = walk_fraction
         self.interleave = interleave  # answers carry each step's soft vectors (decoder/prompt.py)
+        self.codes_for = codes_for
         self.walk_backtrack = walk_backtrack
         self.worlds = worlds
         self.objects = objects
@@ -94,8 +97,11 @@ class ExampleSampler:
         p, actions = self._walk(w) if self.rng.random() < self.walk_fraction else self._optimal(w)
         objects = list(p.objects)
         mode = mode or ("latent+text" if self.rng.random() < self.text_fraction else "latent")
-        spec = build_prompt(w.verbalizer, objects, p.init, p.goal, actions, mode, interleave=self.interleave)
         latents = plan_latents(w, p, actions, self.rng.randrange(1 << 30))
+        codes = self.codes_for(w.name, latents, objects) if self.codes_for else None
+        spec = build_prompt(
+            w.verbalizer, objects, p.init, p.goal, actions, mode, interleave=self.interleave, codes=codes
+        )
         return Example(w.name, objects, latents, spec, actions, p.init, p.goal)
 
     def _optimal(self, w: World):

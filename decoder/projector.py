@@ -26,6 +26,8 @@ The legend entry and every argument of that object are that same embedding; argu
 plan's latent identities, and the codes are arbitrary symbols, not names (a different problem gives the same
 object another code). A pretrained model already copies what followed an earlier occurrence of the same token
 (induction), so binding an argument to its legend entry needs far less learning than matching learned vectors.
+`code_chars` (`train decoder --write-codes`): the codes' characters, for a decoder that writes each argument's code
+before its name (decoder/prompt.py, `codes`).
 """
 
 from __future__ import annotations
@@ -80,12 +82,14 @@ class PlanProjector(nn.Module):
         interleave: bool = False,
         codebook: list[int] | None = None,
         codes: torch.Tensor | None = None,
+        code_chars: list[str] | None = None,
     ):
         """interleave: the decoder this projector belongs to writes interleaved answers (decoder/prompt.py); the
         vectors are the same, only where they go differs. codebook: the code tokens' ids (`code_tokens`), with
         `codes` their embeddings (K, hidden) (loading fills them from the state dict). center: subtract the mean
         of the problem's object codes. shared: a projector whose object map (object codes, roles, output norm
-        and scale) this one uses, the same modules, trained together; it needs the same latent width and arity."""
+        and scale) this one uses, the same modules, trained together; it needs the same latent width and arity.
+        code_chars: the code tokens' characters, given when the decoder writes the codes (`code_map`)."""
         super().__init__()
         self.config = {
             "latent_dim": latent_dim,
@@ -97,7 +101,12 @@ class PlanProjector(nn.Module):
             "legend_names": legend_names,
             "interleave": interleave,
             "codebook": list(codebook) if codebook else None,
+            "code_chars": list(code_chars) if code_chars else None,
         }
+        if code_chars and (not codebook or not interleave or len(code_chars) != len(codebook)):
+            raise ValueError(
+                "written codes need a codebook (one character per code) and an interleaved answer"
+            )
         if codebook:
             if legend_names:
                 raise ValueError("codebook and legend_names are two ways to tell objects apart: choose one")
@@ -175,6 +184,13 @@ class PlanProjector(nn.Module):
         rank = torch.empty_like(order)
         rank[order] = torch.arange(n, device=order.device)
         return rank
+
+    def code_map(self, plan: PlanLatents, objects: list[str]) -> dict[str, str]:
+        """object -> the character of its code (the same code its legend entry and arguments carry)."""
+        chars = self.config.get("code_chars")
+        if not chars:
+            raise ValueError("this projector's decoder does not write codes")
+        return {o: chars[int(k)] for o, k in zip(objects, self.object_codes(plan.identities))}
 
     def _coded(self, plan: PlanLatents) -> tuple[torch.Tensor, list[torch.Tensor]]:
         codes = self.codes[self.object_codes(plan.identities)]  # (N, H)

@@ -12,6 +12,12 @@ step's line ("2." <step 2's vectors> " Unstack the red block ..."). The decoder 
 round (`answer_rounds`): the line's number and its step's vectors are put in, the language model writes the line.
 What to write next sits right before the cursor, not at a position it must find in the prompt; the rounds add the
 line numbers and markers, never an action's words (the soft vectors are the same ones the prompt's plan holds).
+
+`codes` (`train decoder --write-codes`, with `--interleave --codebook`): the decoder also writes each argument's
+code token (decoder/projector.py, `codebook`) right before the argument's name ("Unstack the<c1> red block from on
+top of the<c2> blue block"), and the codes are cut from the answer it returns (`strip_codes`). The code it writes
+is copied from the step's vectors at the line's start, and the name after it is what followed the same token in
+the legend ("<c1> red block"): two single lookups instead of one that must chain them.
 """
 
 from __future__ import annotations
@@ -55,9 +61,11 @@ def build_prompt(
     mode: str = "latent",
     preamble: str = "",
     interleave: bool = False,
+    codes: dict[str, str] | None = None,
 ) -> PromptSpec:
     """`preamble`: text put before the problem (e.g. the world's description). `interleave`: the answer carries
-    each step's slot at the start of its line (module docstring)."""
+    each step's slot at the start of its line (module docstring). `codes`: object -> its code character, written
+    before each argument's name in the interleaved answer (module docstring)."""
     if mode not in MODES:
         raise ValueError(f"unknown decoder mode {mode!r}: use one of {', '.join(MODES)}")
     user: list = [(preamble.strip() + "\n\n" if preamble.strip() else "") + verbalizer.statement(init, goal)]
@@ -78,7 +86,9 @@ def build_prompt(
     segments.append("<|im_start|>assistant\n")
     names = [verbalizer.object_phrase(o) for o in objects]
     answer = answer_text(verbalizer, actions)
-    parts = answer_segments(verbalizer, actions) if interleave else [answer]
+    if codes is not None and not interleave:
+        raise ValueError("written codes need an interleaved answer")
+    parts = answer_segments(verbalizer, actions, codes) if interleave else [answer]
     return PromptSpec(_merge(segments), answer, names, parts)
 
 
@@ -93,12 +103,16 @@ def answer_text(verbalizer: Verbalizer, actions: list[tuple[str, ...]]) -> str:
     return "\n".join([head, "[PLAN]", *lines, "[PLAN END]"])
 
 
-def answer_segments(verbalizer: Verbalizer, actions: list[tuple[str, ...]]) -> list:
+def answer_segments(
+    verbalizer: Verbalizer, actions: list[tuple[str, ...]], codes: dict[str, str] | None = None
+) -> list:
     """The interleaved answer: `answer_text`'s text with Slot("step", t) after each line's number. Pieces the
     language model writes (the explanation, each line's action) and pieces the rounds put in (markers, numbers)
-    are separate segments, tokenized alone in training as in decoding."""
+    are separate segments, tokenized alone in training as in decoding. codes: each action's arguments written
+    with their codes (`coded_action`)."""
     head = answer_text(verbalizer, actions).partition("\n")[0]
-    written = [head] + [" " + verbalizer.action(step) for step in actions]
+    say = verbalizer.action if codes is None else (lambda step: coded_action(verbalizer, step, codes))
+    written = [head] + [" " + say(step) for step in actions]
     out: list = []
     for (put, slot), piece in zip(answer_rounds(len(actions)), written):
         out += [put] if put else []
@@ -119,6 +133,37 @@ def answer_rounds(steps: int) -> list[tuple[str, Slot | None]]:
 
 def answer_end(steps: int) -> str:
     return "\n[PLAN END]" if steps else "\n[PLAN]\n[PLAN END]"
+
+
+def coded_action(verbalizer: Verbalizer, step: tuple[str, ...], codes: dict[str, str]) -> str:
+    """The action's phrase with each argument's code character right before its name (before the space that
+    precedes the name, when there is one): `strip_codes` of it is `verbalizer.action(step)`."""
+    marks = [f"\x00{k}\x00" for k in range(len(step) - 1)]
+    text = verbalizer.config.actions[step[0]].format(
+        *(m + verbalizer.object_phrase(a) for m, a in zip(marks, step[1:]))
+    )
+    for m, a in zip(marks, step[1:]):
+        text = text.replace(" " + m, codes[a] + " ", 1) if " " + m in text else text.replace(m, codes[a], 1)
+    return text
+
+
+def strip_codes(text: str, chars) -> str:
+    """The text without the code characters `chars` (an answer as the user reads it)."""
+    return "".join(c for c in text if c not in chars) if chars else text
+
+
+def split_codes(text: str, chars) -> list[str]:
+    """The text cut before and after each code character (each code is tokenized alone, as in the legend)."""
+    if not chars:
+        return [text]
+    out, cur = [], ""
+    for c in text:
+        if c in chars:
+            out += [cur, c] if cur else [c]
+            cur = ""
+        else:
+            cur += c
+    return out + ([cur] if cur else [])
 
 
 def read_answer(verbalizer: Verbalizer, text: str, objects: list[str]) -> list[tuple[str, ...]]:

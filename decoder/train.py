@@ -15,7 +15,7 @@ import torch
 from decoder.data import Example, ExampleSampler, World
 from decoder.lora import LORA_TARGETS, lora_model, pad_right, save_adapter, train_loop
 from decoder.projector import PlanProjector, assemble, code_tokens, name_vectors
-from decoder.prompt import Slot
+from decoder.prompt import Slot, split_codes
 
 
 @dataclass
@@ -43,6 +43,7 @@ class DecoderTrainConfig:
     legend_names: bool = False  # legend vectors carry their object's name too (decoder/projector.py)
     interleave: bool = False  # each answer line starts with its step's soft vectors (decoder/prompt.py)
     codebook: bool = False  # objects are token codes, legend and arguments alike (decoder/projector.py)
+    write_codes: bool = False  # the answer writes each argument's code before its name (decoder/prompt.py)
 
 
 class Tokens:
@@ -60,6 +61,10 @@ class Tokens:
                 self.cache[text] = ids
         return ids
 
+    def coded(self, text: str, chars) -> list[int]:
+        """Text in which code characters (`chars`) stand alone: each is its own token, the rest as `__call__`."""
+        return [i for piece in split_codes(text, chars) for i in self(piece)]
+
 
 def example_slots(ex: Example, projector: PlanProjector, tokens: Tokens, embed) -> dict:
     names = name_vectors(ex.prompt, tokens, embed) if projector.config.get("legend_names") else None
@@ -72,6 +77,7 @@ def batch_tensors(examples: list[Example], projectors, tokens: Tokens, embed, en
     seqs, labels = [], []
     for ex in examples:
         slots = example_slots(ex, projectors[ex.world], tokens, embed)
+        chars = projectors[ex.world].config.get("code_chars")
         prompt = assemble(ex.prompt, tokens, embed, slots)
         parts, lab = [prompt], [-100] * prompt.shape[0]
         for seg in [*(ex.prompt.answer_segments or [ex.prompt.answer]), None]:
@@ -79,7 +85,7 @@ def batch_tensors(examples: list[Example], projectors, tokens: Tokens, embed, en
                 parts.append(slots[seg].to(prompt.dtype))
                 lab += [-100] * parts[-1].shape[0]
             else:
-                ids = tokens(seg) if seg is not None else [end_id]
+                ids = [end_id] if seg is None else tokens.coded(seg, chars) if chars else tokens(seg)
                 parts.append(embed(torch.tensor(ids, dtype=torch.long)).to(prompt.dtype))
                 lab += ids
         seqs.append(torch.cat(parts, 0))
@@ -132,6 +138,8 @@ def train_decoder(
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if init_from is not None and (problem := continuation_problem(init_from, cfg)):
         raise ValueError(problem)
+    if cfg.write_codes and not (cfg.interleave and cfg.codebook):
+        raise ValueError("write_codes needs interleave and codebook (the codes it writes are the codebook's)")
     torch.manual_seed(cfg.seed)
     t_start = time.time()
     tok, model = lora_model(model_dir, cfg.rank, cfg.alpha, init_from / "adapter" if init_from else None)
@@ -141,6 +149,7 @@ def train_decoder(
     projectors: dict[str, PlanProjector] = {}
     codebook = code_tokens(tok) if cfg.codebook else None
     codes = emb_matrix[codebook].float() if codebook else None
+    code_chars = [tok.decode([i]) for i in codebook] if codebook and cfg.write_codes else None
     for w in worlds:
         dims = (w.model.cfg.dim, w.model.vocab.max_arity)
         twin = next(
@@ -157,6 +166,7 @@ def train_decoder(
             interleave=cfg.interleave,
             codebook=codebook,
             codes=codes,
+            code_chars=code_chars,
         )
     if init_from is not None:
         for name, (proj, _) in load_projectors(init_from / "projector.pt").items():
@@ -175,6 +185,7 @@ def train_decoder(
         cfg.walk_fraction,
         cfg.walk_backtrack,
         interleave=cfg.interleave,
+        codes_for=(lambda w, plan, objects: projectors[w].code_map(plan, objects)) if code_chars else None,
     )
     n_lora = sum(p.numel() for p in lora_params)
     n_proj = sum(p.numel() for p in proj_params)
@@ -247,11 +258,13 @@ def continuation_problem(init_from: Path, cfg: DecoderTrainConfig) -> str | None
     blob = torch.load(path, map_location="cpu", weights_only=True)
     for entry in blob["worlds"].values():
         theirs = entry["config"]
-        differ = [k for k in ("interleave", "codebook") if bool(theirs.get(k)) != bool(getattr(cfg, k))]
+        kinds = {"interleave": "interleave", "codebook": "codebook", "code_chars": "write_codes"}
+        differ = [k for k, c in kinds.items() if bool(theirs.get(k)) != bool(getattr(cfg, c))]
         if differ:
+            flag = kinds[differ[0]].replace("_", "-")
             return (
                 f"{init_from}: that decoder was trained {'with' if theirs.get(differ[0]) else 'without'} "
-                f"--{differ[0]}: continue it with the same options, or train a new one"
+                f"--{flag}: continue it with the same options, or train a new one"
             )
     return None
 

@@ -157,12 +157,14 @@ def test_train_decoder_refuses_bad_fractions_and_weights(capsys):
 
 
 def test_train_decoder_refuses_to_continue_a_decoder_of_another_kind(capsys, tmp_path):
-    """--codebook with --legend-names, or continuing a decoder trained without --codebook with it: a one-line
+    """--codebook with --legend-names, --write-codes without --interleave, or continuing a decoder trained without --codebook with it: a one-line
     error before the base model loads."""
     from decoder.api import DEFAULT_DIR
 
     assert main(["train", "decoder", "--codebook", "--legend-names"]) == 2
     assert "choose one" in capsys.readouterr().err
+    assert main(["train", "decoder", "--codebook", "--write-codes"]) == 2  # written codes need --interleave
+    assert "--write-codes needs --interleave and --codebook" in capsys.readouterr().err
     from decoder.train import load_projectors
 
     committed = load_projectors(DEFAULT_DIR / "projector.pt")

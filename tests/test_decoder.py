@@ -139,6 +139,64 @@ def test_interleaved_training_batch_learns_the_words_never_the_vectors(bw_domain
     assert torch.allclose(x[0, at : at + len(plan[0])], steps[Slot("step", 0)])
 
 
+def test_written_codes_sit_before_each_argument_and_are_cut_from_the_answer(bw_domain, planbench, model_dir):
+    from transformers import AutoTokenizer
+
+    from decoder.data import Example
+    from decoder.projector import code_tokens
+    from decoder.prompt import coded_action, split_codes, strip_codes
+    from decoder.train import Tokens, batch_tensors
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = code_tokens(tok, 8)
+    chars = [tok.decode([i]) for i in ids]
+    table = torch.nn.Embedding(len(tok), 16)
+    codes = table.weight[ids].detach()
+    proj = PlanProjector(
+        32,
+        16,
+        0.05,
+        max_arity=2,
+        interleave=True,
+        codebook=ids,
+        codes=codes,
+        code_chars=chars,
+    )
+    from planner.worlds.pddl import load_domain
+
+    mystery = load_domain(planbench / "instances/blocksworld/mystery/generated_domain.pddl")
+    for config, domain in (("blocksworld", bw_domain), ("mystery_blocksworld", mystery)):
+        vb = _verbalizer(domain, planbench, config)
+        model = _tiny_world(domain)
+        p, plan = _problem(domain, 5, 4)
+        lat = _latents(model, p, plan, seed=1)
+        code = proj.code_map(lat, list(p.objects))
+        legend, _ = proj(lat)
+        for o, c in code.items():  # an object's written code is its legend entry's token
+            assert torch.equal(
+                table.weight[tok.convert_tokens_to_ids(tok.tokenize(c))[0]], legend[list(p.objects).index(o)]
+            )
+        spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True, codes=code)
+        plain = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True)
+        assert spec.segments == plain.segments  # the prompt is the same: only the answer writes codes
+        for step in plan:
+            line = coded_action(vb, step, code)
+            assert strip_codes(line, chars) == vb.action(step)
+            # each argument's code right before its name: "... the<c> red block"
+            for a in step[1:]:
+                assert code[a] + " " + vb.object_phrase(a) in line or code[a] + vb.object_phrase(a) in line
+        text = "".join(x for x in spec.answer_segments if isinstance(x, str))
+        assert strip_codes(text, chars) == answer_text(vb, plan) and text != answer_text(vb, plan)
+        # the training sequence holds each code as its own token (as the legend does), with loss on it
+        ex = Example("bw", list(p.objects), lat, spec, plan, p.init, p.goal)
+        x, _, y = batch_tensors([ex], {"bw": proj}, Tokens(tok), table, end_id=0)
+        learned = [i for i in y[0].tolist() if i != -100]
+        assert sum(learned.count(i) for i in ids) == sum(len(s) - 1 for s in plan)
+        assert split_codes("a" + chars[0] + " b" + chars[1], chars) == ["a", chars[0], " b", chars[1]]
+    with pytest.raises(ValueError, match="written codes"):
+        PlanProjector(32, 16, 0.05, codebook=ids, codes=codes, code_chars=chars)  # not interleaved
+
+
 def test_walks_without_backtracking_never_take_back_a_step(bw_domain):
     from decoder.data import ExampleSampler, World
 
@@ -710,33 +768,48 @@ class _Scripted:
         yield from (text[i : i + 3] for i in range(0, len(text), 3))
 
 
-def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path):
-    from decoder.api import DecodeItem
+@pytest.mark.parametrize("write_codes", [False, True])
+def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path, write_codes):
+    from decoder.api import DecodeItem, load_embedding_matrix
+    from decoder.prompt import coded_action
 
     model = _tiny_world(bw_domain)
     p, plan = _problem(bw_domain, 4, 6)
     vb = Verbalizer(bw_domain)
-    proj = PlanProjector(32, 576, embed_rms=0.05, max_arity=model.vocab.max_arity, interleave=True)
+    kw = {}
+    if write_codes:  # the language model writes each argument's code before its name; the answer has none
+        from transformers import AutoTokenizer
+
+        from decoder.projector import code_tokens
+
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        ids = code_tokens(tok, 8)
+        kw = dict(codebook=ids, codes=load_embedding_matrix(model_dir)[ids].float())
+        kw["code_chars"] = [tok.decode([i]) for i in ids]
+    proj = PlanProjector(32, 576, embed_rms=0.05, max_arity=model.vocab.max_arity, interleave=True, **kw)
     entry = {"config": proj.config, "state_dict": proj.state_dict(), "checkpoint": "bw.pt", "domain": "bw"}
     torch.save({"worlds": {"bw": entry}}, tmp_path / "projector.pt")
-    head = answer_text(vb, plan).partition("\n")[0]  # the explanation as trained
-    backend = _Scripted([head] + [" " + vb.action(s) for s in plan])
-    dec = Decoder(backend, model_dir, tmp_path)
     item = DecodeItem("bw", vb, list(p.objects), p.init, p.goal, plan, _latents(model, p, plan))
+    codes = proj.code_map(item.plan, list(p.objects)) if write_codes else None
+    head = answer_text(vb, plan).partition("\n")[0]  # the explanation as trained
+    written = [head] + [" " + (coded_action(vb, s, codes) if codes else vb.action(s)) for s in plan]
+    backend = _Scripted(written)
+    dec = Decoder(backend, model_dir, tmp_path)
     out = dec.decode([item])[0]
     assert len(backend.calls) == len(plan) + 1
     assert out.faithful and out.actions == plan
-    assert out.text == answer_text(vb, plan)
-    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True)
+    assert out.text == answer_text(vb, plan)  # codes written, none returned
+    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True, codes=codes)
     vectors = dec.slots("bw", spec, item.plan)
-    written = [head] + [" " + vb.action(s) for s in plan]
     rounds = answer_rounds(len(plan))
     embeds = [reqs[0].prompt_embeds for reqs, _ in backend.calls]
     assert all(sampling.stop == ["\n"] for _, sampling in backend.calls)
     # each round: the earlier prompt, the line written, the number, the vectors
     for t in range(1, len(embeds)):
         prev, emb, k = embeds[t - 1], embeds[t], len(plan[t - 1])
-        line = dec.tokens(written[t - 1])
+        line = dec.tokens.coded(written[t - 1], kw.get("code_chars"))
+        if write_codes:  # each code is its own token: the one whose embedding the legend entry is
+            assert sum(i in ids for i in line) == (len(plan[t - 2]) - 1 if t > 1 else 0)
         assert torch.equal(emb[: prev.shape[0]], prev)
         assert torch.equal(emb[prev.shape[0] : prev.shape[0] + len(line)], dec.embed(torch.tensor(line)))
         assert emb.shape[0] == prev.shape[0] + len(line) + len(dec.tokens(rounds[t][0])) + k
@@ -750,6 +823,7 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     last = embeds[-1]
     assert torch.equal(x[0, : last.shape[0]], last)
     assert dec.tokens.tok.decode(y[0, last.shape[0] :][y[0, last.shape[0] :] != -100]).startswith(written[-1])
+    assert not write_codes or written[-1] != " " + vb.action(plan[-1])
     streamed = _Scripted(written)
     assert "".join(Decoder(streamed, model_dir, tmp_path).stream(item)) == out.text
     assert len(streamed.calls) == len(plan) + 1

@@ -298,6 +298,13 @@ def train_decoder_cmd(
             help="Objects are told apart by token codes (ranked by identity vector), not learned vectors"
         ),
     ] = False,
+    write_codes: Annotated[
+        bool,
+        typer.Option(
+            help="With --interleave --codebook: the answer writes each argument's code before its name (the codes "
+            "are cut from the answer returned)"
+        ),
+    ] = False,
 ):
     """Train the plan projectors and the LoRA adapter jointly on generated problems and plans."""
     from decoder.api import DEFAULT_DIR
@@ -311,6 +318,10 @@ def train_decoder_cmd(
             raise UserError(f"{name} must be between 0 and 1, got {value}")
     if codebook and legend_names:
         raise UserError("--codebook and --legend-names are two ways to tell objects apart: choose one")
+    if write_codes and not (interleave and codebook):
+        raise UserError(
+            "--write-codes needs --interleave and --codebook (the codes it writes are the codebook's)"
+        )
     if not name_weight > 0:
         raise UserError(f"--name-weight must be above 0, got {name_weight}")
     worlds = [_decoder_world(w, planbench_dir) for w in (world or DEFAULT_DECODER_WORLDS)]
@@ -334,6 +345,7 @@ def train_decoder_cmd(
         legend_names=legend_names,
         interleave=interleave,
         codebook=codebook,
+        write_codes=write_codes,
     )
     if init_from is not None and (problem := continuation_problem(init_from, cfg)):
         raise UserError(problem)
