@@ -365,6 +365,7 @@ def build_graph(agent: Agent):
                 "energies": r.energies,
                 "status": r.status,
                 "escalated": r.escalated,  # the beam spent its share; best-first search went on
+                "escalated_by": r.escalated_by,  # what the beam ran out of: "time" or "expansions"
                 "budget_spent": r.budget_spent,  # no plan because time or expansions ran out
             },
         }

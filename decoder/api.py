@@ -42,6 +42,7 @@ class Decoded:
     views: int = 1  # latent views decoded
     agree: int = 1  # how many of them read back as this answer's actions
     view_faithful: list[bool] = field(default_factory=list)  # each view's own answer equal to the plan
+    raw: str = ""  # the answer as written, codes and all (a decoder that writes codes), to tell a wrong code
 
 
 def load_embedding_matrix(model_dir: Path) -> torch.Tensor:
@@ -203,8 +204,8 @@ class Decoder:
             for piece in self.backend.stream(req, ADAPTER, _line_sampling(s, r)):
                 cut = piece.split("\n")[0]
                 written += cut
-                if strip_codes(cut, st.chars):
-                    yield strip_codes(cut, st.chars)
+                if said := strip_codes(cut, st.chars):
+                    yield said
                 if cut != piece:  # a line break: the round is over
                     break
             st.wrote(written, 0, "stop")
@@ -213,7 +214,8 @@ class Decoder:
     @staticmethod
     def _judge(item: DecodeItem, out: Completion) -> Decoded:
         got = read_answer(item.verbalizer, out.text, item.objects)
-        return Decoded(out.text, got, got == [tuple(a) for a in item.actions], out.tokens_in, out.tokens_out)
+        faithful = got == [tuple(a) for a in item.actions]
+        return Decoded(out.text, got, faithful, out.tokens_in, out.tokens_out, raw=out.raw)
 
 
 def _line_sampling(s: Sampling, r: int) -> Sampling:
@@ -266,7 +268,9 @@ class _Rounds:
         """tokens_in: the prompt, and the numbers and vectors the rounds put in, each counted once (each round
         re-reads the earlier ones; vLLM's prefix cache serves most of that); the model's own lines are tokens_out."""
         self.text += answer_end(len(self.rounds) - 1)
-        return Completion(strip_codes(self.text, self.chars), self.tokens_in, self.tokens_out, self.finish)
+        text = strip_codes(self.text, self.chars)
+        raw = self.text if text != self.text else ""
+        return Completion(text, self.tokens_in, self.tokens_out, self.finish, raw)
 
 
 def vote(item: DecodeItem | None, decoded: list[Decoded]) -> Decoded:
@@ -311,7 +315,10 @@ def vote_steps(item: DecodeItem, decoded: list[Decoded]) -> Decoded:
     got = read_answer(item.verbalizer, joined, item.objects)
     if got != steps:
         return vote(item, decoded)
-    pick = replace(same[0], text=joined, actions=got, faithful=got == [tuple(a) for a in item.actions])
+    # a spliced answer was never written whole: no raw text
+    pick = replace(
+        same[0], text=joined, actions=got, faithful=got == [tuple(a) for a in item.actions], raw=""
+    )
     return _voted(pick, decoded, 0)
 
 

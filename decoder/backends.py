@@ -90,6 +90,7 @@ class Completion:
     tokens_in: int
     tokens_out: int
     finish_reason: str = "stop"
+    raw: str = ""  # what the model wrote, codes and all, when `text` has them cut (decoder/prompt.py)
 
 
 def vllm_available() -> bool:

@@ -111,6 +111,7 @@ def faithfulness(
                     "agree": o.agree,
                     "vote": vote_by,
                     "view_read_back": [["(" + " ".join(a) + ")" for a in v.actions] for v in answers],
+                    **({"raw_text": o.raw} if o.raw else {}),  # codes and all: a wrong code or a wrong name
                 }
             )
         if log:

@@ -93,17 +93,20 @@ def batch_tensors(examples: list[Example], projectors, tokens: Tokens, embed, en
     return pad_right(seqs, labels)
 
 
-def name_weights(examples: list[Example], labels: torch.Tensor, tokens: Tokens, worlds, weight: float):
+def name_weights(
+    examples: list[Example], labels: torch.Tensor, tokens: Tokens, worlds, weight: float, codes=None
+):
     """(B, L) loss weights beside `labels`: `weight` on the tokens that tell the example's objects apart (a token of
     some object's name that not every name has: "red", not "block"; wherever it occurs in the answer), 1 elsewhere.
     The names are what a latent-mode answer gets wrong; the rest of the answer is nearly free once the format is
-    learned."""
+    learned. codes: {world: token ids of the code characters its answers write} (--write-codes): a written code
+    tells objects apart as a name does, and weighs the same."""
     verbalizers = {w.name: w.verbalizer for w in worlds}
     out = torch.ones(labels.shape)
     for row, ex in enumerate(examples):
         vb = verbalizers[ex.world]
         sets = [set(tokens(" " + vb.object_phrase(o))) for o in ex.objects]
-        names = set().union(*sets) - set.intersection(*sets)
+        names = (set().union(*sets) - set.intersection(*sets)) | set((codes or {}).get(ex.world, ()))
         if names:
             out[row][torch.isin(labels[row], torch.tensor(sorted(names)))] = weight
     return out
@@ -177,6 +180,7 @@ def train_decoder(
     proj_params = list({id(p): p for pr in projectors.values() for p in pr.parameters()}.values())
     tokens = Tokens(tok)
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
+    code_ids = {w.name: codebook for w in worlds} if code_chars else None
     sampler = ExampleSampler(
         worlds,
         cfg.objects,
@@ -201,7 +205,7 @@ def train_decoder(
         x, mask, y = batch_tensors(examples, projectors, tokens, embed, end_id)
         out = {"inputs_embeds": x, "attention_mask": mask, "labels": y}
         if cfg.name_weight != 1.0:
-            out["label_weights"] = name_weights(examples, y, tokens, worlds, cfg.name_weight)
+            out["label_weights"] = name_weights(examples, y, tokens, worlds, cfg.name_weight, code_ids)
         return out
 
     groups = [{"params": lora_params, "lr": cfg.lr}, {"params": proj_params, "lr": cfg.projector_lr}]

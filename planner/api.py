@@ -158,7 +158,7 @@ class Planner:
                     r = beam_search(world, init_ids, goal_ids, guards, cfg)
                     r.expansions += beam.expansions
                     r.generated += beam.generated
-                    r.escalated = True
+                    r.escalated, r.escalated_by = True, beam.spent
                     if r.status != "solved":
                         r.reason = f"a beam search spent its share of the budget, then best-first: {r.reason}"
             else:

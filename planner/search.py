@@ -66,6 +66,9 @@ class PlanResult:
     # the search stopped because its time or expansions ran out (not because nothing was left to search): the
     # planner escalates, or stops asking other identity draws, on this flag
     budget_spent: bool = False
+    spent: str = ""  # with budget_spent: which ran out first, "time" or "expansions"
+    # with escalated: what the beam ran out of ("time" depends on the machine's load, "expansions" does not)
+    escalated_by: str = ""
     identities: torch.Tensor | None = (
         None  # (E, N, D) the objects' identity vectors of the draws that planned
     )
@@ -240,15 +243,18 @@ def beam_search(
         depth = max(depth, max(len(n.actions) for n in frontier))
         if not best_first and depth >= cfg.max_depth:
             break
-        if expansions >= cfg.max_expansions or time.perf_counter() - t0 > cfg.time_limit:
+        elapsed = time.perf_counter() - t0
+        if expansions >= cfg.max_expansions or elapsed > cfg.time_limit:
+            spent = "expansions" if expansions >= cfg.max_expansions else "time"
             return PlanResult(
                 "no_plan",
-                reason=f"search budget spent ({expansions} expansions, depth {depth}); the "
-                "goal may be unreachable",
+                reason=f"search budget spent ({expansions} expansions, depth {depth}, {elapsed:.1f} s; "
+                f"{spent} ran out first); the goal may be unreachable",
                 expansions=expansions,
                 generated=generated,
-                seconds=time.perf_counter() - t0,
+                seconds=elapsed,
                 budget_spent=True,
+                spent=spent,
             )
     return PlanResult(
         "no_plan",

@@ -53,7 +53,10 @@ def test_planning_turn_is_planned_decoded_and_verified(agent):
     assert res["trace"][-1]["node"] == "respond"
     assert rec["expansions"] > 0 and rec["tokens_out"] > 0 and "task" in rec["energies"]
     planned = next(t for t in res["trace"] if t["node"] == "plan")
-    assert planned["escalated"] is False  # four blocks: the beam finds it within its share of the budget
+    # four blocks: the beam finds it within its share of the expansions. Its share of the seconds depends on the
+    # machine's load (CI once ran out of it), so only a deterministic escalation fails the test
+    assert planned["escalated_by"] != "expansions", planned
+    assert planned["escalated"] is (planned["escalated_by"] == "time"), planned
     assert planned["budget_spent"] is False
     assert "orange block" in res["reply"] and "[PLAN]" in res["reply"]
 

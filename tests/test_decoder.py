@@ -193,6 +193,8 @@ def test_written_codes_sit_before_each_argument_and_are_cut_from_the_answer(bw_d
         learned = [i for i in y[0].tolist() if i != -100]
         assert sum(learned.count(i) for i in ids) == sum(len(s) - 1 for s in plan)
         assert split_codes("a" + chars[0] + " b" + chars[1], chars) == ["a", chars[0], " b", chars[1]]
+        t = Tokens(tok)  # a code stands alone whatever its neighbours would merge into
+        assert t.coded("the" + chars[0] + " red", chars) == t("the") + [ids[0]] + t(" red")
     with pytest.raises(ValueError, match="written codes"):
         PlanProjector(32, 16, 0.05, codebook=ids, codes=codes, code_chars=chars)  # not interleaved
 
@@ -669,6 +671,12 @@ def test_name_weights_mark_the_tokens_that_tell_objects_apart():
     heavy = [t for t, x in zip(labels[0].tolist(), w[0].tolist()) if x == 5.0]
     assert sorted(heavy) == sorted(tokens("red blue"))
     assert w.shape == labels.shape and int((w == 1.0).sum()) == labels.shape[1] - 2
+    # written codes (--write-codes) tell objects apart as names do: they weigh the same
+    coded = tokens("1. unstack the X red block from the Y blue block")
+    labels = torch.tensor([coded])
+    w = name_weights([ex], labels, tokens, worlds, 5.0, codes={"w": tokens("X Y Z")})
+    heavy = [t for t, x in zip(labels[0].tolist(), w[0].tolist()) if x == 5.0]
+    assert sorted(heavy) == sorted(tokens("X red Y blue"))
 
 
 def test_training_batches_group_examples_of_like_length():
@@ -799,6 +807,8 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     assert len(backend.calls) == len(plan) + 1
     assert out.faithful and out.actions == plan
     assert out.text == answer_text(vb, plan)  # codes written, none returned
+    # the answer as written stays beside it (a wrong code or a wrong name: the faithfulness rows tell which)
+    assert (out.raw != out.text and set(codes.values()) <= set(out.raw)) if write_codes else out.raw == ""
     spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True, codes=codes)
     vectors = dec.slots("bw", spec, item.plan)
     rounds = answer_rounds(len(plan))

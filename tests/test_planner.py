@@ -381,6 +381,9 @@ def test_best_first_backs_out_of_a_dead_end_where_beam_runs_dry():
 def test_budget_is_reported():
     r = beam_search(LineWorld(), [0], [5], cfg=SearchConfig(beam_width=1, max_expansions=2))
     assert r.status == "no_plan" and "budget" in r.reason and r.budget_spent
+    assert r.spent == "expansions" and "expansions ran out first" in r.reason
+    r = beam_search(LineWorld(), [0], [5], cfg=SearchConfig(beam_width=1, time_limit=0))
+    assert r.budget_spent and r.spent == "time" and "time ran out first" in r.reason
 
 
 def test_cem_finds_the_shortest_plan_and_respects_guardrails():
@@ -582,6 +585,7 @@ def test_a_beam_that_spends_its_share_hands_the_rest_to_best_first(bw_domain):
     budget = 160  # the beam's share (40) cannot reach a 10-step plan 64 nodes a round
     r = Planner.load(BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60), attempts=1).plan(*args)
     assert r.escalated and r.expansions <= budget + 4, (r.status, r.reason, r.expansions)
+    assert r.escalated_by == "expansions"
     assert r.status == "solved" or "then best-first" in r.reason
     alone = Planner.load(
         BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60), attempts=1, escalate=False
