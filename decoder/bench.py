@@ -84,14 +84,21 @@ def parity_items(world: World, n: int = 100, seed: int = 1) -> list[DecodeItem]:
     return items
 
 
-def parity(decoder: Decoder, a: Backend, b: Backend, items: list[DecodeItem], max_tokens: int = 200) -> dict:
-    """The decoder's greedy answers to `items` on backend a and on backend b (both serving its adapter)."""
+def parity(
+    decoder: Decoder, a: Backend, b: Backend, items: list[DecodeItem], max_tokens: int = 200, log=None
+) -> dict:
+    """The decoder's greedy answers to `items` on backend a and on backend b (both serving its adapter);
+    log(line), when given, hears when each backend is done."""
     s = Sampling(max_tokens=max_tokens, temperature=0.0)
     texts = []
     for backend in (a, b):
         dec = copy.copy(decoder)  # the same projectors and embeddings, another backend
         dec.backend = backend
-        texts.append([d.text for d in dec.decode(items, "latent", s)])
+        t0 = time.perf_counter()
+        # what was written, codes and all (a decoder that writes codes): stricter than the answer returned
+        texts.append([d.raw or d.text for d in dec.decode(items, "latent", s)])
+        if log:
+            log(f"parity: {type(backend).__name__} answered {len(items)} in {time.perf_counter() - t0:.1f} s")
     ta, tb = texts
     same = sum(x.strip() == y.strip() for x, y in zip(ta, tb))
     return {

@@ -843,6 +843,10 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     assert parity(dec, _Scripted(written), _Scripted(written), [item])["identical"] == 1
     other = written[:-1] + [" pick up the " + vb.object_phrase(list(p.objects)[0])]
     assert parity(dec, _Scripted(written), _Scripted(other), [item])["identical"] == 0
+    if write_codes:  # parity compares what was written: a wrong code alone is a difference
+        c = next(ch for ch in written[-1] if ch in set(codes.values()))
+        swapped = written[:-1] + [written[-1].replace(c, next(x for x in codes.values() if x != c))]
+        assert parity(dec, _Scripted(written), _Scripted(swapped), [item])["identical"] == 0
 
 
 def test_choices_constrain_the_answer_alike_on_both_backends(vllm_backend, hf_backend, model_dir):

@@ -214,7 +214,7 @@ def bench_decoder_cmd(
             hf = TransformersBackend(hf.model_dir, dtype=getattr(torch, parity_dtype))
             hf.add_adapter("plan", adapter_dir, merge=merge)
         err.print(f"parity on {len(par)} fixed inputs ({parity_dtype}) ...")
-        p = parity(dec, vl, hf, par)
+        p = parity(dec, vl, hf, par, log=err.print)
         res["parity"] = {k: v for k, v in p.items() if k != "examples"} | {"dtype": parity_dtype}
         out.print(
             f"parity: {p['identical']}/{p['inputs']} identical greedy answers ({p['rate']:.1%}, {parity_dtype})"
