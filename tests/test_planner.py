@@ -793,8 +793,8 @@ def _committed(name: str):
 @pytest.mark.parametrize("name", ["blocksworld-4ops", "mystery-4ops.30min"])
 def test_the_30_minute_models_plan_generated_problems(name):
     """The checkpoints trained from scratch in 28.5 and 28.6 min (`--online-states first --walk-start 6`, three runs;
-    the blocksworld one is the default) plan 8 generated 5-object problems validly (measured: 8 of 8 each). The same recipe without `--walk-start`,
-    whose encoder never saw a block in the hand, solved 1 of 8 such blocksworld problems (the same seed, drawn from
+    the blocksworld one is the default) plan 8 generated 5-object problems validly (measured: 8 of 8 each). The same
+    recipe without `--walk-start`, whose encoder never saw a block in the hand, solved 1 of 8 such blocksworld problems (the same seed, drawn from
     the test's own copy of the domain; stop 23); its record is in the README."""
     import random
 
@@ -836,8 +836,9 @@ def test_committed_model_reads_states_larger_than_it_trained_on(bw_domain):
     """The committed blocksworld model's encoder and predictor trained on 3-5 blocks only (its first run; the probe
     and applicability head were trained alone on 3-15 blocks later, the latents left as they were): on random 8-, 10-
     and 15-block states it reads the facts back, and the facts after one predicted step, exactly on >= 95% of 20
-    (measured on 40 states per size: 100% at 8 and 10 blocks, 97.5% read back and 100% after one step at 15; before
-    the probe run 95% / 95% / 82.5% read back and 97.5% / 92.5% / 67.5% after one step)."""
+    (measured on 40 states per size, the 28.5-minute default of 2026-12-02: 100% read back and 100% after one step at
+    8, 10 and 15 blocks; the 47.5-minute model before it: 100% at 8 and 10, 97.5% read back and 100% after one step at
+    15, and before its probe run 95% / 95% / 82.5% read back and 97.5% / 92.5% / 67.5% after one step)."""
     from eval.readback import readback
     from planner.train import load_checkpoint
 
