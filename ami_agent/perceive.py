@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from planner.api import Constraint
+from ami_agent.reader import complete_state
+from planner.constraints import Constraint
+from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.errors import WorldError
 from planner.worlds.nl import Verbalizer, split_and
 
@@ -262,8 +264,6 @@ def perceive(text: str, reader: Reader, previous: dict | None, rewrite=None) -> 
 
 def _rewritten(text: str, reader: Reader, rewrite) -> Perception | None:
     """The LoRA reader's standard statement, parsed, completed and checked; None when it is not a statement."""
-    from ami_agent.reader import complete_state
-    from planner.worlds.generate import blocksworld_names
 
     standard = rewrite(text)
     if not _STATEMENT.search(standard):

@@ -13,6 +13,8 @@ import threading
 import time
 import uuid
 
+import anyio
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -65,8 +67,6 @@ def create_app(agent, max_parallel: int = 2):
             return _error(400, "'thread_id' must be a string", "thread_id")
         history = None if thread else messages[:-1]
         stream = bool(body.get("stream"))
-
-        import anyio
 
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
@@ -148,6 +148,5 @@ def _pieces(text: str, size: int = 3):
 
 
 def serve(agent, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
-    import uvicorn
 
     uvicorn.run(create_app(agent), host=host, port=port, log_level=log_level)

@@ -1,6 +1,7 @@
-"""The graph's typed state: plain, JSON-serialisable data only (text, facts, plan labels, numbers, ids). Tensors such
-as the latent trajectory stay in the process that made them (`Agent.plans`, by id): checkpointers fail or bloat on
-tensors, and a restarted process rebuilds whatever it needs from the facts."""
+"""The graph's typed state: plain, JSON-serialisable data only (text, facts, plan labels, numbers, ids), so the
+SQLite checkpointer keeps everything a later turn needs. Tensors never enter it: the latent plan is recomputed from
+the plan's facts, labels and identity draws (`planner.Planner.latent_plan`) whenever the decoder needs it, in this
+process or after a restart."""
 
 from __future__ import annotations
 
@@ -13,21 +14,33 @@ class Problem(TypedDict, total=False):
     objects: list[str]
     init: list[list[str]]
     goal: list[list[str]]
-    constraints: list[dict]  # {"kind", "target", "text"}
+    constraints: list[dict]  # planner.constraints.Constraint.to_dict()
+
+
+class Plan(TypedDict, total=False):
+    """The planner's answer to the thread's problem, as plain data."""
+
+    status: str  # solved | no_plan
+    reason: str
+    actions: list[list[str]]  # (name, arg, ...) per step
+    labels: list[str]  # PDDL syntax, the plan record's
+    seeds: list[int]  # the identity draws that planned: the latent trajectory is computed again from them
+    predicted: list[list[list[str]]]  # the facts the world model predicts before the plan and after each step
+    energies: dict[str, float]
+    expansions: int
+    escalated: bool  # the beam spent its share of the budget; best-first went on (planner.api)
+    escalated_by: str  # what the beam ran out of: "time" or "expansions"
+    budget_spent: bool  # no plan because time or expansions ran out
 
 
 class AgentState(TypedDict, total=False):
     messages: Annotated[list[dict], operator.add]  # the conversation: {"role", "content"}
     text: str  # this turn's user text
     problem: Problem | None  # the thread's current problem (follow-ups edit it)
+    plan: Plan | None  # the thread's last plan
     route: str  # plan | chat | respond
     status: str  # solved | no_plan | clarify | chat | error
-    reason: str
     reply: str
-    plan: list[str]  # PDDL labels
-    plan_id: str  # key of the latent plan in Agent.plans (this process only)
-    expansions: int
-    energies: dict[str, float]
     decode_attempts: int
     decode_mode: str  # the mode of the verified answer
     decoded: list[dict]  # this round's candidates: {"mode", "text"}

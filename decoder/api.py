@@ -1,22 +1,29 @@
 """`Decoder`: the latent plan -> answer text. The projector runs in this process (it needs only the base model's
-embedding matrix, read from the safetensors file, not the model); a backend generates with the LoRA adapter."""
+embedding matrix, read from the safetensors file, not the model); a backend generates with the LoRA adapter, merged
+into the base weights (decoder.merge: far faster on vLLM-CPU than LoRA at run time).
+
+The answer is written a line a round (decoder/prompt.py): round 0 writes the explanation, round t + 1 puts in step
+t's number and soft vectors and the language model writes that step's line. Every round of a batch of answers is
+one batched backend call."""
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from transformers import AutoTokenizer
 
 from decoder.backends import Backend, BackendError, Completion, Request, Sampling
-from decoder.projector import PlanLatents, assemble, name_vectors
+from decoder.projector import PlanLatents, Tokens, assemble, load_projectors
 from decoder.prompt import PromptSpec, answer_end, answer_rounds, build_prompt, read_answer, strip_codes
+from planner.encoding import ProblemSymbols
 from planner.worlds.nl import Verbalizer
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder"
 ADAPTER = "plan"
-LINE_TOKENS = 64  # the most tokens one round of an interleaved answer writes (a line is 5-25)
+LINE_TOKENS = 64  # the most tokens one round writes (a line is 5-25)
 
 
 @dataclass
@@ -28,25 +35,30 @@ class DecodeItem:
     goal: frozenset
     actions: list[tuple[str, ...]]
     plan: PlanLatents
-    # the same latent plan under the planner's other identity draws (its ensemble): more views to decode and vote
-    other_views: list[PlanLatents] = field(default_factory=list)
+
+    @classmethod
+    def from_latents(
+        cls, world: str, vb: Verbalizer, model, objects, init, goal, actions, trajectory, identities
+    ) -> DecodeItem:
+        """The decoder's input for a plan: its latent trajectory ((T+1, E, N+1, D) of the planner's ensemble, or
+        (T+1, N+1, D)) and the objects' identity vectors ((E, N, D) or (N, D)); the first draw is decoded."""
+        symbols = ProblemSymbols(model.vocab, list(objects))
+        ids = identities[0] if identities.dim() == 3 else identities
+        plan = PlanLatents.from_plan(model, ids, actions, symbols, trajectory, draw=0)
+        return cls(world, vb, list(objects), frozenset(init), frozenset(goal), list(actions), plan)
 
 
 @dataclass
 class Decoded:
-    text: str
+    text: str  # the answer as the user reads it
     actions: list[tuple[str, ...]]  # read back from the text
     faithful: bool  # equal to the planner's plan
-    tokens_in: int  # over all views decoded
+    tokens_in: int
     tokens_out: int
-    views: int = 1  # latent views decoded
-    agree: int = 1  # how many of them read back as this answer's actions
-    view_faithful: list[bool] = field(default_factory=list)  # each view's own answer equal to the plan
-    raw: str = ""  # the answer as written, codes and all (a decoder that writes codes), to tell a wrong code
+    raw: str = ""  # the answer as written, codes and all (to tell a wrong code from a wrong name)
 
 
 def load_embedding_matrix(model_dir: Path) -> torch.Tensor:
-    from safetensors import safe_open
 
     files = sorted(Path(model_dir).glob("*.safetensors"))
     for f in files:
@@ -59,15 +71,7 @@ def load_embedding_matrix(model_dir: Path) -> torch.Tensor:
 
 
 class Decoder:
-    def __init__(
-        self, backend: Backend, model_dir: Path, decoder_dir: Path = DEFAULT_DIR, merge_adapter: bool = True
-    ):
-        """`merge_adapter`: serve the adapter folded into the base weights (decoder.merge; the default, far
-        faster on vLLM-CPU) rather than through the backend's LoRA path."""
-        from transformers import AutoTokenizer
-
-        from decoder.train import Tokens, load_projectors
-
+    def __init__(self, backend: Backend, model_dir: Path, decoder_dir: Path = DEFAULT_DIR):
         decoder_dir = Path(decoder_dir)
         if not (decoder_dir / "projector.pt").exists():
             raise BackendError(
@@ -77,7 +81,7 @@ class Decoder:
         self.projectors = load_projectors(decoder_dir / "projector.pt")
         self.tokens = Tokens(AutoTokenizer.from_pretrained(model_dir))
         self.matrix = load_embedding_matrix(model_dir).to(torch.bfloat16)
-        backend.add_adapter(ADAPTER, decoder_dir / "adapter", merge=merge_adapter)
+        backend.add_adapter(ADAPTER, decoder_dir / "adapter", merge=True)
 
     def worlds(self) -> list[str]:
         return sorted(self.projectors)
@@ -92,53 +96,21 @@ class Decoder:
                 "train it with `ami-agent train decoder --world ...`"
             )
 
-    def request(
-        self, item: DecodeItem, mode: str = "latent", plan: PlanLatents | None = None
-    ) -> tuple[Request, PromptSpec]:
-        """plan: one of the item's views (default: item.plan). The whole prompt in one request: for a world whose
-        decoder writes interleaved answers, only its first round's (`complete` decodes them)."""
-        self._known(item.world)
-        spec = build_prompt(item.verbalizer, item.objects, item.init, item.goal, item.actions, mode)
-        return Request(prompt_embeds=self.embeds(item.world, spec, item.plan if plan is None else plan)), spec
-
-    def interleaved(self, world: str) -> bool:
-        """Whether this world's answers are decoded a line a round (decoder/prompt.py, `interleave`)."""
-        self._known(world)
-        return bool(self.projectors[world][0].config.get("interleave"))
-
     def slots(self, world: str, spec: PromptSpec, plan: PlanLatents) -> dict:
-        projector = self.projectors[world][0]
+        self._known(world)
         with torch.no_grad():
-            names = (
-                name_vectors(spec, self.tokens, self.embed) if projector.config.get("legend_names") else None
-            )
-            return projector.slots(plan, spec, names)
+            return self.projectors[world][0].slots(plan, spec)
 
     def embeds(self, world: str, spec: PromptSpec, plan: PlanLatents) -> torch.Tensor:
+        """The whole prompt's embeddings (the answer's first round)."""
         return assemble(spec, self.tokens, self.embed, self.slots(world, spec, plan))
 
-    def complete(
-        self, jobs: list[tuple[DecodeItem, str, PlanLatents]], sampling: Sampling
-    ) -> list[Completion]:
-        """Answers to (item, mode, latent view) jobs: one batched backend call, or, for a world whose decoder
-        writes interleaved answers, one batched call a round (round t + 1 puts in step t's line number and soft
-        vectors, and the language model writes the line: `answer_rounds`)."""
-        plain = [i for i, (it, _, _) in enumerate(jobs) if not self.interleaved(it.world)]
-        out: list[Completion | None] = [None] * len(jobs)
-        if plain:
-            reqs = [self.request(jobs[i][0], jobs[i][1], jobs[i][2])[0] for i in plain]
-            for i, o in zip(plain, self.backend.generate(reqs, ADAPTER, sampling)):
-                out[i] = o
-        rounds = [i for i in range(len(jobs)) if out[i] is None]
-        if rounds:
-            for i, o in zip(rounds, self._rounds([jobs[i] for i in rounds], sampling)):
-                out[i] = o
-        return out
-
-    def _rounds(
-        self, jobs: list[tuple[DecodeItem, str, PlanLatents]], sampling: Sampling
-    ) -> list[Completion]:
-        states = [_Rounds(self, *job) for job in jobs]
+    def complete(self, jobs: list[tuple[DecodeItem, str]], sampling: Sampling) -> list[Completion]:
+        """Answers to (item, mode) jobs, one batched backend call a round (round t + 1 puts in step t's line
+        number and soft vectors, and the language model writes the line: `answer_rounds`)."""
+        if not jobs:
+            return []
+        states = [_Rounds(self, item, mode) for item, mode in jobs]
         for r in range(max(len(st.rounds) for st in states)):
             live = [st for st in states if r < len(st.rounds)]
             reqs = [st.begin(r) for st in live]
@@ -147,55 +119,28 @@ class Decoder:
         return [st.done() for st in states]
 
     def decode(
-        self,
-        items: list[DecodeItem],
-        mode: str = "latent",
-        sampling: Sampling | None = None,
-        views: int = 1,
-        vote_by: str = "answer",
+        self, items: list[DecodeItem], mode: str = "latent", sampling: Sampling | None = None
     ) -> list[Decoded]:
-        """views: decode each item's first `views` latent views (its identity draws; fewer when it has fewer) in
-        one batch and vote (`vote_by`: "answer" keeps the answer most views read back as, `vote`; "step" takes
-        each step from the views by majority, `vote_steps`). The language model reads each view alone, and the
-        vote sees only the answers: never the plan's labels."""
-        if vote_by not in VOTES:
-            raise ValueError(f"vote_by must be one of {', '.join(VOTES)}, got {vote_by!r}")
-        grouped = self.decode_views(items, mode, sampling, views)
-        return [VOTES[vote_by](it, g) for it, g in zip(items, grouped)]
-
-    def decode_views(
-        self, items: list[DecodeItem], mode: str = "latent", sampling: Sampling | None = None, views: int = 1
-    ) -> list[list[Decoded]]:
-        """Each item's first `views` latent views decoded alone, in one batch: per item, one answer per view."""
-        if views < 1:
-            raise ValueError(f"views must be at least 1, got {views}")
-        jobs, owner = [], []
-        for i, it in enumerate(items):
-            for plan in [it.plan, *it.other_views][:views]:
-                jobs.append((it, mode, plan))
-                owner.append(i)
-        outs = self.complete(jobs, sampling or Sampling(max_tokens=max_answer_tokens(items)))
-        grouped: list[list[Decoded]] = [[] for _ in items]
-        for i, o in zip(owner, outs):
-            grouped[i].append(self._judge(items[i], o))
-        return grouped
+        """Each item's latent plan put into words, in one batch; each answer read back and compared with the plan."""
+        outs = self.complete(
+            [(it, mode) for it in items], sampling or Sampling(max_tokens=max_answer_tokens(items))
+        )
+        return [self._judge(it, o) for it, o in zip(items, outs)]
 
     def decode_modes(
         self, item: DecodeItem, modes: list[str], sampling: Sampling | None = None
     ) -> list[Decoded]:
-        """One plan decoded in several modes, as one batched backend call (the agent's latent decode and its
-        latent+text fallback side by side)."""
-        jobs = [(item, m, item.plan) for m in modes]
-        outs = self.complete(jobs, sampling or Sampling(max_tokens=max_answer_tokens([item])))
+        """One plan decoded in several modes as one batch (the agent's latent decode and its latent+text
+        fallback side by side)."""
+        outs = self.complete(
+            [(item, m) for m in modes], sampling or Sampling(max_tokens=max_answer_tokens([item]))
+        )
         return [self._judge(item, o) for o in outs]
 
     def stream(self, item: DecodeItem, mode: str = "latent", sampling: Sampling | None = None):
+        """The answer as it is written: the pieces the rounds put in and the language model's own, codes cut."""
         s = sampling or Sampling(max_tokens=max_answer_tokens([item]))
-        if not self.interleaved(item.world):
-            req, _ = self.request(item, mode)
-            yield from self.backend.stream(req, ADAPTER, s)
-            return
-        st = _Rounds(self, item, mode, item.plan)
+        st = _Rounds(self, item, mode)
         for r, (put, _) in enumerate(st.rounds):
             req = st.begin(r)
             if put:
@@ -219,26 +164,24 @@ class Decoder:
 
 
 def _line_sampling(s: Sampling, r: int) -> Sampling:
-    """One round of an interleaved answer: at most LINE_TOKENS, to the line break; a sampled answer's rounds
-    draw from different seeds (the same seed each round would repeat one draw's noise on every line)."""
+    """One round: at most LINE_TOKENS, to the line break; a sampled answer's rounds draw from different seeds (the
+    same seed each round would repeat one draw's noise on every line)."""
     seed = None if s.seed is None else s.seed * 1000 + r
     return replace(s, max_tokens=min(s.max_tokens, LINE_TOKENS), stop=["\n"], seed=seed)
 
 
 class _Rounds:
-    """One interleaved answer being decoded: the prompt's embeddings grown round by round with the text put in,
-    the step's soft vectors and the line the language model wrote (re-tokenized, as in training)."""
+    """One answer being decoded: the prompt's embeddings grown round by round with the text put in, the step's
+    soft vectors and the line the language model wrote (re-tokenized, as in training)."""
 
-    def __init__(self, decoder: Decoder, item: DecodeItem, mode: str, plan: PlanLatents):
+    def __init__(self, decoder: Decoder, item: DecodeItem, mode: str):
         self.dec = decoder
-        self.spec = build_prompt(
-            item.verbalizer, item.objects, item.init, item.goal, item.actions, mode, interleave=True
-        )
-        self.vectors = decoder.slots(item.world, self.spec, plan)
-        # a decoder that writes codes (decoder/prompt.py): the lines keep them, the answer returned does not
-        self.chars = decoder.projectors[item.world][0].config.get("code_chars")
+        self.spec = build_prompt(item.verbalizer, item.objects, item.init, item.goal, item.actions, mode)
+        self.vectors = decoder.slots(item.world, self.spec, item.plan)
+        # the lines keep the codes the decoder writes; the answer returned does not
+        self.chars = decoder.projectors[item.world][0].config["code_chars"]
         self.parts = [assemble(self.spec, decoder.tokens, decoder.embed, self.vectors)]
-        self.rounds = answer_rounds(plan.steps)
+        self.rounds = answer_rounds(item.plan.steps)
         self.text, self.tokens_out, self.finish = "", 0, "stop"
         self.tokens_in = int(self.parts[0].shape[0])  # what the model is given, each piece counted once
 
@@ -271,86 +214,6 @@ class _Rounds:
         text = strip_codes(self.text, self.chars)
         raw = self.text if text != self.text else ""
         return Completion(text, self.tokens_in, self.tokens_out, self.finish, raw)
-
-
-def vote(item: DecodeItem | None, decoded: list[Decoded]) -> Decoded:
-    """Of one plan's answers decoded from several latent views, the one whose read-back actions most views share
-    (an answer that reads back as actions beats one that reads back as none; ties go to the earliest view), with
-    the tokens of all views counted. (`item` is unused: the same signature as `vote_steps`.)"""
-    counts = Counter(tuple(d.actions) for d in decoded)
-    best = max(counts, key=lambda acts: (bool(acts), counts[acts]))  # max keeps the first of equals
-    pick = next(d for d in decoded if tuple(d.actions) == best)
-    return _voted(pick, decoded, counts[best])
-
-
-def vote_steps(item: DecodeItem, decoded: list[Decoded]) -> Decoded:
-    """One plan's answers from several latent views, voted step by step: the plan length most views read back
-    (ties to the earliest view), then each step the action most views of that length write there (ties to the
-    earliest). Views that misread different steps still agree on the rest, where a vote over whole answers finds
-    no majority. The answer is the earliest view of that length with each misread step's line replaced by the
-    line of a view that wrote the winning action, so every line is the language model's own; it reads back as
-    the voted actions (else the whole-answer vote is kept). Only the answers are compared, never the plan."""
-    readable = [d for d in decoded if d.actions]
-    if len(readable) < 2:
-        return vote(item, decoded)
-    lengths = Counter(len(d.actions) for d in readable)
-    length = max(lengths, key=lambda n: lengths[n])
-    same = [d for d in readable if len(d.actions) == length]
-    steps = []
-    for t in range(length):
-        at = Counter(d.actions[t] for d in same)
-        steps.append(max(at, key=lambda a: at[a]))
-    agree = sum(d.actions == steps for d in decoded)
-    if agree:
-        return _voted(next(d for d in decoded if d.actions == steps), decoded, agree)
-    lines = [_action_lines(item, d.text) for d in same]
-    if any(len(ls) != length for ls in lines):  # an action written across lines: keep whole answers
-        return vote(item, decoded)
-    text = same[0].text.splitlines()
-    for t, step in enumerate(steps):
-        at, _, action = lines[0][t]
-        if action != step:
-            text[at] = next(ls[t][1] for ls in lines if ls[t][2] == step)
-    joined = "\n".join(text)
-    got = read_answer(item.verbalizer, joined, item.objects)
-    if got != steps:
-        return vote(item, decoded)
-    # a spliced answer was never written whole: no raw text
-    pick = replace(
-        same[0], text=joined, actions=got, faithful=got == [tuple(a) for a in item.actions], raw=""
-    )
-    return _voted(pick, decoded, 0)
-
-
-VOTES = {"answer": vote, "step": vote_steps}
-
-
-def _voted(pick: Decoded, decoded: list[Decoded], agree: int) -> Decoded:
-    return replace(
-        pick,
-        tokens_in=sum(d.tokens_in for d in decoded),
-        tokens_out=sum(d.tokens_out for d in decoded),
-        views=len(decoded),
-        agree=agree,
-        view_faithful=[d.faithful for d in decoded],
-    )
-
-
-def _action_lines(item: DecodeItem, text: str) -> list[tuple[int, str, tuple[str, ...]]]:
-    """(line number, line, action) of each line of an answer's plan that reads as an action."""
-    out = []
-    inside = "[PLAN]" not in text
-    for i, line in enumerate(text.splitlines()):
-        if "[PLAN END]" in line:
-            break
-        if "[PLAN]" in line:
-            inside = True
-            continue
-        if inside and line.strip():
-            action = item.verbalizer.read_action(line, item.objects)
-            if action is not None:
-                out.append((i, line, action))
-    return out
 
 
 def max_answer_tokens(items: list[DecodeItem]) -> int:

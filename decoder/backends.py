@@ -11,10 +11,15 @@ A request is token ids or prompt embeddings ((L, H) in the base model's input-em
 from __future__ import annotations
 
 import base64
+import contextlib
+import importlib.util
 import io
 import json
+import os
 import queue
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +28,11 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
+from decoder.merge import merged_model
+from decoder.vllm_check import vllm_env
 
 BACKENDS = ("vllm", "transformers", "vllm-server")
 DTYPES = ("bfloat16", "float32")
@@ -42,7 +52,6 @@ def cpu_has_bf16() -> bool:
 def default_dtype() -> str:
     """The decoder's serving dtype: `AMI_DECODER_DTYPE` if set; else bfloat16 on a GPU or on a CPU with native
     bfloat16, float32 otherwise (SmolLM2-135M in float32 is ~0.5 GB)."""
-    import os
 
     chosen = os.environ.get("AMI_DECODER_DTYPE")
     if chosen:
@@ -94,7 +103,6 @@ class Completion:
 
 
 def vllm_available() -> bool:
-    import importlib.util
 
     return importlib.util.find_spec("vllm") is not None
 
@@ -134,7 +142,6 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, model_dir: str | Path, dtype: torch.dtype | None = None, batch_size: int = 32):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         dtype = dtype or getattr(torch, default_dtype())
         self.model_dir = Path(model_dir)
@@ -149,15 +156,11 @@ class TransformersBackend:
         self.eos = self.tok.convert_tokens_to_ids("<|im_end|>")
 
     def add_adapter(self, name: str, path: str | Path, merge: bool = False) -> None:
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM
 
         path = _check_adapter(path)
         if name in self.adapters or name in self.merged:
             return
         if merge:
-            from decoder.merge import merged_model
-
             folder = merged_model(self.model_dir, path)
             self.merged[name] = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype).eval()
             return
@@ -178,7 +181,6 @@ class TransformersBackend:
 
     def _context(self, adapter: str | None):
         """(the model that serves `adapter`, the context to run it in)."""
-        import contextlib
 
         if adapter is None:
             return self.model, self.model.disable_adapter() if self.adapters else contextlib.nullcontext()
@@ -273,7 +275,6 @@ class TransformersBackend:
         return out
 
     def stream(self, request, adapter=None, sampling=None):
-        from transformers import TextIteratorStreamer
 
         if request.choices:  # one of the given strings: chosen whole
             yield self.generate([request], adapter, sampling)[0].text
@@ -429,7 +430,6 @@ class VLLMBackend:
         max_num_seqs: int = 32,
         max_lora_rank: int = 16,
     ):
-        from decoder.vllm_check import vllm_env
 
         vllm_env()
         if not vllm_available():
@@ -476,8 +476,6 @@ class VLLMBackend:
         if name in self.adapters or name in self.merged:
             return
         if merge:
-            from decoder.merge import merged_model
-
             folder = merged_model(self.model_dir, path)
             with self.engine_lock:
                 self.merged[name] = self._start(folder, lora=False)
@@ -587,8 +585,6 @@ class VLLMServerBackend:
         pass
 
     def _post(self, path: str, body: dict, stream: bool = False):
-        import urllib.error
-        import urllib.request
 
         req = urllib.request.Request(
             self.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
@@ -602,7 +598,6 @@ class VLLMServerBackend:
             raise BackendError(f"cannot reach the vLLM server at {self.url}: {e}") from None
 
     def _models(self) -> list[str]:
-        import urllib.request
 
         try:
             with urllib.request.urlopen(self.url + "/v1/models", timeout=10) as r:

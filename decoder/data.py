@@ -14,6 +14,7 @@ from pathlib import Path
 
 from decoder.projector import PlanLatents
 from decoder.prompt import PromptSpec, build_prompt
+from planner.checkpoint import load_checkpoint
 from planner.latent import LatentWorld
 from planner.worlds.generate import ProblemGenerator
 from planner.worlds.nl import NLConfig, Verbalizer
@@ -35,7 +36,6 @@ class World:
 
     @classmethod
     def load(cls, name: str, domain_path: Path, nl_config: Path | None, checkpoint: Path) -> World:
-        from planner.train import load_checkpoint
 
         d = load_domain(domain_path)
         vb = Verbalizer(d, NLConfig.load(nl_config) if nl_config else None)
@@ -70,19 +70,12 @@ class ExampleSampler:
         text_fraction: float = 0.25,
         rng: int | random.Random = 0,
         walk_fraction: float = 0.5,
-        walk_backtrack: bool = True,
-        interleave: bool = False,
         codes_for=None,
     ):
-        """codes_for(world name, latent plan, objects) -> object -> code character, for a decoder that writes
-        codes (decoder/prompt.py), else None. walk_backtrack: a random walk may take back its previous step (unstack b from c, then stack b on c).
-        Optimal plans never do. The 2026-11-28 decoder, trained on walks that do, put the block back where the
-        soft plan said otherwise in 31 of its 35 unfaithful blocksworld answers (5 views voted); one run without
-        backtracking walks read back worse on generated problems (README), so it stays allowed."""
+        """codes_for(world name, latent plan, objects) -> object -> code character: the codes the answer writes
+        (decoder/prompt.py); None writes none (prompts for a throughput workload, never trained on)."""
         self.walk_fraction = walk_fraction
-        self.interleave = interleave  # answers carry each step's soft vectors (decoder/prompt.py)
         self.codes_for = codes_for
-        self.walk_backtrack = walk_backtrack
         self.worlds = worlds
         self.objects = objects
         self.text_fraction = text_fraction
@@ -99,9 +92,7 @@ class ExampleSampler:
         mode = mode or ("latent+text" if self.rng.random() < self.text_fraction else "latent")
         latents = plan_latents(w, p, actions, self.rng.randrange(1 << 30))
         codes = self.codes_for(w.name, latents, objects) if self.codes_for else None
-        spec = build_prompt(
-            w.verbalizer, objects, p.init, p.goal, actions, mode, interleave=self.interleave, codes=codes
-        )
+        spec = build_prompt(w.verbalizer, objects, p.init, p.goal, actions, mode, codes=codes)
         return Example(w.name, objects, latents, spec, actions, p.init, p.goal)
 
     def _optimal(self, w: World):
@@ -116,15 +107,13 @@ class ExampleSampler:
         for _ in range(100):
             p = self.gens[w.name].sample(self.rng.randint(*self.objects))
             task = Task(w.domain, p)
-            state, before, steps = task.init, None, []
+            state, steps = task.init, []
             for _ in range(self.rng.randint(1, 14)):
                 app = task.applicable(state)
-                if not self.walk_backtrack and before is not None:
-                    app = [i for i in app if task.apply(state, task.actions[i]) != before]
                 if not app:
                     break
                 a = task.actions[self.rng.choice(app)]
-                before, state = state, task.apply(state, a)
+                state = task.apply(state, a)
                 steps.append((a.name, *a.args))
             changed = sorted(task.state_facts(state) - task.state_facts(task.init))
             if steps and changed:

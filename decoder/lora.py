@@ -4,6 +4,7 @@ vLLM could not serve those), a time budget with warm-up and cosine decay, progre
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -12,29 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, get_peft_model
+from peft.helpers import disable_input_dtype_casting
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.cache_utils import DynamicCache
+
+from decoder.backends import default_dtype
+from decoder.prompt import chat_prompt_ids
 
 MIN_SHARED_PREFIX = 64  # tokens; below this the plain batched forward is as fast
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def lora_model(model_dir: Path, rank: int, alpha: int, init_from: Path | None = None):
-    """-> (tokenizer, PEFT model over the frozen base); init_from: an adapter folder to continue training. The base
-    is bf16 where the hardware computes bf16 natively, else float32 (`decoder.backends.default_dtype`: on an AVX2
+def lora_model(model_dir: Path, rank: int, alpha: int):
+    """-> (tokenizer, PEFT model over the frozen base). The base is bf16 where the hardware computes bf16 natively, else float32 (`decoder.backends.default_dtype`: on an AVX2
     CPU one bf16 backward step of the test's tiny training took 71 s)."""
-    from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from decoder.backends import default_dtype
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, default_dtype()))
-    if init_from is not None:
-        model = PeftModel.from_pretrained(base, str(init_from), is_trainable=True)
-        for name, p in model.named_parameters():
-            if "lora_" in name:
-                p.data = p.data.float()  # train in fp32 (saved in bf16)
-        return tok, model
     cfg = LoraConfig(
         r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
     )
@@ -49,7 +46,7 @@ def answer_loss(model, batch: dict) -> torch.Tensor:
     inputs = {k: batch[k] for k in ("input_ids", "inputs_embeds", "attention_mask") if k in batch}
     causal_lm = _causal_lm(model)
     hidden = causal_lm.model(**inputs, use_cache=False).last_hidden_state  # (B, L, H)
-    return _label_loss(causal_lm, hidden, batch["labels"], batch.get("label_weights"))
+    return _label_loss(causal_lm, hidden, batch["labels"])
 
 
 def _causal_lm(model):
@@ -57,18 +54,12 @@ def _causal_lm(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def _label_loss(
-    causal_lm, hidden: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Mean next-token cross-entropy over the labelled positions, projecting only their hidden states.
-    weights: (B, L) beside labels, a weighted mean instead (None: every labelled token counts once)."""
+def _label_loss(causal_lm, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labelled positions, projecting only their hidden states."""
     target = labels[:, 1:]
     keep = target != -100
     logits = causal_lm.lm_head(hidden[:, :-1][keep]).float()
-    if weights is None:
-        return torch.nn.functional.cross_entropy(logits, target[keep])
-    w = weights[:, 1:][keep].float()
-    return (torch.nn.functional.cross_entropy(logits, target[keep], reduction="none") * w).sum() / w.sum()
+    return torch.nn.functional.cross_entropy(logits, target[keep])
 
 
 def shared_prefix_loss(model, batch: dict) -> torch.Tensor:
@@ -77,7 +68,6 @@ def shared_prefix_loss(model, batch: dict) -> torch.Tensor:
     on the cache. Same loss and gradients as the plain forward (up to rounding) at a fraction of the cost when the
     prompts share a long head (the ar-sft query's domain description is ~350 of ~450 tokens). The prefix must carry
     no labels (prompt tokens) and leave at least one token per row."""
-    from transformers.cache_utils import DynamicCache
 
     P = batch["prefix_len"]
     x, mask, y = batch["input_ids"], batch["attention_mask"], batch["labels"]
@@ -93,8 +83,7 @@ def shared_prefix_loss(model, batch: dict) -> torch.Tensor:
     hidden = causal_lm.model(
         input_ids=x[:, P:], attention_mask=full_mask, position_ids=pos, past_key_values=cache, use_cache=False
     ).last_hidden_state
-    weights = batch.get("label_weights")
-    return _label_loss(causal_lm, hidden, y[:, P:], None if weights is None else weights[:, P:])
+    return _label_loss(causal_lm, hidden, y[:, P:])
 
 
 def shared_head(prompts: list[list[int]]) -> int:
@@ -121,7 +110,6 @@ def bf16_adapters(model):
     """Run the fp32 adapters in bf16 beside the bf16 base: PEFT would otherwise cast every adapted layer's input
     to fp32 and its output back (measured: 288 instead of 208 tokens/s for a decoder step on 2 CPU cores). The
     adapters' weights and their optimiser stay fp32."""
-    from peft.helpers import disable_input_dtype_casting
 
     weight = model.get_input_embeddings().weight
     if weight.dtype != torch.bfloat16:  # a float32 base: the adapters run as they are
@@ -205,12 +193,6 @@ def pad_right(
     return x, mask, y
 
 
-def chat_prompt_ids(tokenizer, user: str, system: str | None = None) -> list[int]:
-    msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-    out = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)
-    return list(out["input_ids"])
-
-
 def train_text_adapter(
     kind: str,
     make_pair,
@@ -226,15 +208,13 @@ def train_text_adapter(
     command: str = "",
     extra: dict | None = None,
     log=None,
-    init_from: Path | None = None,
 ) -> dict:
     """A LoRA adapter for a text -> text task: make_pair() -> (user text, answer text). Loss on the answer only.
-    Writes out_dir/adapter and out_dir/<kind>.json (the training record). init_from: an adapter to continue."""
-    import json
+    Writes out_dir/adapter and out_dir/<kind>.json (the training record)."""
 
     torch.manual_seed(seed)
     t_start = time.time()
-    tok, model = lora_model(model_dir, rank, 2 * rank, init_from)
+    tok, model = lora_model(model_dir, rank, 2 * rank)
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
 
     def make_batch() -> dict:
@@ -279,7 +259,6 @@ def train_text_adapter(
         "final_loss_ema": round(res.final_loss_ema, 4),
         "history": res.history,
         "command": command,
-        "continued_from": str(init_from) if init_from else None,
     }
     (out_dir / f"{kind}.json").write_text(json.dumps(record, indent=1) + "\n")
     return record

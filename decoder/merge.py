@@ -20,6 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from decoder.base_model import cache_dir
+
 MERGED_RECORD = "merged.json"
 
 
@@ -41,7 +47,6 @@ def merge_key(model_dir: Path, adapter: Path) -> str:
 
 def merged_model(model_dir: str | Path, adapter: str | Path, cache: Path | None = None, log=None) -> Path:
     """The folder of `model_dir` with `adapter` merged in (made on first use, then reused)."""
-    from decoder.base_model import cache_dir
 
     model_dir, adapter = Path(model_dir), Path(adapter)
     if not (adapter / "adapter_config.json").exists():
@@ -52,9 +57,6 @@ def merged_model(model_dir: str | Path, adapter: str | Path, cache: Path | None 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     log(f"merging the LoRA adapter {adapter} into a copy of {model_dir.name} (once; cached in {out}) ...")
     t0 = time.perf_counter()
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
     config = json.loads((model_dir / "config.json").read_text())
     dtype = getattr(torch, str(config.get("dtype") or config.get("torch_dtype") or "bfloat16"))

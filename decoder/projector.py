@@ -3,41 +3,27 @@
 Input (`PlanLatents`): the objects' identity vectors, and per step the operator's embedding in the world model's
 action encoder, the argument positions and the predicted latent state after the step (from the plan's latent
 trajectory). Output: one vector per legend entry and, per step, an operator vector (operator + predicted state +
-step position) followed by one vector per argument (the argument's identity vector, through the same map as the
-legend, plus its role). The language model binds identities to names through the legend.
+step position) followed by one vector per argument.
 
-Two choices make that binding easier to learn (`ami-agent train decoder` takes both): `center`, the problem's object
-codes minus their mean (what all of a problem's objects share says nothing about which one is meant), and one object
-map shared by all the worlds' projectors (`shared`): the adapter then learns a single way of matching an argument
-to its legend entry, instead of one per world (the last two runs with a map per world each bound one world's names
-well and the other's poorly; README, "The decoder").
-
-`legend_names` (`train decoder --legend-names`): each legend vector also carries its object's name, the mean of the
-name's token embeddings (minus the problem's mean name, through a learned map that starts as the identity). The
-legend is the problem's objects, not the plan: the name rides on the legend entry an argument's identity matches,
-so one attention lookup (match the identity, copy the name) binds an argument, instead of matching the identity and
-then reading the tokens after it. Arguments carry identities only, never names. Tried once and not better (after
-400 examples no more random-walk plans were read back: README, "The decoder"), so it is off by default.
-
-`codebook` (`train decoder --codebook`): objects are told apart by token codes instead of learned vectors. Each
-problem's objects are ranked by their identity vectors' projection on a fixed random direction, and the k-th gets the
-k-th of a fixed list of token embeddings (`code_tokens`: single CJK characters, which no object name here uses).
-The legend entry and every argument of that object are that same embedding; arguments still come only from the
-plan's latent identities, and the codes are arbitrary symbols, not names (a different problem gives the same
-object another code). A pretrained model already copies what followed an earlier occurrence of the same token
-(induction), so binding an argument to its legend entry needs far less learning than matching learned vectors.
-`code_chars` (`train decoder --write-codes`): the codes' characters, for a decoder that writes each argument's code
-before its name (decoder/prompt.py, `codes`).
+Objects are told apart by token codes, not by learned vectors: each problem's objects are ranked by their identity
+vectors' projection on a fixed random direction, and the k-th gets the k-th of a fixed list of token embeddings
+(`code_tokens`: single CJK characters, which no object name uses). The legend entry and every argument of that
+object are that same embedding; arguments come only from the plan's latent identities, and the codes are arbitrary
+symbols, not names (another problem gives the same object another code). A pretrained model already copies what
+followed an earlier occurrence of the same token (induction), so binding an argument to its legend entry needs
+little learning. The decoder also writes each argument's code before its name (decoder/prompt.py), so
+`code_chars` holds the codes' characters.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from decoder.prompt import PromptSpec, Slot
+from decoder.prompt import PromptSpec, Slot, split_codes
 
 
 @dataclass
@@ -74,68 +60,41 @@ class PlanProjector(nn.Module):
         latent_dim: int,
         hidden: int,
         embed_rms: float,
-        max_steps: int = 128,
-        max_arity: int = 4,
-        center: bool = False,
-        shared: PlanProjector | None = None,
-        legend_names: bool = False,
-        interleave: bool = False,
-        codebook: list[int] | None = None,
+        codebook: list[int],
+        code_chars: list[str],
         codes: torch.Tensor | None = None,
-        code_chars: list[str] | None = None,
+        max_steps: int = 128,
+        shared: PlanProjector | None = None,
     ):
-        """interleave: the decoder this projector belongs to writes interleaved answers (decoder/prompt.py); the
-        vectors are the same, only where they go differs. codebook: the code tokens' ids (`code_tokens`), with
-        `codes` their embeddings (K, hidden) (loading fills them from the state dict). center: subtract the mean
-        of the problem's object codes. shared: a projector whose object map (object codes, roles, output norm
-        and scale) this one uses, the same modules, trained together; it needs the same latent width and arity.
-        code_chars: the code tokens' characters, given when the decoder writes the codes (`code_map`)."""
+        """codebook: the code tokens' ids (`code_tokens`), `codes` their embeddings (K, hidden) (loading fills them
+        from the state dict), `code_chars` their characters. shared: a projector whose output norm and scale this
+        one uses (one world's projector shares them with another's of the same widths, trained together)."""
         super().__init__()
+        if len(code_chars) != len(codebook):
+            raise ValueError(f"{len(codebook)} codes need as many characters, got {len(code_chars)}")
         self.config = {
             "latent_dim": latent_dim,
             "hidden": hidden,
             "embed_rms": embed_rms,
+            "codebook": list(codebook),
+            "code_chars": list(code_chars),
             "max_steps": max_steps,
-            "max_arity": max_arity,
-            "center": center,
-            "legend_names": legend_names,
-            "interleave": interleave,
-            "codebook": list(codebook) if codebook else None,
-            "code_chars": list(code_chars) if code_chars else None,
         }
-        if code_chars and (not codebook or not interleave or len(code_chars) != len(codebook)):
-            raise ValueError(
-                "written codes need a codebook (one character per code) and an interleaved answer"
-            )
-        if codebook:
-            if legend_names:
-                raise ValueError("codebook and legend_names are two ways to tell objects apart: choose one")
-            if codes is not None and tuple(codes.shape) != (len(codebook), hidden):
-                raise ValueError(f"codes must be ({len(codebook)}, {hidden}), got {tuple(codes.shape)}")
-            self.register_buffer(
-                "codes",
-                codes.detach().float().clone() if codes is not None else torch.zeros(len(codebook), hidden),
-            )
-            g = torch.Generator().manual_seed(0)
-            self.register_buffer("code_dir", torch.randn(latent_dim, generator=g))
+        if codes is not None and tuple(codes.shape) != (len(codebook), hidden):
+            raise ValueError(f"codes must be ({len(codebook)}, {hidden}), got {tuple(codes.shape)}")
+        self.register_buffer(
+            "codes",
+            codes.detach().float().clone() if codes is not None else torch.zeros(len(codebook), hidden),
+        )
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("code_dir", torch.randn(latent_dim, generator=g))
         if shared is not None:
-            mine = {k: self.config[k] for k in ("latent_dim", "hidden", "max_arity", "legend_names")}
-            theirs = {k: shared.config[k] for k in mine}
-            if mine != theirs:
-                raise ValueError(f"cannot share an object map between projectors of {mine} and {theirs}")
-            self.obj, self.role, self.norm, self.scale = shared.obj, shared.role, shared.norm, shared.scale
-            if legend_names:
-                self.names = shared.names
+            if (shared.config["latent_dim"], shared.config["hidden"]) != (latent_dim, hidden):
+                raise ValueError("a shared output map needs projectors of the same widths")
+            self.norm, self.scale = shared.norm, shared.scale
         else:
-            self.obj = _mlp(latent_dim, hidden)
-            self.role = nn.Embedding(max_arity + 1, hidden)  # 0: legend entry, k: k-th argument
-            nn.init.normal_(self.role.weight, std=0.02)
             self.norm = nn.LayerNorm(hidden)
             self.scale = nn.Parameter(torch.tensor(float(embed_rms)))
-            if legend_names:
-                self.names = nn.Linear(hidden, hidden, bias=False)
-                with torch.no_grad():
-                    self.names.weight.copy_(torch.eye(hidden))
         self.op = _mlp(latent_dim, hidden)
         self.state = _mlp(2 * latent_dim, hidden)
         self.step_pos = nn.Embedding(max_steps, hidden)
@@ -144,36 +103,20 @@ class PlanProjector(nn.Module):
     def _out(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x) * self.scale
 
-    def forward(
-        self, plan: PlanLatents, names: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """-> legend vectors (N, H), and per step a (1 + arity, H) block. names: (N, H) the objects' name vectors
-        (`name_vectors`), needed when the projector was made with `legend_names`."""
+    def forward(self, plan: PlanLatents) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """-> legend vectors (N, H), and per step a (1 + arity, H) block: the step's vector, then its arguments'
+        codes."""
         if plan.steps > self.step_pos.num_embeddings:
             raise ValueError(
                 f"a plan of {plan.steps} steps is longer than the projector's {self.step_pos.num_embeddings}"
             )
-        if self.config.get("codebook"):
-            return self._coded(plan)
-        objs = self.obj(plan.identities)  # (N, H)
-        if self.config["center"]:
-            objs = objs - objs.mean(0, keepdim=True)
-        legend = self._out(objs + self.role.weight[0])
-        if self.config.get("legend_names"):
-            if names is None or names.shape != legend.shape:
-                raise ValueError(
-                    f"this projector puts names on its legend: it needs the {legend.shape[0]} objects' name "
-                    f"vectors of width {legend.shape[1]}, got {None if names is None else tuple(names.shape)}"
-                )
-            names = names.to(legend.dtype)
-            legend = legend + self.names(names - names.mean(0, keepdim=True))
+        codes = self.codes[self.object_codes(plan.identities)]  # (N, H)
         steps = []
         if plan.steps:
             head = self._head(plan)
             for t, args in enumerate(plan.arguments):
-                rows = [head[t]] + [objs[a] + self.role.weight[k + 1] for k, a in enumerate(args)]
-                steps.append(self._out(torch.stack(rows)))
-        return legend, steps
+                steps.append(torch.cat([self._out(head[t : t + 1]), codes[args]]))
+        return codes, steps
 
     def object_codes(self, identities: torch.Tensor) -> torch.Tensor:
         """(N,) each object's code: its rank by identity vector along the fixed direction."""
@@ -187,19 +130,8 @@ class PlanProjector(nn.Module):
 
     def code_map(self, plan: PlanLatents, objects: list[str]) -> dict[str, str]:
         """object -> the character of its code (the same code its legend entry and arguments carry)."""
-        chars = self.config.get("code_chars")
-        if not chars:
-            raise ValueError("this projector's decoder does not write codes")
+        chars = self.config["code_chars"]
         return {o: chars[int(k)] for o, k in zip(objects, self.object_codes(plan.identities))}
-
-    def _coded(self, plan: PlanLatents) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        codes = self.codes[self.object_codes(plan.identities)]  # (N, H)
-        steps = []
-        if plan.steps:
-            head = self._head(plan)
-            for t, args in enumerate(plan.arguments):
-                steps.append(torch.cat([self._out(head[t : t + 1]), codes[args]]))
-        return codes, steps
 
     def _head(self, plan: PlanLatents) -> torch.Tensor:
         """(T, H) each step's operator, predicted state and position (before the output norm)."""
@@ -208,22 +140,14 @@ class PlanProjector(nn.Module):
         state_in = torch.cat([after[:, n], after[:, :n].mean(1)], -1)
         return self.op(plan.operators) + self.state(state_in) + self.step_pos.weight[: plan.steps]
 
-    def slots(
-        self, plan: PlanLatents, spec: PromptSpec, names: torch.Tensor | None = None
-    ) -> dict[Slot, torch.Tensor]:
-        legend, steps = self(plan, names)
+    def slots(self, plan: PlanLatents, spec: PromptSpec) -> dict[Slot, torch.Tensor]:
+        """Every slot of the prompt (the answer's slots are the prompt's plan slots again) -> its vectors."""
+        legend, steps = self(plan)
         out = {}
         for s in spec.segments:
             if isinstance(s, Slot):
                 out[s] = legend[s.index : s.index + 1] if s.kind == "object" else steps[s.index]
         return out
-
-
-def name_vectors(spec: PromptSpec, tokenize, embed) -> torch.Tensor:
-    """(N, H): each legend object's name (`spec.names`, as the prompt writes it) as the mean of its tokens'
-    embeddings (`tokenize`: str -> ids, `embed`: ids -> (n, H))."""
-    rows = [embed(torch.tensor(tokenize(" " + n), dtype=torch.long)).float().mean(0) for n in spec.names]
-    return torch.stack(rows)
 
 
 def code_tokens(tokenizer, k: int = 64) -> list[int]:
@@ -255,3 +179,40 @@ def assemble(spec: PromptSpec, tokenize, embed, slots: dict[Slot, torch.Tensor])
     ]
     dtype = next(p.dtype for s, p in zip(spec.segments, parts) if not isinstance(s, Slot))
     return torch.cat([p.to(dtype) for p in parts], 0)
+
+
+class Tokens:
+    """Text -> token ids with a cache (prompts repeat the same fixed pieces)."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+        self.cache: dict[str, list[int]] = {}
+
+    def __call__(self, text: str) -> list[int]:
+        ids = self.cache.get(text)
+        if ids is None:
+            ids = self.tok(text, add_special_tokens=False)["input_ids"]
+            if len(self.cache) < 50_000:
+                self.cache[text] = ids
+        return ids
+
+    def coded(self, text: str, chars) -> list[int]:
+        """Text in which code characters (`chars`) stand alone: each is its own token, the rest as `__call__`."""
+        return [i for piece in split_codes(text, chars) for i in self(piece)]
+
+
+def projector_state(projector: PlanProjector) -> dict:
+    """The weights in fp16 (half the file); the codebook's buffers (its codes and ranking direction) as they are."""
+    keep = {"codes", "code_dir"}
+    return {k: v if k in keep else v.half() for k, v in projector.state_dict().items()}
+
+
+def load_projectors(path: Path) -> dict[str, tuple[PlanProjector, dict]]:
+    """projector.pt -> world name -> (its projector, its entry: config, checkpoint and domain names)."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    out = {}
+    for name, entry in blob["worlds"].items():
+        p = PlanProjector(**entry["config"])
+        p.load_state_dict({k: v.float() for k, v in entry["state_dict"].items()})
+        out[name] = (p.eval(), entry)
+    return out

@@ -2,22 +2,17 @@
 reading the actions back from any answer.
 
 A prompt is a list of segments: text, or a slot the plan projector fills with soft vectors. In `latent` mode the
-prompt holds the problem text, a legend (each object's name next to a soft vector made from its identity embedding:
-the world model knows objects only by identity) and the soft plan (per step: the operator with the predicted state,
-then one vector per argument). It never holds the plan's words. `latent+text` adds each step in words after its
-soft vectors.
+prompt holds the problem text, a legend (each object's name next to its code, decoder/projector.py: the world model
+knows objects only by identity) and the soft plan (per step: the operator with the predicted state, then one vector
+per argument). It never holds the plan's words. `latent+text` adds each step in words after its soft vectors.
 
-`interleave` (`train decoder --interleave`): the answer too carries each step's soft vectors, at the start of that
-step's line ("2." <step 2's vectors> " Unstack the red block ..."). The decoder then writes the plan one line per
-round (`answer_rounds`): the line's number and its step's vectors are put in, the language model writes the line.
-What to write next sits right before the cursor, not at a position it must find in the prompt; the rounds add the
-line numbers and markers, never an action's words (the soft vectors are the same ones the prompt's plan holds).
-
-`codes` (`train decoder --write-codes`, with `--interleave --codebook`): the decoder also writes each argument's
-code token (decoder/projector.py, `codebook`) right before the argument's name ("Unstack the<c1> red block from on
-top of the<c2> blue block"), and the codes are cut from the answer it returns (`strip_codes`). The code it writes
-is copied from the step's vectors at the line's start, and the name after it is what followed the same token in
-the legend ("<c1> red block"): two single lookups instead of one that must chain them.
+The answer carries each step's soft vectors too, at the start of that step's line ("2." <step 2's vectors> " Unstack
+the red block ..."), and the decoder writes the plan one line per round (`answer_rounds`): the line's number and its
+step's vectors are put in, the language model writes the line. What to write next sits right before the cursor; the
+rounds add line numbers and markers, never an action's words. The decoder also writes each argument's code token
+right before the argument's name ("Unstack the<c1> red block from on top of the<c2> blue block"), copied from the
+step's vectors, and the name after it is what followed the same code in the legend: two single lookups instead of
+one that must chain them. The codes are cut from the answer returned (`strip_codes`).
 """
 
 from __future__ import annotations
@@ -44,7 +39,7 @@ class PromptSpec:
     segments: list = field(default_factory=list)  # str | Slot, in order
     answer: str = ""  # the target answer (training), or "" at inference
     names: list[str] = field(default_factory=list)  # the legend's object names, as written, in slot order
-    # the answer as segments (str | Slot): [answer] unless interleaved, then the text with each step's slot
+    # the answer as segments (str | Slot): its text with each step's slot at the start of the step's line
     answer_segments: list = field(default_factory=list)
 
     def text(self, *, soft: str = "<soft>") -> str:
@@ -60,12 +55,11 @@ def build_prompt(
     actions: list[tuple[str, ...]],
     mode: str = "latent",
     preamble: str = "",
-    interleave: bool = False,
     codes: dict[str, str] | None = None,
 ) -> PromptSpec:
-    """`preamble`: text put before the problem (e.g. the world's description). `interleave`: the answer carries
-    each step's slot at the start of its line (module docstring). `codes`: object -> its code character, written
-    before each argument's name in the interleaved answer (module docstring)."""
+    """`preamble`: text put before the problem (e.g. the world's description). `codes`: object -> its code
+    character, written before each argument's name in the answer (None: the answer without codes, for prompts
+    never trained on)."""
     if mode not in MODES:
         raise ValueError(f"unknown decoder mode {mode!r}: use one of {', '.join(MODES)}")
     user: list = [(preamble.strip() + "\n\n" if preamble.strip() else "") + verbalizer.statement(init, goal)]
@@ -86,10 +80,7 @@ def build_prompt(
     segments.append("<|im_start|>assistant\n")
     names = [verbalizer.object_phrase(o) for o in objects]
     answer = answer_text(verbalizer, actions)
-    if codes is not None and not interleave:
-        raise ValueError("written codes need an interleaved answer")
-    parts = answer_segments(verbalizer, actions, codes) if interleave else [answer]
-    return PromptSpec(_merge(segments), answer, names, parts)
+    return PromptSpec(_merge(segments), answer, names, answer_segments(verbalizer, actions, codes))
 
 
 def answer_text(verbalizer: Verbalizer, actions: list[tuple[str, ...]]) -> str:
@@ -183,3 +174,9 @@ def _merge(segments: list) -> list:
         else:
             out.append(s)
     return out
+
+
+def chat_prompt_ids(tokenizer, user: str, system: str | None = None) -> list[int]:
+    msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    out = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)
+    return list(out["input_ids"])

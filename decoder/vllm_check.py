@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 RESULT_PREFIX = "AMI_RESULT "  # vLLM logs to stdout too: the result line is marked
 
 
@@ -63,8 +66,6 @@ def serve_command(model_dir, adapters: dict, host: str = "127.0.0.1", port: int 
 
 def check(model_dir: str, question: str = "What is the capital of France? Answer briefly.") -> dict:
     vllm_env()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from vllm import LLM, SamplingParams
 
     t0 = time.perf_counter()

@@ -7,7 +7,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from decoder.lora import train_text_adapter
 from eval.harness import zero_shot_query
+from planner.worlds.generate import ProblemGenerator
+from planner.worlds.oracle import solve
+from planner.worlds.plans import parse_plan_text
+from planner.worlds.strips import Task
 
 AR_SFT_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "ar-sft"
 ADAPTER = "ar-sft"
@@ -22,9 +27,6 @@ def training_problems(worlds, objects=(3, 5), batch: int = 8, seed: int = 0):
     in turn (until 2026-11-28 each example drew its world). A batch's queries then share the domain description
     (~350 of ~450 prompt tokens), which the training loop computes once (decoder.lora.shared_prefix_loss: the
     batch's loss and gradients unchanged): 7 s a step instead of 22. Replayed by `python -m eval.overlap`."""
-    from planner.worlds.generate import ProblemGenerator
-    from planner.worlds.oracle import solve
-    from planner.worlds.strips import Task
 
     rng = random.Random(seed)
     gens = [(w, ProblemGenerator(w.domain, None, rng)) for w in worlds]
@@ -55,8 +57,6 @@ def train_ar_sft(
     log=None,
 ) -> dict:
     """worlds: decoder.data.World objects (domain + English); plans are the oracle's optimal plans."""
-    from decoder.lora import train_text_adapter
-    from planner.worlds.plans import parse_plan_text
 
     stream = training_problems(worlds, objects, batch, seed)
 

@@ -13,7 +13,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from planner.api import Constraint
+from planner.constraints import Constraint
 from planner.worlds.pddl import Domain, Problem
 from planner.worlds.plans import PlanStep, simulate
 from planner.worlds.strips import Task
@@ -78,37 +78,22 @@ def pick_constraint(problem: Problem, vb, rng: random.Random) -> tuple[str, Cons
     return text, Constraint(c.kind, c.target, text)
 
 
-def breaks(c: Constraint, step: PlanStep | None, state) -> bool:
-    """Does this action (None: no action) or this state break the constraint?"""
-    if step is not None:
-        if c.kind == "forbid_operator" and step[0] == c.target[0]:
-            return True
-        if c.kind == "forbid_object" and c.target[0] in step[1:]:
-            return True
-    if c.kind == "forbid_fact" and tuple(c.target) in state:
-        return True
-    if c.kind == "require_fact" and tuple(c.target) not in state:
-        return True
-    return False
-
-
 def honours(domain: Domain, problem: Problem, plan: list[PlanStep], c: Constraint) -> bool:
     """The plan, run by the simulator from the initial state, never breaks the constraint (the initial state
-    included)."""
-    state = problem.init
-    if breaks(c, None, state):
-        return False
+    included): `Constraint.first_break` on the simulator's own states."""
+    states = [problem.init]
     for step in plan:
-        state, unmet = simulate(domain, state, step)
-        if unmet or breaks(c, step, state):
+        state, unmet = simulate(domain, states[-1], step)
+        if unmet:
             return False
-    return True
+        states.append(state)
+    return not c.first_break([tuple(s) for s in plan], states)
 
 
 def feasible(domain: Domain, problem: Problem, c: Constraint, max_states: int = 500_000) -> bool:
     """Exhaustive search over the problem's states for a plan that honours the constraint (the judge's side)."""
     task = Task(domain, problem)
-    if breaks(c, None, problem.init):
+    if c.breaks(None, problem.init):
         return False
     start = task.init
     seen = {start}
@@ -120,7 +105,7 @@ def feasible(domain: Domain, problem: Problem, c: Constraint, max_states: int = 
         for i in task.applicable(s):
             a = task.actions[i]
             n = task.apply(s, a)
-            if n in seen or breaks(c, (a.name, *a.args), task.state_facts(n)):
+            if n in seen or c.breaks((a.name, *a.args), task.state_facts(n)):
                 continue
             seen.add(n)
             todo.append(n)
@@ -153,3 +138,24 @@ def with_constraint(query: str, sentence: str) -> str:
     if k < 0:
         return f"{query.rstrip()}\n{sentence}"
     return f"{query[:k].rstrip()} {sentence}\n\n{query[k:]}"
+
+
+def guardrail_summary(rows: list[dict]) -> dict:
+    """`bench guardrails`' figures: returned plans honoured, feasible cases solved, infeasible ones refused."""
+    returned = [r for r in rows if r["status"] == "solved"]
+    honoured = sum(bool(r["honoured"]) for r in returned)
+    feas = [r for r in rows if r["feasible"]]
+    infeas = [r for r in rows if not r["feasible"]]
+    return {
+        "queries": len(rows),
+        "returned_plans": len(returned),
+        "honoured": honoured,
+        "honour_rate": round(honoured / len(returned), 4) if returned else None,
+        "feasible": len(feas),
+        "feasible_solved_valid_honoured": sum(
+            r["status"] == "solved" and bool(r["valid"]) and bool(r["honoured"]) for r in feas
+        ),
+        "infeasible": len(infeas),
+        "infeasible_no_plan": sum(r["status"] == "no_plan" for r in infeas),
+        "by_status": {s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})},
+    }

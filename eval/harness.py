@@ -14,14 +14,27 @@ import random
 import statistics
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner.worlds.nl import NLConfig, Verbalizer
-from planner.worlds.pddl import Domain, Problem, load_domain, load_problem
-from planner.worlds.plans import validate
+import matplotlib
+import matplotlib.pyplot as plt
 
-SYSTEMS = ("ami", "ami-planner", "ar-zero-shot", "ar-sft", "ar-sft-sc", "oracle")
+from ami_agent.services import WORLDS_DIR
+from decoder.backends import Request, Sampling
+from eval.rows import Row
+from eval.suites import load_suite, resolve_planbench_dir
+from planner.api import Planner
+from planner.record import PlanRecord
+from planner.search import SearchConfig
+from planner.worlds.generate import ProblemGenerator
+from planner.worlds.nl import NLConfig, Verbalizer
+from planner.worlds.oracle import solve
+from planner.worlds.pddl import Domain, Problem, load_domain, load_problem
+from planner.worlds.plans import parse_plan_text, validate
+from planner.worlds.strips import Task
+
 QUESTION = "What is the plan to achieve my goal? Just give the actions in the plan."
 
 
@@ -45,8 +58,6 @@ def zero_shot_query(vb: Verbalizer, p: Problem) -> str:
 
 def load_cases(spec: str, planbench_dir=None, limit: int | None = None) -> list[Case]:
     if spec.startswith("planbench:"):
-        from eval.suites import load_suite
-
         out, cache = [], {}
         for inst in load_suite(spec, planbench_dir, limit):
             if inst.domain_path not in cache:
@@ -77,10 +88,6 @@ def load_cases(spec: str, planbench_dir=None, limit: int | None = None) -> list[
 
 def generated_cases(spec: str, limit: int | None = None, per_suite: int = 50) -> list[Case]:
     """gen:blocksworld:steps=K: problems of 3-8 blocks whose optimal plans have exactly K steps (seeded by K)."""
-    from ami_agent.agent import WORLDS_DIR
-    from planner.worlds.generate import ProblemGenerator
-    from planner.worlds.oracle import solve
-    from planner.worlds.strips import Task
 
     parts = spec.split(":")
     if len(parts) != 3 or parts[1] != "blocksworld" or not parts[2].startswith("steps="):
@@ -104,31 +111,24 @@ def generated_cases(spec: str, limit: int | None = None, per_suite: int = 50) ->
 
 # ---- systems ------------------------------------------------------------------------------------------------------
 def _record(case: Case, system: str, status: str, plan_steps, seconds: float, **kw) -> dict:
-    valid = None
-    if status == "solved":
-        valid = validate(case.domain, case.problem, list(plan_steps)).valid
-    return {
-        "suite": case.suite,
-        "instance": case.name,
-        "system": system,
-        "status": status,
-        "plan": ["(" + " ".join(s) + ")" for s in plan_steps],
-        "reason": kw.get("reason", ""),
-        "seconds": round(seconds, 4),
-        "tokens_in": kw.get("tokens_in", 0),
-        "tokens_out": kw.get("tokens_out", 0),
-        "expansions": kw.get("expansions", 0),
-        "energies": kw.get("energies", {}),
-        "valid": bool(valid),
-        "optimal_length": case.optimal_length,
-        "solvable": case.solvable,
-    }
+    """The evaluation row (eval/rows.py) of one answer, its plan judged by the validator."""
+    valid = validate(case.domain, case.problem, list(plan_steps)).valid if status == "solved" else None
+    record = PlanRecord(
+        case.name,
+        system,
+        status,
+        ["(" + " ".join(s) + ")" for s in plan_steps],
+        kw.get("reason", ""),
+        seconds,
+        kw.get("tokens_in", 0),
+        kw.get("tokens_out", 0),
+        kw.get("expansions", 0),
+        kw.get("energies", {}),
+    )
+    return Row(record, bool(valid), case.optimal_length, case.suite, case.solvable).to_dict()
 
 
 def run_oracle(cases: list[Case]):
-    from planner.worlds.oracle import solve
-    from planner.worlds.plans import parse_plan_text
-    from planner.worlds.strips import Task
 
     for c in cases:
         t0 = time.perf_counter()
@@ -140,8 +140,6 @@ def run_oracle(cases: list[Case]):
 
 
 def run_planner(cases: list[Case], time_limit: float = 10.0):
-    from planner.api import Planner
-    from planner.search import SearchConfig
 
     checkpoints = Path(__file__).resolve().parent.parent / "checkpoints"
     planners: dict[str, Planner] = {}
@@ -170,7 +168,6 @@ def run_agent(cases: list[Case], agent, concurrency: int = 1):
     """The whole agent on each case's natural-language query. concurrency > 1 asks several queries at once (one
     conversation thread each), as concurrent users would: the decoder backend batches their decodes. Records
     arrive in completion order; each carries its own wall time."""
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     # a suite of another world (mystery blocksworld): the agent reads it with that world's English
     for c in cases:
@@ -236,7 +233,6 @@ def run_llm(
     chunk: int = 32,
 ):
     """The base model (with or without an adapter) answers each query; the plan is read from its text."""
-    from decoder.backends import Request, Sampling
 
     for i in range(0, len(cases), chunk):
         part = cases[i : i + chunk]
@@ -352,7 +348,6 @@ def summarize(rows: list[dict]) -> dict:
 
 def frontier_rows(planbench_dir, suites) -> dict[str, dict[str, float]]:
     """PlanBench's published zero-shot results in its results folder: suite -> engine -> success rate."""
-    from eval.suites import resolve_planbench_dir
 
     try:
         root = resolve_planbench_dir(planbench_dir)
@@ -431,10 +426,8 @@ def write_report(out_dir: Path, summary: dict, frontier: dict, rows: list[dict])
 
 
 def plot(rows: list[dict], out_dir: Path) -> None:
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     by = defaultdict(lambda: defaultdict(list))
     for r in rows:

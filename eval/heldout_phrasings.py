@@ -1,12 +1,13 @@
-"""Free phrasings the reader never trains on (its training phrasings are in ami_agent/reader.py): the agent's
+"""Free phrasings the reader never trains on (its training phrasings are in ami_agent/reader_train.py): the agent's
 free-phrasing benchmark renders generated problems with these. Kept apart on purpose; never import them in training."""
 
 from __future__ import annotations
 
 import random
 
-from ami_agent.reader import Phrasing, free_text
-from planner.worlds.generate import ProblemGenerator, blocksworld_names
+from ami_agent.reader_train import Phrasing, free_text
+from planner.worlds.blocksworld import blocksworld_names
+from planner.worlds.generate import ProblemGenerator
 
 HELDOUT = Phrasing(
     facts={

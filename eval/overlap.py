@@ -18,6 +18,10 @@ import json
 import sys
 from pathlib import Path
 
+from eval.baselines import training_problems
+from eval.suites import DECODER_WORLDS, load_suite, world_for
+from planner.worlds.pddl import load_problem
+
 
 def _renamed(atoms, m: dict) -> tuple:
     return tuple(sorted((a[0], *(m[x] for x in a[1:])) for a in atoms))
@@ -37,7 +41,6 @@ def canonical(objects, init, goal) -> tuple:
 
 def seen_problems(worlds, examples: int, batch: int = 8, seed: int = 0) -> dict[str, set]:
     """world name -> canonical forms of the first `examples` problems of ar-sft's training stream."""
-    from eval.baselines import training_problems
 
     seen: dict[str, set] = {w.name: set() for w in worlds}
     stream = training_problems(worlds, (3, 5), batch, seed)
@@ -50,9 +53,6 @@ def seen_problems(worlds, examples: int, batch: int = 8, seed: int = 0) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ami_agent.cli.train import DEFAULT_DECODER_WORLDS, _decoder_world
-    from eval.suites import load_suite
-    from planner.worlds.pddl import load_problem
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", default="planbench:blocksworld")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         (Path(__file__).resolve().parent.parent / "checkpoints/ar-sft/ar-sft.json").read_text()
     )
     examples = args.examples or record["examples_seen"]
-    worlds = [_decoder_world(w, args.planbench_dir) for w in DEFAULT_DECODER_WORLDS]
+    worlds = [world_for(w, args.planbench_dir) for w in DECODER_WORLDS]
     insts = load_suite(args.suite, args.planbench_dir, None)
     domain_name = {"planbench:mystery_blocksworld": "mystery-4ops"}.get(args.suite, "blocksworld-4ops")
     world = next(w for w in worlds if w.name == domain_name)

@@ -3,23 +3,21 @@ read the facts back through the probe and compare with the true ones; predict on
 and compare the decoded next state; compare the applicability head's set with the true one. The simulator draws
 the states and judges; the model only encodes, predicts and reads.
 
-`--walk-start N` reads states reached by 0..N random steps from the generated ones instead (in blocksworld a
+`walk_start=N` reads states reached by 0..N random steps from the generated ones instead (in blocksworld a
 generated state always has the hand empty; a search reaches the others too, and re-encodes each state it reaches).
 A model whose encoder had trained on generated states only read those exactly and predicted one step from a reached
-state exactly 120 times in 240 (README, "A recipe that fits 30 minutes").
-
-    python -m eval.readback --checkpoint checkpoints/blocksworld-4ops.pt [--ensemble 5] [--sizes 5,8,10,12,15]
-        [--walk-start 6]
-"""
+state exactly 120 times in 240 (README, "A recipe that fits 30 minutes")."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
 
 import torch
+
+from planner.data import TrajectorySampler
+from planner.latent import EnsembleWorld
 
 
 def readback(
@@ -29,9 +27,6 @@ def readback(
     (`one_step`, no re-encoding) and of applicable-action sets read exactly (`applicable`), averaging `ensemble`
     identity draws of the model. `walk_start`: the states are reached by 0..walk_start random steps from generated
     ones (0: the generated states themselves)."""
-    from planner.data import TrajectorySampler
-    from planner.latent import EnsembleWorld
-
     out = []
     for n in sizes:
         sampler = TrajectorySampler(
@@ -65,41 +60,3 @@ def readback(
         out.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return out
-
-
-def main(argv=None) -> int:
-    from planner.train import CheckpointError, load_checkpoint
-    from planner.worlds.errors import WorldError
-    from planner.worlds.pddl import load_domain
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument(
-        "--domain", default=None, help="PDDL domain (default: the one the checkpoint's record names)"
-    )
-    ap.add_argument("--ensemble", type=int, default=5)
-    ap.add_argument("--sizes", default="5,8,10,12,15")
-    ap.add_argument("--states", type=int, default=40)
-    ap.add_argument(
-        "--walk-start",
-        type=int,
-        default=0,
-        help="read states reached by 0..N random steps from the generated ones (default 0: the generated ones)",
-    )
-    a = ap.parse_args(argv)
-    try:
-        model, record = load_checkpoint(a.checkpoint)
-        domain = load_domain(a.domain or record["domain_file"])
-        sizes = [int(x) for x in a.sizes.split(",")]
-        if a.walk_start < 0:
-            raise ValueError(f"--walk-start must be >= 0, got {a.walk_start}")
-    except (CheckpointError, WorldError, OSError, KeyError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    rows = readback(model.eval(), domain, sizes, a.ensemble, a.states, walk_start=a.walk_start)
-    print(json.dumps(rows, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

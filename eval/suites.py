@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from decoder.data import World
 from planner.worlds.errors import WorldError
+from planner.worlds.pddl import load_domain
 
 PLANBENCH_ENV = "AMI_PLANBENCH_DIR"
 
@@ -168,3 +170,30 @@ def find_instance(suite: str, instance: str, planbench_dir: str | Path | None = 
         f"suite '{suite}' has no instance '{instance}'",
         hint="Give a file name like instance-12.pddl or its number",
     )
+
+
+DECODER_WORLDS = [
+    "planbench:blocksworld",
+    "planbench:mystery_blocksworld",
+]  # the decoder's and ar-sft's default
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def world_for(spec: str, planbench_dir: str | Path | None = None):
+    """A world to train a decoder (or ar-sft) for: `planbench:SUITE` (the suite's domain and English templates, not
+    its instances) or `DOMAIN.pddl[,CONFIG.yaml]`, with its world model checkpoints/DOMAIN.pt."""
+
+    if spec.startswith("planbench:"):
+        inst = load_suite(spec, planbench_dir, limit=1)[0]
+        domain_path, nl = inst.domain_path, inst.nl_config_path
+    else:
+        parts = spec.split(",")
+        domain_path, nl = Path(parts[0]), (Path(parts[1]) if len(parts) > 1 else None)
+    d = load_domain(domain_path)
+    ckpt = CHECKPOINTS / f"{d.name}.pt"
+    if not ckpt.exists():
+        raise WorldError(
+            f"no world model for domain '{d.name}' at {ckpt}: train it first with "
+            f"`ami-agent train world-model --domain {domain_path}`"
+        )
+    return World.load(d.name, domain_path, nl, ckpt)

@@ -4,13 +4,15 @@ constraints), never the simulator."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from planner.cem import CEMConfig, cem_search
-from planner.energies import ForbidActions, ForbidFact, Guardrail, RequireFact, StepView
+from planner.checkpoint import load_checkpoint
+from planner.constraints import Constraint
+from planner.energies import ForbidActions, ForbidFact, Guardrail, RequireFact
 from planner.latent import EnsembleWorld, LatentWorld
 from planner.memory import release_freed_memory
 from planner.search import PlanResult, SearchConfig, beam_search
@@ -25,19 +27,6 @@ ESCALATE = {"strategy": "best-first", "beam_width": 4, "task_weight": 0.0, "crit
 BEAM_SHARE = 0.25
 
 Atom = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """A constraint the user stated, as plain data: kind is forbid_operator (target ("stack",)), forbid_object
-    (("c",)), forbid_fact (("ontable", "a")) or require_fact (("on", "a", "b"))."""
-
-    kind: str
-    target: tuple[str, ...]
-    text: str = ""
-
-    def describe(self) -> str:
-        return self.text or f"{self.kind.replace('_', ' ')} {' '.join(self.target)}"
 
 
 class Planner:
@@ -79,8 +68,6 @@ class Planner:
 
     @classmethod
     def load(cls, path: str | Path, search: SearchConfig | None = None, **kw) -> Planner:
-        from planner.train import load_checkpoint
-
         model, record = load_checkpoint(Path(path))
         return cls(model, search, record, **kw)
 
@@ -99,8 +86,6 @@ class Planner:
                     raise ValueError(f"constraint on an unknown fact: ({' '.join(c.target)})")
                 cls = ForbidFact if c.kind == "forbid_fact" else RequireFact
                 out.append(cls(f"{c.kind}:{' '.join(c.target)}", description=c.describe(), fact=idx))
-            else:
-                raise ValueError(f"unknown constraint kind {c.kind!r}")
         return out
 
     def plan(
@@ -119,10 +104,9 @@ class Planner:
     def _plan(self, objects, init, goal, constraints, seed) -> PlanResult:
         t0 = time.perf_counter()
         e = self.ensemble
-        worlds = [
-            EnsembleWorld(self.model, list(objects), list(range(seed + k * e, seed + (k + 1) * e)))
-            for k in range(self.attempts + 3)
-        ]
+        draws = [list(range(seed + k * e, seed + (k + 1) * e)) for k in range(self.attempts + 3)]
+        worlds = [EnsembleWorld(self.model, list(objects), d) for d in draws]
+        constraints = list(constraints)
         unknown = [g for g in goal if g not in worlds[0].symbols.fact_index]
         if unknown:
             return PlanResult(
@@ -172,17 +156,18 @@ class Planner:
                     break  # another identity draw rarely finds what a whole search did not: report this one
                 continue  # this draw's model missed what an earlier one found: ask the next draw
             # a fresh ensemble must agree; if it does not, two more must both agree (2 of 3 fresh opinions)
-            problem = self.check(worlds[k + 1], init_ids, goal_ids, r.actions, guards)
+            problem = self.check(worlds[k + 1], init_ids, goal_ids, r.actions, constraints)
             verified = 1
             if problem is not None:
                 opinions = [
-                    self.check(w, init_ids, goal_ids, r.actions, guards) for w in worlds[k + 2 : k + 4]
+                    self.check(w, init_ids, goal_ids, r.actions, constraints) for w in worlds[k + 2 : k + 4]
                 ]
                 if len(opinions) == 2 and all(o is None for o in opinions):
                     problem, verified = None, 2
             if problem is None:
                 r.expansions, r.generated, r.seconds = expansions, generated, time.perf_counter() - t0
                 r.verified_by = verified * e
+                r.seeds = draws[k]
                 return r
             rejected += 1
             last = PlanResult("no_plan", reason=f"the plan found failed the model's own check: {problem}")
@@ -198,23 +183,33 @@ class Planner:
         init_ids: list[int],
         goal_ids: list[int],
         actions: list[tuple[str, ...]],
-        guards: list,
+        constraints: list[Constraint] = (),
     ) -> str | None:
         """Rolls the plan out under one world (snapping to decoded facts): the first problem found, or None."""
         facts = list(init_ids)
+        states = [frozenset(world.symbols.facts[i] for i in facts)]
         for i, a in enumerate(actions, start=1):
             latent = world.encode([facts])
             aid = world.symbols.action_index[tuple(a)]
             p_app = float(world.applicable_probs(latent)[0, aid])
             if p_app <= 0.5:
                 return f"step {i} ({' '.join(a)}) looks inapplicable (p={p_app:.2f})"
-            nxt = world.step(latent, torch.tensor([aid]))
-            probs = world.fact_probs(nxt)
-            view = StepView(probs, torch.tensor([aid]), torch.tensor([p_app]))
-            for g in guards:
-                if bool(g.violated(view)[0]):
-                    return f"step {i} ({' '.join(a)}) breaks a guardrail: {g.description or g.name}"
+            probs = world.fact_probs(world.step(latent, torch.tensor([aid])))
+            states.append(world.facts_of(probs[0]))
             facts = (probs[0] > 0.5).nonzero().flatten().tolist()
+        for c in constraints:
+            where = c.first_break(list(actions), states)
+            if where:
+                return f"{where} breaks a guardrail: {c.describe()}"
         if not set(goal_ids) <= set(facts):
             return "the goal does not hold at the end"
         return None
+
+    def latent_plan(self, objects: list[str], init, actions: list[tuple[str, ...]], seeds: list[int]):
+        """The latent trajectory (T+1, E, N+1, D) and identity vectors (E, N, D) of a plan the search returned,
+        computed again from plain data: the same identity draws (`PlanResult.seeds`) roll the same actions out
+        from the same start, as the search's result did. What the decoder reads survives as facts and labels."""
+        world = EnsembleWorld(self.model, list(objects), list(seeds))
+        root = world.encode([world.fact_ids(init)])
+        ids = [world.symbols.action_index[tuple(a)] for a in actions]
+        return world.unroll(root, ids), world.ids

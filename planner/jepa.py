@@ -26,27 +26,27 @@ class WorldModelConfig:
     identity_slots: int = 64  # objects per problem draw distinct slots from this pool
     dropout: float = 0.0
     # "global": steps-to-go read from the global token; "sum": the global token's term plus one term per object, so
-    # the estimate can grow with the number of objects (both committed checkpoints)
-    critic_head: str = "global"
-    # "full": every token attends to every other. "local" (both committed checkpoints):
+    # the estimate can grow with the number of objects (an attention critic's head; the relational critic sums)
+    critic_head: str = "sum"
+    # "full": every token attends to every other. "local" (the default; both committed checkpoints):
     # attention follows the facts, so what an object's latent holds depends on its neighbourhood, not on how many
     # objects the problem has (meant for sizes never trained on): in the encoder an object attends to itself, the
     # global token and the facts it is an argument of, a fact to itself, the global token and its arguments, the
     # global token to itself and the facts without arguments; in the predictor an object attends to itself, the
     # global token and the action, the action to itself, the global token and its arguments, the global token to
     # itself and the action. (A STRIPS action changes only facts over its arguments and facts without arguments.)
-    attention: str = "full"
-    # the critic's attention: "full" (every token attends to every other: the mystery checkpoint) or "local" (the
-    # blocksworld checkpoint): an object attends to itself, the global token and the goal facts it is an
+    attention: str = "local"
+    # an attention critic's attention: "full" (every token attends to every other: the mystery checkpoint) or
+    # "local": an object attends to itself, the global token and the goal facts it is an
     # argument of, a goal fact to itself, the global token and its arguments, the global token to itself and the
     # goal facts without arguments. With the "sum" head each object's term then depends on its neighbourhood in
     # the state and the goal, not on how many objects there are, so the estimate grows with the work to do on
     # problems larger than any trained on.
-    critic_attention: str = "full"
-    # "attention": the transformer critic above, on the latent state and the goal facts (both committed
-    # checkpoints until stop 20). "relational": `RelationalCritic`, message passing over the facts the probe reads
-    # off the latent state and the goal facts, trained on exact steps-to-go of every state of small problems
-    critic_kind: str = "attention"
+    critic_attention: str = "local"
+    # "relational" (the default): `RelationalCritic`, message passing over the facts the probe reads off the latent
+    # state and the goal facts, trained on exact steps-to-go of every state of small problems. "attention": the
+    # transformer critic `Critic`, on the latent state and the goal facts (the mystery checkpoint)
+    critic_kind: str = "relational"
     critic_dim: int = 64  # the relational critic's width
     critic_rounds: int = 0  # its message-passing rounds; 0: the problem's objects + 2
 
@@ -358,5 +358,12 @@ class WorldModel(nn.Module):
 
     @classmethod
     def from_config_dict(cls, d: dict) -> WorldModel:
-        model = {"critic_head": "global", **d["model"]}  # records made before the option had the global head
+        # a checkpoint states every field; these are what older checkpoints that omit one were made with
+        older = {
+            "critic_head": "global",
+            "attention": "full",
+            "critic_attention": "full",
+            "critic_kind": "attention",
+        }
+        model = {**older, **d["model"]}
         return cls(Vocabulary.from_dict(d["vocab"]), WorldModelConfig(**model))

@@ -73,7 +73,8 @@ class LatentWorld:
         return len(self.symbols.actions)
 
     def fact_ids(self, atoms) -> list[int]:
-        return [self.symbols.fact_index[a] for a in atoms if a in self.symbols.fact_index]
+        """The candidate-fact indices of atoms, sorted: the same latent in every process (a set's order is not)."""
+        return sorted(self.symbols.fact_index[a] for a in atoms if a in self.symbols.fact_index)
 
     @torch.no_grad()
     @_chunked

@@ -11,8 +11,9 @@ environment what to do. It imports nothing from the simulator.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Protocol
+
+from planner.record import PlanRecord
 
 Atom = tuple[str, ...]
 
@@ -27,47 +28,45 @@ class Environment(Protocol):
         """Carry out one action; False when it could not run (the state is then unchanged)."""
 
 
-@dataclass
-class MPCResult:
-    status: str  # solved | no_plan
-    executed: list[tuple[str, ...]] = field(default_factory=list)  # actions sent to the environment, in order
-    failed: int = 0  # of those, how many the environment could not carry out
-    replans: int = 0  # planner calls
-    reason: str = ""
-    expansions: int = 0
-    seconds: float = 0.0
-
-    @property
-    def labels(self) -> list[str]:
-        return ["(" + " ".join(a) + ")" for a in self.executed]
-
-
-def run_mpc(planner, env: Environment, constraints=(), execute: int = 1, max_actions: int = 200) -> MPCResult:
-    """planner: a `planner.api.Planner`. execute: how many steps of each plan are carried out before replanning."""
+def run_mpc(
+    planner, env: Environment, constraints=(), execute: int = 1, max_actions: int = 200, instance: str = "mpc"
+) -> PlanRecord:
+    """planner: a `planner.api.Planner`. execute: how many steps of each plan are carried out before replanning.
+    -> the plan record of the run: its plan is every action sent to the environment, in order; its reason says how
+    many plans were made and how many actions the environment did not carry out."""
     t0 = time.perf_counter()
-    res = MPCResult("no_plan")
-    while len(res.executed) < max_actions:
+    executed: list[tuple[str, ...]] = []
+    status, reason, failed, replans, expansions = "no_plan", "", 0, 0, 0
+    while len(executed) < max_actions:
         state = env.observe()
         if env.goal <= state:
-            res.status, res.reason = "solved", ""
+            status, reason = "solved", ""
             break
-        r = planner.plan(list(env.objects), state, env.goal, list(constraints), seed=res.replans)
-        res.replans += 1
-        res.expansions += r.expansions
+        r = planner.plan(list(env.objects), state, env.goal, list(constraints), seed=replans)
+        replans += 1
+        expansions += r.expansions
         if r.status != "solved":
-            res.reason = f"replan {res.replans}: {r.reason}"
+            reason = f"replan {replans}: {r.reason}"
             break
         if not r.actions:  # the model believes the goal holds, the observation says it does not
-            res.reason = f"replan {res.replans}: the model thinks the goal holds; the environment disagrees"
+            reason = f"replan {replans}: the model thinks the goal holds; the environment disagrees"
             break
         for a in r.actions[: max(1, execute)]:
-            res.executed.append(tuple(a))
+            executed.append(tuple(a))
             if not env.act(tuple(a)):
-                res.failed += 1
+                failed += 1
                 break  # the world did not follow the plan: observe and replan
     else:
-        res.reason = f"stopped after {max_actions} actions"
-    if res.status != "solved" and env.goal <= env.observe():
-        res.status, res.reason = "solved", ""
-    res.seconds = time.perf_counter() - t0
-    return res
+        reason = f"stopped after {max_actions} actions"
+    if status != "solved" and env.goal <= env.observe():
+        status, reason = "solved", ""
+    note = f"{replans} plan(s), {failed} action(s) the environment did not carry out"
+    return PlanRecord(
+        instance,
+        "ami-planner-mpc",
+        status,
+        ["(" + " ".join(a) + ")" for a in executed],
+        f"{reason}; {note}" if reason else note,
+        time.perf_counter() - t0,
+        expansions=expansions,
+    )

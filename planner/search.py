@@ -25,6 +25,7 @@ from planner.energies import (
 )
 from planner.latent import LatentWorld
 from planner.memory import release_freed_memory
+from planner.record import PlanRecord
 
 
 @dataclass
@@ -72,10 +73,25 @@ class PlanResult:
     identities: torch.Tensor | None = (
         None  # (E, N, D) the objects' identity vectors of the draws that planned
     )
+    # the identity draws (seeds) whose ensemble found the plan: `Planner.latent_plan` recomputes the trajectory
+    seeds: list[int] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
         return ["(" + " ".join(a) + ")" for a in self.actions]
+
+    def record(self, instance: str, system: str = "ami-planner", seconds: float | None = None) -> PlanRecord:
+        """This result as the plan record (its plan only when solved)."""
+        return PlanRecord(
+            instance,
+            system,
+            self.status,
+            self.labels if self.status == "solved" else [],
+            self.reason,
+            self.seconds if seconds is None else seconds,
+            expansions=self.expansions,
+            energies=self.energies,
+        )
 
 
 @dataclass

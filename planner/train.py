@@ -1,8 +1,13 @@
 """Training the world model: generate trajectories with the simulator, learn the JEPA in latent space (teacher-forced
 and multi-step rollout terms against an EMA target encoder, SIGReg against collapse), and the readouts (fact probe,
-applicability, critic) on encoded and predicted latents. A relational critic learns instead from exact steps-to-go of
-every state of small enumerated problems (`planner.values`). Shows progress, validates periodically, writes a
-checkpoint and a JSON training record."""
+applicability, critic) on encoded and predicted latents. The relational critic learns from exact steps-to-go of
+every state of small enumerated problems (`planner.values`).
+
+A recipe is a model configuration and stages run in order on one model: `Recipe()` is the recipe that made
+`checkpoints/blocksworld-4ops.pt` (dynamics, then the critic, then the read-outs on larger problems); a YAML file
+(`recipes/`) holds only what differs from it. Each stage shows progress and ends with a checkpoint, so a stopped
+run keeps the stages it finished.
+"""
 
 from __future__ import annotations
 
@@ -13,30 +18,36 @@ import platform
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
+from planner.checkpoint import load_checkpoint, save_checkpoint
 from planner.data import Batch, TrajectorySampler, collate
 from planner.encoding import Vocabulary
-from planner.jepa import WorldModel, WorldModelConfig
+from planner.jepa import ATTENTION, CRITICS, WorldModel, WorldModelConfig
 from planner.latent import fact_batch
 from planner.losses import prediction_loss, regulariser
+from planner.values import StateSpaceTooLarge, ValueSampler
 
 
 @dataclass
 class TrainConfig:
+    """One stage of a recipe. The defaults are what the default recipe's stages share."""
+
+    name: str = "all"
+    minutes: float = 17.0  # wall-clock budget; the stage stops at whichever of minutes and steps comes first
+    steps: int = 100_000
     objects: tuple[int, int] = (3, 5)  # inclusive range of object counts to train on
-    steps: int = 4000
-    minutes: float = 25.0  # wall-clock budget; training stops at whichever comes first
     batch_size: int = 64
     rollout: int = 4  # K: steps per trajectory, rolled out autoregressively
     lr: float = 1e-3
-    # the cosine decay runs over "steps" (cfg.steps) or over the "budget": whichever of cfg.steps and cfg.minutes
-    # runs out first (a run stopped by its minutes then ends annealed, not at the peak rate)
-    lr_schedule: str = "steps"
+    # the cosine decay runs over "budget" (whichever of steps and minutes runs out first: a stage its minutes stop
+    # ends annealed, not at the peak rate) or over "steps" alone
+    lr_schedule: str = "budget"
     weight_decay: float = 0.01
     warmup: int = 100
     ema: float = 0.99
@@ -47,26 +58,17 @@ class TrainConfig:
     probe_weight: float = 1.0
     applicability_weight: float = 0.5
     critic_weight: float = 0.1
-    optimal_fraction: float = 0.5
+    optimal_fraction: float = 0.5  # trajectories that follow an optimal plan (they label an attention critic)
     # the share of problems whose goal is the whole target arrangement (long plans: steps-to-go past a handful)
     full_goal_fraction: float = 0.0
-    # the largest object count whose trajectories follow optimal plans (the oracle's breadth-first search labels the
-    # critic); larger problems give random walks only (dynamics, probe, applicability): they teach the encoder and
-    # predictor sizes the oracle cannot label
+    # the largest object count whose trajectories follow optimal plans (the oracle's breadth-first search labels an
+    # attention critic); larger problems give random walks only
     oracle_objects: int = 7
-    validate_every: int = 250  # 0: no validation at all (not even at the end)
-    validation_size: int = 128
     seed: int = 0
     threads: int = 0  # 0: torch's default
-    # the parts to train (names from PARTS); empty: all of them. Continuing a checkpoint with only the read-outs
-    # (probe, applicability, critic) leaves its latents, and so a decoder projector trained on them, as they are
+    # the parts to train (names from PARTS); empty: all of them. Training only the read-outs (probe,
+    # applicability, critic) leaves the latents, and a decoder projector trained on them, as they are
     train_only: tuple[str, ...] = ()
-    # the critic's attention ("full" | "local"): a new model takes it; a continued one switches to it (same weights,
-    # another mask: train the critic after); "" leaves model.critic_attention, or the continued checkpoint's own
-    critic_attention: str = ""
-    # the critic's kind ("attention" | "relational"): a new model takes it; a continued one gets a fresh critic of
-    # that kind (train it: train_only critic); "" keeps model.critic_kind, or the continued checkpoint's own
-    critic_kind: str = ""
     # the relational critic's data: problems of these object counts, whose whole state spaces are enumerated (at
     # most value_max_states states each) to label every state with its exact steps to go
     value_objects: tuple[int, int] = (3, 6)
@@ -74,23 +76,101 @@ class TrainConfig:
     value_draws: int = 3  # identity draws whose probe readings are averaged (the planner averages 5)
     value_extra_rounds: int = 8  # the relational critic trains with objects + 2 + U(0..this) rounds
     value_max_states: int = 100_000
-    # which states of a trajectory the online encoder encodes: "all" (the default checkpoints) or "first" (the
-    # *.30min ones): the first state only; the later states' latents (the teacher-forced inputs and the read-outs'
-    # inputs) come from the target encoder, as V-JEPA 2-AC's predictor reads frozen encoder features (model
-    # compute of a step of 64 on 2 cores: 0.73 -> 0.41 s)
+    # which states of a trajectory the online encoder encodes: "all", or "first" (the later states' latents, the
+    # teacher-forced inputs and the read-outs' inputs, come from the target encoder, as V-JEPA 2-AC's predictor
+    # reads frozen encoder features: model compute of a step of 64 on 2 cores 0.73 -> 0.41 s)
     online_states: str = "all"
-    # random steps (0..this) a random walk takes before its trajectory starts: its first state, the one the online
-    # encoder always sees, is then any reachable state (with online_states "first" an encoder that only ever saw
-    # generated initial states, hand empty, mis-encoded the others: half of its one-step predictions from re-encoded
-    # states were wrong, and the search re-encodes every state it reaches)
+    # random steps (0..this) a random walk takes before its trajectory starts, so its first state (the one the
+    # online encoder always sees under online_states "first") can be any reachable state, not only a generated
+    # initial one with the hand empty: the search re-encodes every state it reaches
     walk_start: int = 0
+
+
+def default_stages() -> list[TrainConfig]:
+    """The recipe of checkpoints/blocksworld-4ops.pt: 28.5 minutes on 2 CPU cores."""
+    return [
+        # encoder, predictor and read-outs on random walks from any reachable state (no critic yet)
+        TrainConfig(
+            "dynamics",
+            minutes=17.0,
+            lr=2e-3,
+            critic_weight=0.0,
+            optimal_fraction=0.0,
+            oracle_objects=0,
+            online_states="first",
+            walk_start=6,
+        ),
+        # the relational critic alone, on exact steps-to-go of every state of 3-7 block problems
+        TrainConfig("critic", minutes=8.0, train_only=("critic",), critic_weight=1.0, value_objects=(3, 7)),
+        # the probe and applicability head on states of up to 15 objects (the latents stay as they are)
+        TrainConfig(
+            "readouts", minutes=3.5, objects=(3, 15), oracle_objects=0, train_only=("probe", "applicability")
+        ),
+    ]
+
+
+@dataclass
+class Recipe:
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    stages: list[TrainConfig] = field(default_factory=default_stages)
+
+    @property
+    def minutes(self) -> float:
+        return sum(s.minutes for s in self.stages)
+
+    def scaled(self, minutes: float) -> Recipe:
+        """The same stages sharing `minutes` in the recipe's proportions (a quick look, or a slower machine)."""
+        k = minutes / self.minutes
+        return replace(self, stages=[replace(s, minutes=round(s.minutes * k, 4)) for s in self.stages])
+
+    def to_dict(self) -> dict:
+        return {"model": asdict(self.model), "stages": [asdict(s) for s in self.stages]}
+
+    @classmethod
+    def load(cls, path: Path) -> Recipe:
+        """A YAML recipe: `model:` (fields of WorldModelConfig) and `stages:` (a list of fields of TrainConfig),
+        each holding only what differs from the defaults; without `stages:` the default stages run."""
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
+        if not isinstance(data, dict) or set(data) - {"model", "stages"}:
+            raise RecipeError(f"{path}: a recipe has `model:` and `stages:` sections, got {sorted(data)}")
+        model = _build(WorldModelConfig, data.get("model") or {}, f"{path}: model")
+        stages = default_stages()
+        if "stages" in data:
+            if not isinstance(data["stages"], list) or not data["stages"]:
+                raise RecipeError(f"{path}: `stages:` must be a list of stages")
+            stages = [
+                _build(TrainConfig, s or {}, f"{path}: stage {i + 1}") for i, s in enumerate(data["stages"])
+            ]
+        return cls(model, stages)
+
+
+class RecipeError(ValueError):
+    """A recipe file that cannot be used: which file, which field."""
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name: f for f in fields(cls)}
+    if not isinstance(values, dict):
+        raise RecipeError(f"{where}: expected field: value pairs, got {values!r}")
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise RecipeError(f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    default = cls()
+    out = {}
+    for k, v in values.items():
+        if isinstance(getattr(default, k), tuple):
+            v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+        out[k] = v
+    return cls(**out)
 
 
 LR_SCHEDULES = ("steps", "budget")  # TrainConfig.lr_schedule
 ONLINE_STATES = ("all", "first")  # TrainConfig.online_states
 
-# trainable parts of the world model: option name -> WorldModel attribute
+# trainable parts of the world model: name -> WorldModel attribute
 PARTS = {
     "identities": "identities",
     "encoder": "encoder",
@@ -102,14 +182,46 @@ PARTS = {
 DYNAMICS = ("identities", "encoder", "predictor")  # the parts the latents depend on
 
 
-def trainable_parts(cfg: TrainConfig, continuing: bool) -> set[str]:
-    """The parts `cfg.train_only` names (all when empty); a clear error for an unknown name, or for training only
-    some parts of a fresh model (the others would stay random)."""
-    unknown = sorted(set(cfg.train_only) - PARTS.keys())
-    if unknown:
-        raise ValueError(f"unknown part(s) to train: {', '.join(unknown)} (known: {', '.join(PARTS)})")
-    if cfg.train_only and not continuing:
-        raise ValueError("training only some parts needs a checkpoint to continue from (--init-from)")
+def check_recipe(recipe: Recipe) -> None:
+    """A clear error for a recipe that cannot run: a model setting of an unknown kind, a stage with unknown
+    settings or parts, or a first stage that trains only some parts (the others would stay random)."""
+    m = recipe.model
+    for name, value, known in (
+        ("attention", m.attention, ATTENTION),
+        ("critic_attention", m.critic_attention, ATTENTION),
+        ("critic_kind", m.critic_kind, CRITICS),
+        ("critic_head", m.critic_head, ("sum", "global")),
+    ):
+        if value not in known:
+            raise RecipeError(f"model: {name} must be one of {', '.join(known)}, got {value!r}")
+    check_stages(recipe.stages)
+
+
+def check_stages(stages: list[TrainConfig]) -> None:
+    if not stages:
+        raise RecipeError("a recipe needs at least one stage")
+    for i, s in enumerate(stages):
+        where = f"stage {i + 1} ({s.name})"
+        unknown = sorted(set(s.train_only) - PARTS.keys())
+        if unknown:
+            raise RecipeError(
+                f"{where}: unknown part(s) to train: {', '.join(unknown)} (known: {', '.join(PARTS)})"
+            )
+        if s.online_states not in ONLINE_STATES:
+            raise RecipeError(f"{where}: online_states must be one of {', '.join(ONLINE_STATES)}")
+        if s.lr_schedule not in LR_SCHEDULES:
+            raise RecipeError(f"{where}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
+        if not 1 <= s.objects[0] <= s.objects[-1]:
+            raise RecipeError(f"{where}: objects must be LO-HI with 1 <= LO <= HI, got {s.objects}")
+        if not (0 <= s.optimal_fraction <= 1 and 0 <= s.full_goal_fraction <= 1):
+            raise RecipeError(f"{where}: optimal_fraction and full_goal_fraction are between 0 and 1")
+        if s.minutes <= 0 or s.steps < 1:
+            raise RecipeError(f"{where}: minutes and steps must be positive")
+    if stages[0].train_only:
+        raise RecipeError("the first stage trains a new model: it must train every part (no train_only)")
+
+
+def trainable_parts(cfg: TrainConfig) -> set[str]:
     return set(cfg.train_only) or set(PARTS)
 
 
@@ -250,23 +362,27 @@ def value_losses(
 
 
 class Progress:
-    """A one-line progress display on stderr (a bar when it is a terminal, periodic lines otherwise)."""
+    """One line of progress on stderr: a bar over the stage's budget (minutes or steps, whichever runs out first)
+    when stderr is a terminal, a line every `every` seconds otherwise."""
 
-    def __init__(self, total: int, every: int = 50):
-        self.total, self.every, self.t0 = total, every, time.perf_counter()
+    def __init__(self, label: str, cfg: TrainConfig, every: float = 30.0):
+        self.label, self.cfg, self.every = label, cfg, every
+        self.t0 = self.last = time.perf_counter()
         self.tty = sys.stderr.isatty()
 
-    def update(self, step: int, stats: dict) -> None:
-        if not self.tty and step % self.every and step != self.total:
+    def update(self, step: int, stats: dict, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not (self.tty or force or now - self.last >= self.every):
             return
-        el = time.perf_counter() - self.t0
-        frac = step / self.total
+        self.last = now
+        el = (now - self.t0) / 60
+        frac = min(1.0, max(step / self.cfg.steps, el / self.cfg.minutes))
         bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-        msg = f"[{bar}] {step}/{self.total} {el / 60:.1f} min  loss {stats['loss']:.3f}"
+        msg = f"{self.label} [{bar}] {el:.1f}/{self.cfg.minutes:g} min, step {step}, loss {stats.get('loss', 0):.3f}"
         if "state_exact_encoded" in stats:
-            msg += f"  exact(enc) {stats['state_exact_encoded']:.2f}"
+            msg += f", exact(enc) {stats['state_exact_encoded']:.2f}"
         if "value_mae" in stats:
-            msg += f"  critic error {stats['value_mae']:.2f} steps"
+            msg += f", critic error {stats['value_mae']:.2f} steps"
         print(("\r" if self.tty else "") + msg, end="" if self.tty else "\n", file=sys.stderr, flush=True)
 
     def close(self):
@@ -285,61 +401,69 @@ def learning_rate(cfg: TrainConfig, step: int, minutes: float) -> float:
 
 def train_world_model(
     domain,
-    cfg: TrainConfig,
+    recipe: Recipe,
     out: Path,
     seed_problems=None,
-    validate_fn=None,
     command: str = "",
     log=print,
-    init_from: Path | None = None,
+    recipe_file: str = "",
 ) -> dict:
-    """Trains, validates every `validate_every` steps (and at the end), writes `out` (.pt) and `out`.json.
-    `init_from` continues from an earlier checkpoint of the same domain (its record is kept as `continued_from`)."""
-    if cfg.online_states not in ONLINE_STATES:
-        raise ValueError(
-            f"unknown online_states {cfg.online_states!r}: use one of {', '.join(ONLINE_STATES)}"
-        )
-    if cfg.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(
-            f"unknown learning-rate schedule {cfg.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}"
-        )
+    """Runs the recipe's stages in order on one new model and writes `out` (.pt), `out`.json (the record) and
+    `out`.history.json (training statistics every 10 steps). Each stage ends with a checkpoint and the next one
+    starts from it, as separate runs would. `recipe_file`: the YAML file the recipe came from ("" for the default),
+    for the record."""
+    check_recipe(recipe)
+    out = Path(out)
+    vocab = Vocabulary.from_domain(domain)
+    torch.manual_seed(recipe.stages[0].seed)
+    model = WorldModel(vocab, recipe.model)
+    done: list[dict] = []
+    history: list[dict] = []
+    for i, stage in enumerate(recipe.stages):
+        if i:
+            model, _ = load_checkpoint(
+                out
+            )  # the saved (fp16) weights, as a run continuing the file would read
+        label = f"stage {i + 1}/{len(recipe.stages)} ({stage.name})"
+        log(f"{label}: training {', '.join(sorted(trainable_parts(stage)))} for {stage.minutes:.1f} min")
+        summary, rows = train_stage(model, domain, vocab, stage, seed_problems, label, log)
+        done.append(summary)
+        history += [{"stage": stage.name, **r} for r in rows]
+        record = {
+            "kind": "ami-agent world model",
+            "domain": domain.name,
+            "domain_file": str(domain.source),
+            "recipe": recipe_file or "default",
+            "config": recipe.to_dict(),
+            "trained_objects": [
+                min(s.objects[0] for s in recipe.stages),
+                max(s.objects[-1] for s in recipe.stages),
+            ],
+            "stages": done,
+            "steps_total": sum(s["steps_done"] for s in done),
+            "minutes_total": round(sum(s["minutes"] for s in done), 2),
+            "complete": i == len(recipe.stages) - 1,
+            "command": command,
+            "machine": {
+                "cpus": torch.get_num_threads(),
+                "platform": platform.platform(),
+                "processor": platform.processor(),
+                "torch": str(torch.__version__),
+            },
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+        save_checkpoint(model, out, record)
+        Path(str(out) + ".history.json").write_text(json.dumps(history))
+    return record
+
+
+def train_stage(model: WorldModel, domain, vocab, cfg: TrainConfig, seed_problems, label: str, log=print):
+    """One stage on `model` (in place) -> (its summary for the record, statistics every 10 steps)."""
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    vocab = Vocabulary.from_domain(domain)
-    previous = None
-    if init_from is not None:
-        model, previous = load_checkpoint(init_from)
-        if model.vocab != vocab:
-            raise CheckpointError(f"{init_from} was trained on another domain ({previous.get('domain')})")
-        # a global-head checkpoint continued with the sum head gains the per-object term (starting at zero); any
-        # other checkpoint keeps its own head (a sum head is never cut back: it would drop trained weights)
-        if model.cfg.critic_head == "global" and cfg.model.critic_head == "sum":
-            wider = WorldModel(vocab, replace(model.cfg, critic_head="sum"))
-            missing, unexpected = wider.load_state_dict(model.state_dict(), strict=False)
-            if unexpected or any(not k.startswith("critic.object_head.") for k in missing):
-                raise CheckpointError(f"{init_from}: cannot change its critic head ({missing}, {unexpected})")
-            model = wider
-        if cfg.critic_kind and cfg.critic_kind != model.cfg.critic_kind:  # a fresh critic of the other kind
-            other = WorldModel(vocab, replace(model.cfg, critic_kind=cfg.critic_kind))
-            kept = {k: v for k, v in model.state_dict().items() if not k.startswith("critic.")}
-            missing, unexpected = other.load_state_dict(kept, strict=False)
-            if unexpected or any(not k.startswith("critic.") for k in missing):
-                raise CheckpointError(f"{init_from}: cannot change its critic ({missing}, {unexpected})")
-            model = other
-        if cfg.critic_attention and cfg.critic_attention != model.cfg.critic_attention:
-            switched = WorldModel(vocab, replace(model.cfg, critic_attention=cfg.critic_attention))
-            switched.load_state_dict(model.state_dict())
-            model = switched
-        cfg.model = model.cfg
-        model.train()
-    else:
-        if cfg.critic_attention:
-            cfg.model = replace(cfg.model, critic_attention=cfg.critic_attention)
-        if cfg.critic_kind:
-            cfg.model = replace(cfg.model, critic_kind=cfg.critic_kind)
-        model = WorldModel(vocab, cfg.model)
-    parts = trainable_parts(cfg, continuing=init_from is not None)
+    model.train()
+    parts = trainable_parts(cfg)
     for name, attr in PARTS.items():
         getattr(model, attr).requires_grad_(name in parts)
     trained = [p for p in model.parameters() if p.requires_grad]
@@ -355,29 +479,25 @@ def train_world_model(
     )
     gen = torch.Generator().manual_seed(cfg.seed)
     reg = regulariser(cfg.regulariser)
-    lo, hi = cfg.objects
-    counts = sampler.object_counts(lo, hi)
+    counts = sampler.object_counts(*cfg.objects)
     # a relational critic learns from exact steps-to-go of enumerated small problems; trained alone, it needs no
     # trajectories (nothing else learns)
     values = None
     if model.relational and "critic" in parts and cfg.critic_weight > 0:
-        from planner.values import StateSpaceTooLarge, ValueSampler
-
         values = ValueSampler(
             domain, sampler.symbols, sampler.problem, random.Random(cfg.seed + 1), cfg.value_max_states
         )
         value_counts = sampler.object_counts(*cfg.value_objects)
     trajectories = parts != {"critic"} or values is None
-    history, validations = [], []
+    history = []
     t0 = time.perf_counter()
-    progress = Progress(cfg.steps)
+    progress = Progress(label, cfg)
     step = 0
     stats: dict = {}
     for step in range(1, cfg.steps + 1):
         lr = learning_rate(cfg, step, (time.perf_counter() - t0) / 60)
         for g in opt.param_groups:
             g["lr"] = lr
-        model.train()
         loss, stats = torch.zeros(()), {}
         if trajectories:
             n = random.Random(cfg.seed * 100003 + step).choice(counts)
@@ -385,7 +505,7 @@ def train_world_model(
             trajs = [sampler.sample(n, cfg.rollout, frac) for _ in range(cfg.batch_size)]
             batch = collate(trajs, sampler.positional(n))
             loss, stats = batch_losses(
-                model, target, batch, _slots(cfg.batch_size, n, cfg.model.identity_slots, gen), cfg, reg
+                model, target, batch, _slots(cfg.batch_size, n, model.cfg.identity_slots, gen), cfg, reg
             )
         if values is not None:
             n = random.Random(cfg.seed * 100019 + step).choice(value_counts)
@@ -394,10 +514,10 @@ def train_world_model(
             except StateSpaceTooLarge:
                 raise StateSpaceTooLarge(
                     f"a generated {n}-object problem has more than {cfg.value_max_states} reachable states: "
-                    "give the relational critic smaller problems (--value-objects)"
+                    "give the relational critic smaller problems (value_objects in the recipe)"
                 ) from None
             slots = torch.stack(
-                [_slots(cfg.value_batch, n, cfg.model.identity_slots, gen) for _ in range(cfg.value_draws)], 1
+                [_slots(cfg.value_batch, n, model.cfg.identity_slots, gen) for _ in range(cfg.value_draws)], 1
             )
             extra = random.Random(cfg.seed * 100043 + step).randint(0, cfg.value_extra_rounds)
             rounds = None if model.cfg.critic_rounds else n + 2 + extra
@@ -416,80 +536,16 @@ def train_world_model(
         if step % 10 == 0:
             history.append({"step": step, **{k: round(v, 5) for k, v in stats.items()}})
         progress.update(step, stats)
-        out_of_time = (time.perf_counter() - t0) / 60 > cfg.minutes
-        if (
-            validate_fn
-            and cfg.validate_every > 0
-            and (step % cfg.validate_every == 0 or step == cfg.steps or out_of_time)
-        ):
-            model.eval()
-            v = validate_fn(model)
-            v["step"] = step
-            v["minutes"] = round((time.perf_counter() - t0) / 60, 2)
-            validations.append(v)
-            log(f"\nvalidation at step {step}: " + ", ".join(f"{k} {val}" for k, val in v.items()))
-        if out_of_time:
-            log(f"\nstopping at step {step}: the {cfg.minutes} min budget is spent")
+        if (time.perf_counter() - t0) / 60 > cfg.minutes:
             break
+    progress.update(step, stats, force=True)
     progress.close()
+    model.eval()
     minutes = (time.perf_counter() - t0) / 60
-    record = {
-        "kind": "ami-agent world model",
-        "domain": domain.name,
-        "domain_file": str(domain.source),
-        "trained_objects": list(cfg.objects),
+    summary = {
+        "name": cfg.name,
         "steps_done": step,
         "minutes": round(minutes, 2),
-        "config": asdict(cfg),
         "final_train_stats": {k: round(v, 5) for k, v in stats.items()},
-        "validations": validations,
-        "command": command,
-        "machine": {
-            "cpus": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": str(torch.__version__),
-        },
-        "parameters": sum(p.numel() for p in model.parameters()),
     }
-    if previous is not None:
-        record["continued_from"] = previous
-        record["minutes_total"] = round(
-            minutes + previous.get("minutes_total", previous.get("minutes", 0)), 2
-        )
-        record["steps_total"] = step + previous.get("steps_total", previous.get("steps_done", 0))
-    save_checkpoint(model, out, record)
-    Path(str(out) + ".history.json").write_text(json.dumps(history))
-    return record
-
-
-def save_checkpoint(model: WorldModel, out: Path, record: dict) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save({"config": model.config_dict(), "state_dict": state, "record": record}, out)
-    record = dict(record, checkpoint_bytes=out.stat().st_size)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2))
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable or of another kind: says which file and what to do."""
-
-
-def load_checkpoint(path: Path) -> tuple[WorldModel, dict]:
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint. Train one with `ami-agent train world-model`")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        model = WorldModel.from_config_dict(blob["config"])
-        model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-        )
-    except Exception as e:  # a file of another kind, a truncated file, an incompatible version
-        first = str(e).splitlines()[0][:200] if str(e) else ""
-        raise CheckpointError(
-            f"{path}: not a readable world-model checkpoint ({type(e).__name__}: {first}). "
-            "Retrain it with `ami-agent train world-model`"
-        ) from None
-    model.eval()
-    return model, blob.get("record", {})
+    return summary, history

@@ -10,8 +10,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+import torch
 
-from ami_agent.agent import WORLDS_DIR, Agent, AgentConfig
+from ami_agent.agent import Agent
+from ami_agent.nodes import decode_item
+from ami_agent.services import WORLDS_DIR, AgentConfig
 from decoder.api import DEFAULT_DIR
 from planner.worlds.pddl import Problem, load_domain
 from planner.worlds.plans import parse_plan_text, validate
@@ -103,12 +106,27 @@ def test_guardrails_in_words(agent):
     assert '"Do not use unstack" blocks the goal' in blocked["reply"], blocked["reply"]  # its words, quoted
 
 
-def test_follow_up_survives_a_restart(agent, tmp_path_factory, model_dir):
+def test_the_thread_survives_a_restart(agent):
+    """Everything a later turn needs is in the thread's SQLite state: an agent started afresh on the same file (new
+    planner objects, nothing shared but the file) rebuilds the plan's latent trajectory bit for bit from the
+    stored facts, actions and identity draws, decodes it into an answer that reads back as the plan, and takes the
+    follow-up."""
     first = agent.ask(f"{START} {GOAL}", thread="t4")
     assert first["status"] == "solved"
+    state = agent.thread_state("t4")
+    before = decode_item(state, agent.services)
     again = Agent(AgentConfig(memory=agent.memory_path), backend=agent.backend)  # a new process's view
     try:
-        assert again.thread_state("t4")["problem"]["goal"] == [["on", "c", "a"]]
+        stored = again.thread_state("t4")
+        assert (
+            stored["problem"]["goal"] == [["on", "c", "a"]]
+            and stored["plan"]["labels"] == first["plan_record"]["plan"]
+        )
+        after = decode_item(stored, again.services)
+        assert again.services.world.planner is not agent.services.world.planner
+        assert torch.equal(after.plan.states, before.plan.states)
+        assert torch.equal(after.plan.identities, before.plan.identities)
+        assert again.decoder.decode([after])[0].faithful  # and it still reads back as the plan
         res = again.ask("Now put the yellow block on top of the orange block as well.", thread="t4")
         assert res["status"] == "solved", res
         assert _valid(res["plan_record"]["plan"], {("on", "c", "a"), ("on", "d", "c")})
@@ -211,7 +229,7 @@ def test_server_rejects_bad_bodies_clearly(server):
 
 @pytest.mark.slow
 def test_concurrent_clients_keep_their_threads(server):
-    from ami_agent.loadtest import run_load
+    from eval.load import run_load
     from planner.worlds.nl import NLConfig, Verbalizer
 
     vb = Verbalizer(DOMAIN, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))

@@ -6,7 +6,7 @@ import pytest
 from conftest import BLOCKSWORLD
 
 from ami_agent.cli import main
-from ami_agent.record import PlanRecord
+from planner.record import PlanRecord
 
 
 @pytest.fixture
@@ -148,67 +148,48 @@ def test_console_script_runs(files):
     assert r.returncode == 2 and "No such command" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_train_decoder_refuses_bad_fractions_and_weights(capsys):
-    """Out-of-range training options are a one-line user error before anything loads."""
-    for args in (["--walk-fraction", "1.5"], ["--text-fraction", "-0.1"], ["--name-weight", "0"]):
-        assert main(["train", "decoder", *args]) == 2
+def test_training_refuses_a_budget_of_no_minutes(capsys):
+    """A one-line user error before anything loads."""
+    for command in ("decoder", "reader", "ar-sft", "world-model"):
+        extra = ["--domain", "x.pddl"] if command == "world-model" else []
+        assert main(["train", command, *extra, "--minutes", "-1"]) == 2
         e = capsys.readouterr().err
-        assert args[0] in e and "Traceback" not in e
+        assert "--minutes" in e or "x.pddl" in e, e
+        assert "Traceback" not in e
 
 
-def test_train_decoder_refuses_to_continue_a_decoder_of_another_kind(capsys, tmp_path):
-    """--codebook with --legend-names, --write-codes without --interleave, or continuing a decoder trained without --codebook with it: a one-line
-    error before the base model loads."""
-    from decoder.api import DEFAULT_DIR
-
-    assert main(["train", "decoder", "--codebook", "--legend-names"]) == 2
-    assert "choose one" in capsys.readouterr().err
-    assert main(["train", "decoder", "--codebook", "--write-codes"]) == 2  # written codes need --interleave
-    assert "--write-codes needs --interleave and --codebook" in capsys.readouterr().err
-    from decoder.train import load_projectors
-
-    committed = load_projectors(DEFAULT_DIR / "projector.pt")
-    interleaved = any(p.config.get("interleave") for p, _ in committed.values())
-    flag = "--no-interleave" if interleaved else "--interleave"  # the other layout
-    code = main(["train", "decoder", flag, "--init-from", str(DEFAULT_DIR), "--out", str(tmp_path / "d")])
+def test_decoder_eval_refuses_a_bad_mode(capsys):
+    assert main(["decoder", "eval", "--suite", "planbench:blocksworld", "--mode", "words"]) == 2
     e = capsys.readouterr().err
-    assert code == 2 and "--interleave: continue it with the same options" in e and "Traceback" not in e
-    assert not (tmp_path / "d").exists()
+    assert "--mode" in e and "Traceback" not in e
 
 
-def test_decoder_eval_refuses_bad_mode_views_and_vote(capsys):
-    for args in (["--mode", "words"], ["--views", "0"], ["--vote", "lines"]):
-        assert main(["decoder", "eval", "--suite", "planbench:blocksworld", *args]) == 2
-        e = capsys.readouterr().err
-        assert args[0] in e and "Traceback" not in e
-
-
-def test_train_world_model_refuses_bad_train_only_and_fractions(files, capsys):
-    """--train-only names known parts and continues a checkpoint, fractions are in [0, 1]: anything else is a
-    one-line error."""
+def test_train_world_model_refuses_a_bad_recipe(files, tmp_path, capsys):
+    """A recipe file that names an unknown field or part, a fraction outside [0, 1], a first stage that trains
+    only some parts, or a budget of no minutes: a one-line error naming the file and field, before any work."""
     domain = files[0]
-    for args, says in (
-        (["--train-only", "critic"], "--init-from"),
-        (["--train-only", "critic,decoder", "--init-from", "x.pt"], "decoder"),
-        (["--train-only", " , "], "empty"),
-        (["--full-goal-fraction", "1.5"], "--full-goal-fraction"),
-        (["--optimal-fraction", "-0.1"], "--optimal-fraction"),
-        (["--attention", "sparse"], "--attention"),
-        (["--attention", "local", "--init-from", "x.pt"], "new model"),
-        (["--critic-attention", "sparse"], "--critic-attention"),
+    for text, says in (
+        ("model:\n  attention: sparse\n", "attention"),
+        ("stages:\n  - minute: 3\n", "unknown field(s) minute"),
+        ("stages:\n  - minutes: 3\n  - train_only: [critic, decoder]\n", "decoder"),
+        ("stages:\n  - train_only: [critic]\n", "first stage"),
+        ("stages:\n  - full_goal_fraction: 1.5\n", "full_goal_fraction"),
+        ("colour: red\n", "`model:` and `stages:`"),
     ):
-        assert main(["train", "world-model", "--domain", str(domain), *args]) == 2
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(text)
+        out = tmp_path / "m.pt"
+        argv = ["train", "world-model", "--domain", str(domain), "--config", str(recipe), "--out", str(out)]
+        assert main(argv) == 2, text
         e = capsys.readouterr().err
-        assert says in e and "Traceback" not in e
+        assert says in e and "Traceback" not in e, (text, e)
+        assert not out.exists()
+    assert main(["train", "world-model", "--domain", str(domain), "--minutes", "0"]) == 2
+    assert "--minutes" in capsys.readouterr().err
 
 
-def test_plan_refuses_bad_search_options(capsys):
-    for args in (
-        ["--ensemble", "0"],
-        ["--task-weight", "-1"],
-        ["--strategy", "dfs"],
-        ["--critic-weight", "-2"],
-    ):
+def test_plan_refuses_bad_options(capsys):
+    for args in (["--actor", "dfs"], ["--slip", "0.5"]):
         assert main(["plan", "--suite", "planbench:blocksworld", *args]) == 2
         e = capsys.readouterr().err
         assert args[0] in e and "Traceback" not in e

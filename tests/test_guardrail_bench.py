@@ -2,8 +2,8 @@
 
 import random
 
-from eval.guardrails import breaks, feasible, guardrail_cases, honours, pick_constraint, with_constraint
-from planner.api import Constraint
+from eval.guardrails import feasible, guardrail_cases, honours, pick_constraint, with_constraint
+from planner.constraints import Constraint
 from planner.worlds.nl import Verbalizer
 from planner.worlds.pddl import parse_problem
 
@@ -37,7 +37,7 @@ def test_feasibility_is_decided_by_search(bw_domain):
     assert not feasible(bw_domain, p, Constraint("forbid_object", ("b",)))  # b sits on a, which must move
     assert not feasible(bw_domain, p, Constraint("require_fact", ("on", "b", "a")))
     assert not feasible(bw_domain, p, Constraint("forbid_fact", ("ontable", "a")))  # broken at the start
-    assert breaks(Constraint("forbid_operator", ("stack",)), ("stack", "a", "c"), frozenset())
+    assert Constraint("forbid_operator", ("stack",)).breaks(("stack", "a", "c"), frozenset())
 
 
 def test_cases_state_the_constraint_in_words(bw_domain):

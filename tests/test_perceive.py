@@ -2,8 +2,9 @@
 
 import pytest
 
-from ami_agent.agent import WORLDS_DIR, check_text
+from ami_agent.agent import check_text
 from ami_agent.perceive import Reader, perceive
+from ami_agent.services import WORLDS_DIR
 from planner.worlds.nl import NLConfig, Verbalizer
 from planner.worlds.pddl import load_domain, load_problem
 
@@ -114,9 +115,11 @@ def test_reader_training_pairs_and_state_completion(reader):
     unsaid (clear blocks, the empty hand) so the state equals the problem's."""
     import random
 
-    from ami_agent.reader import TRAIN, complete_state, free_text
+    from ami_agent.reader import complete_state
+    from ami_agent.reader_train import TRAIN, free_text
     from eval.heldout_phrasings import HELDOUT
-    from planner.worlds.generate import ProblemGenerator, blocksworld_names
+    from planner.worlds.blocksworld import blocksworld_names
+    from planner.worlds.generate import ProblemGenerator
 
     d = reader.vb.domain
     names = blocksworld_names(d)
@@ -134,7 +137,7 @@ def test_reader_training_pairs_and_state_completion(reader):
 
 
 def test_reader_training_phrasings_are_kept_apart_from_the_heldout_ones():
-    from ami_agent.reader import TRAIN
+    from ami_agent.reader_train import TRAIN
     from eval.heldout_phrasings import HELDOUT
 
     for kind, templates in HELDOUT.facts.items():
@@ -156,8 +159,10 @@ def test_reader_targets_read_back_and_complete_to_the_problem(reader):
     is exactly the generated problem."""
     import random
 
-    from ami_agent.reader import TRAIN, complete_state, free_text
-    from planner.worlds.generate import ProblemGenerator, blocksworld_names
+    from ami_agent.reader import complete_state
+    from ami_agent.reader_train import TRAIN, free_text
+    from planner.worlds.blocksworld import blocksworld_names
+    from planner.worlds.generate import ProblemGenerator
 
     d = reader.vb.domain
     rng = random.Random(3)
@@ -178,9 +183,11 @@ def test_reader_clauses_reassemble_to_the_problem(reader):
     phrasings are only cut here (the splitter is fixed code), never trained on."""
     import random
 
-    from ami_agent.reader import TRAIN, assemble, clause_examples, complete_state, split_clauses
+    from ami_agent.reader import assemble, complete_state, split_clauses
+    from ami_agent.reader_train import TRAIN, clause_examples
     from eval.heldout_phrasings import HELDOUT
-    from planner.worlds.generate import ProblemGenerator, blocksworld_names
+    from planner.worlds.blocksworld import blocksworld_names
+    from planner.worlds.generate import ProblemGenerator
 
     d = reader.vb.domain
     rng = random.Random(5)
@@ -282,8 +289,10 @@ def test_training_requests_may_leave_the_table_unsaid(reader):
     complete to exactly the problem."""
     import random
 
-    from ami_agent.reader import TRAIN, _compose, complete_state
-    from planner.worlds.generate import ProblemGenerator, blocksworld_names
+    from ami_agent.reader import complete_state
+    from ami_agent.reader_train import TRAIN, _compose
+    from planner.worlds.blocksworld import blocksworld_names
+    from planner.worlds.generate import ProblemGenerator
 
     d = reader.vb.domain
     names = blocksworld_names(d)

@@ -4,6 +4,7 @@ search on a hand-made latent world, and the honesty rule (the search imports not
 import ast
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,7 +97,6 @@ def test_without_regulariser_the_latents_collapse(bw_domain):
             probe_weight=0,
             applicability_weight=0,
             critic_weight=0,
-            model=mcfg,
             ema=0.5,
         )
         model = WorldModel(vocab, mcfg)
@@ -195,7 +195,7 @@ def test_first_state_online_encodes_one_state_per_trajectory(bw_domain):
     from planner.data import TrajectorySampler, collate
     from planner.encoding import Vocabulary
     from planner.jepa import WorldModel, WorldModelConfig
-    from planner.train import TrainConfig, _slots, batch_losses, train_world_model
+    from planner.train import RecipeError, TrainConfig, _slots, batch_losses, check_stages
 
     vocab = Vocabulary.from_domain(bw_domain)
     sampler = TrajectorySampler(bw_domain, vocab, rng=1)
@@ -208,7 +208,7 @@ def test_first_state_online_encodes_one_state_per_trajectory(bw_domain):
         target = copy.deepcopy(model.encoder).requires_grad_(False)
         seen = []
         hook = model.encoder.register_forward_hook(lambda m, args, out, seen=seen: seen.append(out.shape[0]))
-        cfg = TrainConfig(online_states=online, model=mcfg)
+        cfg = TrainConfig(online_states=online)
         loss, stats = batch_losses(model, target, batch, _slots(5, 4, 64, torch.Generator()), cfg)
         hook.remove()
         loss.backward()
@@ -216,16 +216,16 @@ def test_first_state_online_encodes_one_state_per_trajectory(bw_domain):
         assert math.isfinite(loss.item()) and stats["jepa_1step"] > 0 and stats["jepa_rollout"] > 0
         assert model.encoder.body.layers[0].linear1.weight.grad.abs().sum() > 0
     assert counts == {"all": 5 * 4, "first": 5}
-    with pytest.raises(ValueError, match="online_states"):
-        train_world_model(None, TrainConfig(online_states="some"), None)
+    with pytest.raises(RecipeError, match="online_states"):
+        check_stages([TrainConfig(online_states="some")])
 
 
 def test_budget_schedule_anneals_a_run_its_minutes_stop():
     """With lr_schedule "budget" the cosine follows whichever of steps and minutes runs out first: a 10-minute run
     of 100,000 steps ends near a rate of 0, where the "steps" schedule would still be at its peak."""
-    from planner.train import TrainConfig, learning_rate, train_world_model
+    from planner.train import RecipeError, TrainConfig, check_stages, learning_rate
 
-    steps = TrainConfig(steps=100_000, minutes=10, warmup=100)
+    steps = TrainConfig(steps=100_000, minutes=10, warmup=100, lr_schedule="steps")
     budget = TrainConfig(steps=100_000, minutes=10, warmup=100, lr_schedule="budget")
     assert (
         learning_rate(steps, 50, 0.0) == learning_rate(budget, 50, 0.0) == pytest.approx(0.5 * steps.lr)
@@ -234,27 +234,33 @@ def test_budget_schedule_anneals_a_run_its_minutes_stop():
     assert learning_rate(budget, 2000, 5.0) == pytest.approx(0.5 * budget.lr)
     assert learning_rate(budget, 2000, 9.9) < 0.001 * budget.lr
     assert learning_rate(budget, 100_000, 1.0) == pytest.approx(0.0, abs=1e-12)  # the steps ran out first
-    with pytest.raises(ValueError, match="learning-rate schedule"):
-        train_world_model(None, TrainConfig(lr_schedule="linear"), None)
+    with pytest.raises(RecipeError, match="lr_schedule"):
+        check_stages([TrainConfig(lr_schedule="linear")])
 
 
 def test_training_only_the_readouts_leaves_the_latents_as_they_were(bw_domain, tmp_path):
-    """`train_only` continues a checkpoint without touching the parts it does not name: with the read-outs alone,
-    identities, encoder and predictor (so the latents, and a decoder trained on them) stay bit for bit the same,
-    while every part named moves."""
+    """A stage with `train_only` leaves the parts it does not name alone: a second stage training the read-outs
+    keeps identities, encoder and predictor (so the latents, and a decoder trained on them) bit for bit as the
+    first stage saved them, while every part named moves."""
+    from planner.checkpoint import load_checkpoint
+    from planner.encoding import Vocabulary
     from planner.jepa import WorldModelConfig
-    from planner.train import PARTS, TrainConfig, load_checkpoint, train_world_model
+    from planner.train import PARTS, Recipe, RecipeError, TrainConfig, train_stage, train_world_model
 
-    mcfg = WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1, critic_layers=1)
-    small = dict(objects=(3, 3), steps=3, batch_size=4, rollout=2, optimal_fraction=1.0, lr=1e-2, model=mcfg)
-    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
-    train_world_model(bw_domain, TrainConfig(**small), first, log=lambda m: None)
-    readouts = ("probe", "applicability", "critic")
-    rec = train_world_model(
-        bw_domain, TrainConfig(**small, train_only=readouts), second, log=lambda m: None, init_from=first
+    # an attention critic learns from optimal-plan labels, so a read-out stage moves it too
+    mcfg = WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1, critic_kind="attention")
+    small = dict(
+        objects=(3, 3), steps=3, batch_size=4, rollout=2, optimal_fraction=1.0, lr=1e-2, critic_weight=1
     )
-    assert list(rec["config"]["train_only"]) == list(readouts) and rec["continued_from"]["steps_done"] == 3
-    before, after = load_checkpoint(first)[0].state_dict(), load_checkpoint(second)[0].state_dict()
+    first = tmp_path / "a.pt"
+    rec = train_world_model(bw_domain, Recipe(mcfg, [TrainConfig(**small)]), first, log=lambda m: None)
+    assert rec["stages"][0]["steps_done"] == 3 and rec["complete"]
+    model, _ = load_checkpoint(first)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    readouts = ("probe", "applicability", "critic")
+    stage = TrainConfig(**small, train_only=readouts)
+    train_stage(model, bw_domain, Vocabulary.from_domain(bw_domain), stage, None, "test", lambda m: None)
+    after = model.state_dict()
     moved = {
         name
         for name, attr in PARTS.items()
@@ -263,15 +269,9 @@ def test_training_only_the_readouts_leaves_the_latents_as_they_were(bw_domain, t
     }
     assert moved == set(readouts), moved
     # naming an unknown part, or training some parts of a fresh model, is refused before any work
-    for bad, init in ((("decoder",), first), (("critic",), None)):
-        with pytest.raises(ValueError, match="unknown part|init-from"):
-            train_world_model(
-                bw_domain,
-                TrainConfig(**small, train_only=bad),
-                tmp_path / "c.pt",
-                log=lambda m: None,
-                init_from=init,
-            )
+    for stages in ([TrainConfig(**small), TrainConfig(**small, train_only=("decoder",))], [stage]):
+        with pytest.raises(RecipeError, match="unknown part|first stage"):
+            train_world_model(bw_domain, Recipe(mcfg, stages), tmp_path / "c.pt", log=lambda m: None)
     assert not (tmp_path / "c.pt").exists()
 
 
@@ -437,25 +437,26 @@ def test_train_checkpoint_and_plan_on_a_new_domain(tmp_path):
     from conftest import KEYS_DOMAIN, KEYS_PROBLEM
 
     from eval.planning import plan_and_judge
-    from planner.api import Constraint, Planner
+    from planner.api import Planner
+    from planner.checkpoint import load_checkpoint
+    from planner.constraints import Constraint
     from planner.jepa import WorldModelConfig
     from planner.search import SearchConfig
-    from planner.train import TrainConfig, load_checkpoint, train_world_model
+    from planner.train import Recipe, TrainConfig, train_world_model
     from planner.worlds.pddl import parse_domain, parse_problem
 
     d = parse_domain(KEYS_DOMAIN, "keys.pddl")
     seed = parse_problem(KEYS_PROBLEM, d, "keys-1.pddl")
-    cfg = TrainConfig(
-        objects=(5, 5),
-        steps=6,
-        batch_size=4,
-        rollout=2,
-        validate_every=3,
-        model=WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1, critic_layers=1),
-    )
+    stages = [
+        TrainConfig("dynamics", objects=(5, 5), steps=6, batch_size=4, rollout=2, critic_weight=0),
+        TrainConfig(
+            "critic", objects=(5, 5), steps=2, value_batch=4, critic_weight=1, train_only=("critic",)
+        ),
+    ]
+    recipe = Recipe(WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1), stages)
     out = tmp_path / "keys.pt"
-    rec = train_world_model(d, cfg, out, [seed], validate_fn=lambda m: {"ok": 1.0}, log=lambda m: None)
-    assert rec["steps_done"] == 6 and [v["step"] for v in rec["validations"]] == [3, 6]
+    rec = train_world_model(d, recipe, out, [seed], log=lambda m: None)
+    assert [s["steps_done"] for s in rec["stages"]] == [6, 2] and rec["steps_total"] == 8
     assert out.exists() and out.with_suffix(".json").exists()
     model, record = load_checkpoint(out)
     assert record["domain"] == "keys"
@@ -531,12 +532,14 @@ def test_mpc_replans_when_actions_slip(bw_domain):
     env = SimulatedEnvironment(bw_domain, p, slip=0.3, seed=1)
     res = run_mpc(planner, env)
     assert res.status == "solved" and p.goal <= env.observe()
-    assert res.failed == sum(not ok for _, ok in env.trace) > 0  # some actions slipped ...
-    assert res.replans == len(res.executed)  # ... and the loop replanned after each step
-    carried_out = [a for a, ok in env.trace if ok]
+    slipped = sum(not ok for _, ok in env.trace)
+    assert slipped > 0  # some actions slipped ...
+    assert res.plan == ["(" + " ".join(a) + ")" for a, _ in env.trace]  # the record's plan: every action sent
+    assert res.reason == f"{len(env.trace)} plan(s), {slipped} action(s) the environment did not carry out"
+    carried_out = [a for a, ok in env.trace if ok]  # ... and the loop replanned after each step
     assert validate(bw_domain, p, carried_out).valid
     fixed = SimulatedEnvironment(bw_domain, p)  # a deterministic world: no action fails
-    assert run_mpc(planner, fixed, execute=100).replans == 1
+    assert run_mpc(planner, fixed, execute=100).reason.startswith("1 plan(s), 0 action(s)")
 
 
 @pytest.mark.skipif(not BW_CKPT.exists(), reason="no trained blocksworld world model")
@@ -594,57 +597,6 @@ def test_a_beam_that_spends_its_share_hands_the_rest_to_best_first(bw_domain):
     assert not r.escalated and r.expansions > budget * BEAM_SHARE
     other = WorldModel(Vocabulary.from_domain(bw_domain), WorldModelConfig(dim=32, heads=2))
     assert not Planner(other).escalate and Planner.load(BW_CKPT).escalate
-
-
-def test_sum_critic_continues_a_global_head_checkpoint(tmp_path, bw_domain):
-    """A checkpoint made before the sum head loads as it was (global head); continuing it with the sum head starts
-    from the same estimates (the per-object term starts at zero) and then trains that term. Problems larger than
-    `oracle_objects` train on random walks only: no critic labels."""
-    from planner.data import TrajectorySampler
-    from planner.encoding import Vocabulary
-    from planner.jepa import WorldModel, WorldModelConfig
-    from planner.latent import LatentWorld
-    from planner.train import TrainConfig, load_checkpoint, save_checkpoint, train_world_model
-
-    small = dict(dim=32, heads=2, encoder_layers=1, predictor_layers=1, critic_layers=1)
-    vocab = Vocabulary.from_domain(bw_domain)
-    torch.manual_seed(0)
-    old = WorldModel(vocab, WorldModelConfig(critic_head="global", **small))
-    path = tmp_path / "old.pt"
-    save_checkpoint(old, path, {"kind": "ami-agent world model", "domain": bw_domain.name})
-    blob = torch.load(path, weights_only=True)
-    del blob["config"]["model"]["critic_head"]  # as written before the option existed
-    torch.save(blob, path)
-    loaded, _ = load_checkpoint(path)
-    assert loaded.cfg.critic_head == "global" and not hasattr(loaded.critic, "object_head")
-
-    sampler = TrajectorySampler(bw_domain, vocab, rng=0)
-    assert all(t == -1 for _ in range(4) for t in sampler.sample(5, 3, 0.0).to_go)
-    objects = ["a", "b", "c", "d"]
-    t = sampler.sample(4, 2, 1.0)
-
-    def estimate(model):
-        w = LatentWorld(model, objects, seed=0)
-        return float(w.steps_to_go(w.encode([t.states[0]]), t.goal)[0])
-
-    cfg = TrainConfig(
-        objects=(4, 4),
-        steps=1,
-        batch_size=4,
-        rollout=2,
-        lr=0.0,
-        model=WorldModelConfig(critic_head="sum", **small),
-    )
-    rec = train_world_model(bw_domain, cfg, tmp_path / "new.pt", init_from=path, log=lambda m: None)
-    continued, _ = load_checkpoint(tmp_path / "new.pt")
-    assert continued.cfg.critic_head == "sum" and rec["config"]["model"]["critic_head"] == "sum"
-    assert estimate(continued) == pytest.approx(estimate(loaded), abs=0.05)  # fp16 checkpoint rounding
-    cfg = TrainConfig(
-        objects=(4, 4), steps=3, batch_size=8, rollout=2, lr=1e-2, critic_weight=1.0
-    )  # keeps sum
-    train_world_model(bw_domain, cfg, tmp_path / "more.pt", init_from=tmp_path / "new.pt", log=lambda m: None)
-    trained, _ = load_checkpoint(tmp_path / "more.pt")
-    assert trained.critic.object_head[1].weight.abs().sum() > 0
 
 
 @pytest.mark.parametrize("attention", ["local", "full"])
@@ -727,12 +679,12 @@ def test_local_critic_adds_one_term_per_tower(bw_domain, attention):
 
 
 def test_local_attention_model_is_recorded_and_refuses_unknown_kinds(tmp_path, bw_domain):
+    from planner.checkpoint import load_checkpoint, save_checkpoint
     from planner.encoding import Vocabulary
     from planner.jepa import WorldModel, WorldModelConfig
-    from planner.train import load_checkpoint, save_checkpoint
 
     vocab = Vocabulary.from_domain(bw_domain)
-    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, attention="local"))
+    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, attention="local", critic_attention="full"))
     save_checkpoint(model, tmp_path / "m.pt", {"kind": "ami-agent world model", "domain": bw_domain.name})
     loaded, _ = load_checkpoint(tmp_path / "m.pt")
     assert loaded.cfg.attention == "local" and loaded.encoder.local and loaded.predictor.local
@@ -743,41 +695,9 @@ def test_local_attention_model_is_recorded_and_refuses_unknown_kinds(tmp_path, b
         WorldModel(vocab, WorldModelConfig(critic_attention="sparse"))
 
 
-def test_continued_checkpoint_switches_its_critic_to_local_attention(tmp_path, bw_domain):
-    """--critic-attention local on a continued checkpoint keeps every weight and changes the critic's mask; training
-    the critic alone then leaves the latents (and a decoder trained on them) as they were."""
-    from planner.encoding import Vocabulary
-    from planner.jepa import WorldModel, WorldModelConfig
-    from planner.train import TrainConfig, load_checkpoint, save_checkpoint, train_world_model
-
-    vocab = Vocabulary.from_domain(bw_domain)
-    torch.manual_seed(0)
-    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, attention="local", critic_head="sum"))
-    path = tmp_path / "m.pt"
-    save_checkpoint(model, path, {"kind": "ami-agent world model", "domain": bw_domain.name})
-    before, _ = load_checkpoint(path)
-    cfg = TrainConfig(
-        objects=(3, 3),
-        steps=3,
-        batch_size=8,
-        rollout=2,
-        critic_weight=1.0,
-        optimal_fraction=1.0,
-        train_only=("critic",),
-        critic_attention="local",
-    )
-    rec = train_world_model(bw_domain, cfg, tmp_path / "c.pt", init_from=path, log=lambda m: None)
-    after, _ = load_checkpoint(tmp_path / "c.pt")
-    assert after.critic.local and rec["config"]["model"]["critic_attention"] == "local"
-    assert after.cfg.attention == "local"
-    old, new = before.state_dict(), after.state_dict()
-    assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("critic."))
-    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("critic."))
-
-
 def _committed(name: str):
     """A committed world model and its domain (from its record), or skip."""
-    from planner.train import load_checkpoint
+    from planner.checkpoint import load_checkpoint
     from planner.worlds.pddl import load_domain
 
     ckpt = ROOT / "checkpoints" / f"{name}.pt"
@@ -840,7 +760,7 @@ def test_committed_model_reads_states_larger_than_it_trained_on(bw_domain):
     8, 10 and 15 blocks; the 47.5-minute model before it: 100% at 8 and 10, 97.5% read back and 100% after one step at
     15, and before its probe run 95% / 95% / 82.5% read back and 97.5% / 92.5% / 67.5% after one step)."""
     from eval.readback import readback
-    from planner.train import load_checkpoint
+    from planner.checkpoint import load_checkpoint
 
     model, record = load_checkpoint(BW_CKPT)
     first = record
@@ -967,37 +887,28 @@ def test_relational_critic_ignores_object_names_and_scales_its_rounds(bw_domain)
     assert len(calls) == 4 + 2
 
 
-def test_continued_checkpoint_gets_a_relational_critic_trained_on_exact_labels(tmp_path, bw_domain):
-    """--critic-kind relational on a continued checkpoint: a fresh critic of that kind, trained alone on exact
-    steps-to-go of enumerated small problems; every other weight (so the latents and the decoder) stays as it was,
-    and the planner reads its estimates through the probe."""
+def test_a_critic_stage_trains_the_relational_critic_alone_on_exact_labels(tmp_path, bw_domain):
+    """The recipe's critic stage: the relational critic trained alone on exact steps-to-go of enumerated small
+    problems; every other weight (so the latents and the decoder) stays as it was, and the planner reads its
+    estimates through the probe."""
     from planner.encoding import Vocabulary
     from planner.jepa import RelationalCritic, WorldModel, WorldModelConfig
     from planner.latent import EnsembleWorld
-    from planner.train import TrainConfig, load_checkpoint, save_checkpoint, train_world_model
+    from planner.train import TrainConfig, train_stage
 
     vocab = Vocabulary.from_domain(bw_domain)
     torch.manual_seed(0)
-    path = tmp_path / "m.pt"
-    save_checkpoint(
-        WorldModel(vocab, WorldModelConfig(dim=32, heads=2)), path, {"kind": "ami-agent world model"}
-    )
+    after = WorldModel(vocab, WorldModelConfig(dim=32, heads=2))
+    assert isinstance(after.critic, RelationalCritic)  # the default kind
+    old = {k: v.clone() for k, v in after.state_dict().items()}
     cfg = TrainConfig(
-        steps=4,
-        value_batch=16,
-        value_objects=(3, 4),
-        critic_weight=1.0,
-        train_only=("critic",),
-        critic_kind="relational",
-        validate_every=100,
+        steps=4, value_batch=16, value_objects=(3, 4), critic_weight=1.0, train_only=("critic",)
     )
-    rec = train_world_model(bw_domain, cfg, tmp_path / "c.pt", init_from=path, log=lambda m: None)
-    assert rec["config"]["model"]["critic_kind"] == "relational" and "value_mae" in rec["final_train_stats"]
-    before, _ = load_checkpoint(path)
-    after, _ = load_checkpoint(tmp_path / "c.pt")
-    assert isinstance(after.critic, RelationalCritic)
-    old, new = before.state_dict(), after.state_dict()
+    summary, _ = train_stage(after, bw_domain, vocab, cfg, None, "critic", lambda m: None)
+    assert summary["steps_done"] == 4 and "value_mae" in summary["final_train_stats"]
+    new = after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("critic."))
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("critic."))
     world = EnsembleWorld(after, ["a", "b", "c", "d", "e", "f"], [0, 1])
     z = world.encode([world.fact_ids([("ontable", o) for o in "abcdef"] + [("handempty",)])])
     goal = world.fact_ids([("on", "a", "b")])
@@ -1021,3 +932,55 @@ def test_freed_search_memory_goes_back_to_the_os_on_glibc():
     if platform.libc_ver()[0] == "glibc":
         assert resident_mb() > 1
         assert release_freed_memory(above_mb=0) is True  # malloc_trim found and called
+
+
+# ---- recipes ------------------------------------------------------------------------------------------------------
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _same_settings(stage, config: dict) -> list[str]:
+    """The fields of a recipe stage that differ from a training run's recorded configuration (fields the record
+    does not have are ones its code did not have yet)."""
+    from dataclasses import asdict
+
+    return [k for k, v in asdict(stage).items() if k != "name" and k in config and _plain(v) != config[k]]
+
+
+def test_the_default_recipe_is_what_made_the_committed_blocksworld_model():
+    """`ami-agent train world-model --domain D` with no option runs the recipe of checkpoints/blocksworld-4ops.pt:
+    its three stages equal, field by field, the three runs that made it; recipes/world-model.yaml spells out the
+    same recipe."""
+    import json
+    from dataclasses import asdict
+
+    from planner.train import Recipe
+
+    recipe = Recipe()
+    assert Recipe.load(ROOT / "recipes" / "world-model.yaml") == recipe
+    record = json.loads((ROOT / "checkpoints" / "blocksworld-4ops.json").read_text())
+    runs = record["made_by"]["runs"]
+    assert len(runs) == len(recipe.stages) == 3
+    for stage, run in zip(recipe.stages, runs):
+        assert _same_settings(stage, run["config"]) == [], stage.name
+    assert asdict(recipe.model) == runs[-1]["config"]["model"]
+    assert record["config"] == json.loads(json.dumps(recipe.to_dict()))
+    assert record["reproduce"].endswith("generated_domain.pddl")  # no other option
+    # the comparison can fail: another learning rate is a difference
+    assert _same_settings(replace(recipe.stages[0], lr=1e-3), runs[0]["config"]) == ["lr"]
+
+
+def test_the_mystery_recipe_file_is_what_made_the_mystery_model():
+    import json
+    from dataclasses import asdict
+
+    from planner.train import Recipe
+
+    record = json.loads((ROOT / "checkpoints" / "mystery-4ops.json").read_text())
+    recipe = Recipe.load(ROOT / record["recipe"])
+    assert len(recipe.stages) == 1 and _same_settings(recipe.stages[0], record["config"]) == []
+    mine = asdict(recipe.model)
+    assert all(mine[k] == v for k, v in record["config"]["model"].items())
+    # fields the run's code did not have yet: what it did then
+    assert (mine["critic_kind"], mine["critic_attention"]) == ("attention", "full")
+    assert recipe.stages[0].lr_schedule == "steps" and recipe.stages[0].online_states == "all"

@@ -3,8 +3,9 @@ import random
 import pytest
 from conftest import KEYS_DOMAIN, KEYS_PROBLEM
 
+from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.errors import WorldError
-from planner.worlds.generate import ProblemGenerator, blocksworld_names, object_names, problem_to_pddl
+from planner.worlds.generate import ProblemGenerator, object_names, problem_to_pddl
 from planner.worlds.oracle import solve
 from planner.worlds.pddl import parse_domain, parse_problem
 from planner.worlds.plans import parse_plan_text, validate

@@ -3,38 +3,60 @@ never a traceback. Commands live in the modules beside this one; importing them 
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import typer
 
 from ami_agent.cli import bench, chat, decoding, evaluate, train, world  # noqa: F401  (registers the commands)
 from ami_agent.cli.common import UserError, app, err
+from ami_agent.quiet import quiet
 from planner.worlds.errors import WorldError
+
+
+@app.callback()
+def options(
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show the libraries' log lines and warnings (vLLM, torch)"
+    ),
+):
+    """AMI Agent: an assistant that plans in a learned latent space, then puts the plan into words."""
+    quiet(not verbose)
 
 
 def _terminated(signum, frame):
     raise KeyboardInterrupt  # unwinds like Ctrl-C: vLLM's engine processes are shut down, not orphaned
 
 
+# errors of the libraries the commands load, reported as one line too (named, not imported: `ami-agent world
+# check` needs neither torch nor vLLM, whose modules define them)
+LIBRARY_ERRORS = {
+    "decoder.backends.BackendError",
+    "decoder.base_model.ModelError",
+    "planner.checkpoint.CheckpointError",
+}
+
+
+def _user_facing(e: BaseException) -> bool:
+    if isinstance(e, (WorldError, UserError, FileNotFoundError)):
+        return True
+    return any(f"{c.__module__}.{c.__qualname__}" in LIBRARY_ERRORS for c in type(e).__mro__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    import signal
-    import threading
-
-    from decoder.backends import BackendError
-    from decoder.base_model import ModelError
-    from planner.train import CheckpointError
-
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminated)
     try:
         rc = app(args=argv, standalone_mode=False)
-    except (WorldError, ModelError, UserError, CheckpointError, BackendError, FileNotFoundError) as e:
-        err.print(f"error: {e}", markup=False)
-        return 2
     except typer.Exit as e:
         return e.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
     except Exception as e:
+        if _user_facing(e):
+            err.print(f"error: {e}", markup=False)
+            return 2
         # click's own usage errors (typer vendors click, so duck-type rather than import its classes)
         if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()

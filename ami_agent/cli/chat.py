@@ -8,22 +8,14 @@ from typing import Annotated
 
 import typer
 
-from ami_agent.cli.common import (
-    BackendOpt,
-    MemoryOpt,
-    UserError,
-    _agent,
-    app,
-    err,
-    out,
-)
+from ami_agent.cli.common import Backend, Host, Json, Memory, Thread, Url, UserError, agent, app, err, out
 
 
-def _show_answer(res: dict, show_plan: bool = True) -> None:
+def _show_answer(res: dict) -> None:
     if res["reply"]:
         out.print(res["reply"], markup=False)
     rec = res.get("plan_record")
-    if show_plan and rec and rec.get("status") == "solved":
+    if rec and rec.get("status") == "solved":
         energies = ", ".join(f"{k} {v:g}" for k, v in (rec.get("energies") or {}).items())
         err.print(
             f"[plan] {' '.join(rec['plan'])}  |  energies: {energies}  |  expansions {rec['expansions']}",
@@ -37,26 +29,23 @@ def _show_answer(res: dict, show_plan: bool = True) -> None:
 @app.command("ask")
 def ask_cmd(
     text: Annotated[str, typer.Argument(help="Your message; '-' reads it from stdin")],
-    thread: Annotated[str | None, typer.Option(help="Conversation id (its state is kept in SQLite)")] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object: reply, status, plan record")
-    ] = False,
-    backend: BackendOpt = "transformers",
-    url: Annotated[str | None, typer.Option(help="vLLM server URL (--backend vllm-server)")] = None,
-    memory: MemoryOpt = None,
+    thread: Thread = None,
+    as_json: Json = False,
+    backend: Backend = "transformers",
+    url: Url = None,
+    memory: Memory = None,
 ):
     """One turn with the agent."""
     if text == "-":
-        data = sys.stdin.buffer.read()
         try:
-            text = data.decode("utf-8")
+            text = sys.stdin.buffer.read().decode("utf-8")
         except UnicodeDecodeError:
             raise UserError("the message on stdin is not UTF-8 text") from None
-    agent = _agent(backend, url, memory)
+    a = agent(backend, url, memory)
     try:
-        res = agent.ask(text, thread=thread or "cli")
+        res = a.ask(text, thread=thread or "cli")
     finally:
-        agent.close()
+        a.close()
     if as_json:
         out.print(
             json.dumps({k: res[k] for k in ("reply", "status", "thread", "plan_record", "trace")}),
@@ -67,19 +56,14 @@ def ask_cmd(
 
 
 @app.command("chat")
-def chat_cmd(
-    thread: Annotated[str | None, typer.Option(help="Conversation id to continue")] = None,
-    backend: BackendOpt = "auto",
-    url: Annotated[str | None, typer.Option(help="vLLM server URL (--backend vllm-server)")] = None,
-    memory: MemoryOpt = None,
-):
+def chat_cmd(thread: Thread = None, backend: Backend = "auto", url: Url = None, memory: Memory = None):
     """Talk with the agent in the terminal (empty line or Ctrl-D ends)."""
     import uuid
 
-    agent = _agent(backend, url, memory)
+    a = agent(backend, url, memory)
     thread = thread or f"chat-{uuid.uuid4().hex[:8]}"
     err.print(f"thread {thread}; starting the decoder ...")
-    agent.warm()
+    a.warm()
     try:
         while True:
             try:
@@ -91,7 +75,7 @@ def chat_cmd(
             out.print("agent> ", end="")
             res: dict = {}
             streamed = False
-            for kind, data in agent.ask_stream(text, thread=thread):
+            for kind, data in a.ask_stream(text, thread=thread):
                 if kind == "token":
                     streamed = True
                     out.print(data, end="", markup=False)
@@ -102,30 +86,30 @@ def chat_cmd(
             out.print()
             _show_answer({**res, "reply": ""})
     finally:
-        agent.close()
+        a.close()
 
 
 @app.command("serve")
 def serve_cmd(
-    host: Annotated[str, typer.Option(help="Bind address (loopback by default)")] = "127.0.0.1",
+    host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
-    backend: BackendOpt = "auto",
-    url: Annotated[str | None, typer.Option(help="vLLM server URL (--backend vllm-server)")] = None,
-    memory: MemoryOpt = None,
+    backend: Backend = "auto",
+    url: Url = None,
+    memory: Memory = None,
 ):
     """OpenAI-compatible API: /v1/chat/completions (streaming and not), /v1/models, /healthz."""
     from ami_agent.server import serve
 
-    agent = _agent(backend, url, memory)
+    a = agent(backend, url, memory)
     err.print("starting the decoder ...")
-    agent.warm()
+    a.warm()
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"warning: serving on {host}, reachable beyond this machine")
     err.print(f"serving on http://{host}:{port}/v1")
     try:
-        serve(agent, host, port)
+        serve(a, host, port)
     finally:
-        agent.close()
+        a.close()
 
 
 DEMO_TURNS = [
@@ -140,26 +124,23 @@ DEMO_TURNS = [
 
 
 @app.command("demo")
-def demo_cmd(
-    backend: BackendOpt = "auto",
-    memory: MemoryOpt = None,
-):
+def demo_cmd(backend: Backend = "auto", memory: Memory = None):
     """A scripted conversation through the real agent: a plan, a guardrail, a follow-up, a blocked goal, a
     general question."""
     import time
     import uuid
 
-    agent = _agent(backend, None, memory)
+    a = agent(backend, None, memory)
     err.print("starting the decoder ...")
     t0 = time.perf_counter()
-    agent.warm()
-    err.print(f"decoder ready ({agent.decoder.backend.name}, {time.perf_counter() - t0:.1f} s)")
+    a.warm()
+    err.print(f"decoder ready ({a.decoder.backend.name}, {time.perf_counter() - t0:.1f} s)")
     thread = f"demo-{uuid.uuid4().hex[:8]}"
     try:
         for text in DEMO_TURNS:
             out.print(f"\n[bold]you>[/bold] {text}")
-            res = agent.ask(text, thread=thread)
+            res = a.ask(text, thread=thread)
             out.print("[bold]agent>[/bold] ", end="")
             _show_answer(res)
     finally:
-        agent.close()
+        a.close()

@@ -3,52 +3,48 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ami_agent.cli.common import (
-    BackendOpt,
-    DecodeOpt,
+    Backend,
+    Domain,
+    Instances,
+    Limit,
+    NLConfigOpt,
     PlanbenchDir,
+    Suites,
     UserError,
-    _agent,
-    _problem_files,
     app,
     err,
     out,
+    problem_files,
+    temporary_agent,
+    this_command,
 )
+from eval.rows import SYSTEMS
 
 
 @app.command("eval")
 def eval_cmd(
-    suite: Annotated[
-        list[str] | None, typer.Option(help="planbench:NAME or gen:blocksworld:steps=K (repeatable)")
-    ] = None,
+    suite: Suites = None,
     systems: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated: "
-            + ", ".join(("ami", "ami-planner", "ar-zero-shot", "ar-sft", "ar-sft-sc", "oracle"))
-        ),
+        str, typer.Option(help="Comma-separated: " + ", ".join(SYSTEMS))
     ] = "ami-planner,oracle",
-    limit: Annotated[int | None, typer.Option(help="Only the first N problems of each suite")] = None,
-    domain: Annotated[Path | None, typer.Option(help="PDDL domain (with --instances)")] = None,
-    instances: Annotated[Path | None, typer.Option(help="Folder of PDDL problems")] = None,
-    nl_config: Annotated[Path | None, typer.Option(help="English templates for --domain")] = None,
+    limit: Limit = None,
+    domain: Domain = None,
+    instances: Instances = None,
+    nl_config: NLConfigOpt = None,
     sc_samples: Annotated[
         int,
-        typer.Option(
-            help="Samples for ar-sft-sc (self-consistency); 3 x ar-sft's ~78 generated tokens ~ ami's ~225 per problem"
-        ),
+        typer.Option(help="Samples for ar-sft-sc (self-consistency); 3 x ar-sft's ~78 tokens ~ ami's ~225"),
     ] = 3,
     concurrency: Annotated[
         int, typer.Option(help="ami: queries asked at once (the decoder batches them)", min=1)
     ] = 1,
-    decode: DecodeOpt = "parallel",
-    backend: BackendOpt = "auto",
+    backend: Backend = "auto",
     planbench_dir: PlanbenchDir = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("runs/eval"),
 ):
@@ -56,9 +52,9 @@ def eval_cmd(
     from eval import harness
 
     names = [s.strip() for s in systems.split(",") if s.strip()]
-    bad = [s for s in names if s not in harness.SYSTEMS]
+    bad = [s for s in names if s not in SYSTEMS]
     if bad:
-        raise UserError(f"unknown system(s) {', '.join(bad)}: choose from {', '.join(harness.SYSTEMS)}")
+        raise UserError(f"unknown system(s) {', '.join(bad)}: choose from {', '.join(SYSTEMS)}")
     cases = []
     for spec in suite or []:
         try:
@@ -73,7 +69,7 @@ def eval_cmd(
 
         d = load_domain(domain)
         vb = Verbalizer(d, NLConfig.load(nl_config) if nl_config else None)
-        for f in _problem_files(instances)[:limit]:
+        for f in problem_files(instances)[:limit]:
             p = load_problem(f, d)
             cases.append(
                 harness.Case(str(instances), f.name, d, p, vb, harness.zero_shot_query(vb, p), None, None)
@@ -116,9 +112,7 @@ def eval_cmd(
             return harness.run_planner
         if system == "ami":
             if agent is None:
-                import tempfile
-
-                agent = _agent(backend, None, Path(tempfile.mkdtemp()) / "eval.sqlite", decode)
+                agent = temporary_agent(backend)
                 agent.warm()
             bound = agent
             return lambda cs: harness.run_agent(cs, bound, concurrency)
@@ -131,7 +125,7 @@ def eval_cmd(
         n = harness.run_system(system, cases, out_dir, lambda cs, s=system: runner(s)(cs), log)
         err.print(f"{system}: {n} new record(s) in {out_dir / (system + '.jsonl')}")
     # the report covers every system recorded in the folder for these problems, not only this run's
-    recorded = [s for s in harness.SYSTEMS if (out_dir / f"{s}.jsonl").exists()]
+    recorded = [s for s in SYSTEMS if (out_dir / f"{s}.jsonl").exists()]
     rows = [
         r
         for r in harness.load_records(out_dir, recorded)
@@ -141,7 +135,7 @@ def eval_cmd(
     frontier = harness.frontier_rows(planbench_dir, sorted({c.suite for c in cases}))
     (out_dir / "summary.json").write_text(
         json.dumps(
-            {"summary": summary, "reference": frontier, "command": "ami-agent " + " ".join(sys.argv[1:])},
+            {"summary": summary, "reference": frontier, "command": this_command()},
             indent=1,
         )
     )

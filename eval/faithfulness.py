@@ -4,14 +4,14 @@ the actions back from the text and compare them with the planner's plan (and val
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from decoder.api import VOTES, DecodeItem, Decoder
-from decoder.projector import PlanLatents
+from decoder.api import DecodeItem, Decoder
+from decoder.data import ExampleSampler
 from planner.api import Planner
-from planner.encoding import ProblemSymbols
 from planner.search import PlanResult
 from planner.worlds.nl import NLConfig, Verbalizer
 from planner.worlds.pddl import Domain, Problem, load_domain, load_problem
@@ -19,17 +19,18 @@ from planner.worlds.plans import validate
 
 
 def decode_item(world: str, planner: Planner, vb: Verbalizer, problem: Problem, r: PlanResult) -> DecodeItem:
-    """The decoder's input for a solved plan: draw 0's latent plan, and one more view per other identity draw of
-    the planner's ensemble (the same plan, seen under other object identities; `Decoder.decode(views=K)`)."""
-    objects = list(problem.objects)
-    symbols = ProblemSymbols(planner.model.vocab, objects)
-    traj = r.latent_trajectory
-    draws = r.identities.shape[0] if traj is not None and traj.dim() == 4 else 1
-    views = [
-        PlanLatents.from_plan(planner.model, r.identities[j], r.actions, symbols, traj, draw=j)
-        for j in range(draws)
-    ]
-    return DecodeItem(world, vb, objects, problem.init, problem.goal, list(r.actions), views[0], views[1:])
+    """The decoder's input for a solved plan, as the agent builds it."""
+    return DecodeItem.from_latents(
+        world,
+        vb,
+        planner.model,
+        list(problem.objects),
+        problem.init,
+        problem.goal,
+        r.actions,
+        r.latent_trajectory,
+        r.identities,
+    )
 
 
 @dataclass
@@ -63,37 +64,19 @@ def plan_cases(instances, planner_for, log=None) -> list[Case]:
 
 
 def faithfulness(
-    decoder: Decoder,
-    cases: list[Case],
-    mode: str,
-    out_path: Path | None = None,
-    chunk: int = 64,
-    log=None,
-    views: int = 1,
-    vote_by: str = "answer",
+    decoder: Decoder, cases: list[Case], mode: str, out_path: Path | None = None, chunk: int = 64, log=None
 ) -> dict:
-    """views: latent views decoded per plan and voted (`Decoder.decode`; `vote_by` gives the answer judged,
-    and the record counts what each vote would give)."""
     todo = [c for c in cases if c.item is not None]
     faithful = valid = tokens_out = 0
-    by_view = [0] * views  # each view's own answers, before the vote
-    by_vote = dict.fromkeys(VOTES, 0)
     t0 = time.perf_counter()
     rows = []
     for i in range(0, len(todo), chunk):
         part = todo[i : i + chunk]
-        grouped = decoder.decode_views([c.item for c in part], mode, views=views)
-        for c, answers in zip(part, grouped):
-            voted = {k: fn(c.item, answers) for k, fn in VOTES.items()}
-            o = voted[vote_by]
+        for c, o in zip(part, decoder.decode([c.item for c in part], mode)):
             ok_valid = (
                 validate(c.domain, c.problem, o.actions).valid if o.actions or not c.item.actions else False
             )
             faithful += o.faithful
-            for k, v in voted.items():
-                by_vote[k] += v.faithful
-            for j, f in enumerate(o.view_faithful):
-                by_view[j] += f
             valid += bool(ok_valid)
             tokens_out += o.tokens_out
             rows.append(
@@ -107,10 +90,6 @@ def faithfulness(
                     "text": o.text,
                     "tokens_in": o.tokens_in,
                     "tokens_out": o.tokens_out,
-                    "views": o.views,
-                    "agree": o.agree,
-                    "vote": vote_by,
-                    "view_read_back": [["(" + " ".join(a) + ")" for a in v.actions] for v in answers],
                     **({"raw_text": o.raw} if o.raw else {}),  # codes and all: a wrong code or a wrong name
                 }
             )
@@ -124,22 +103,52 @@ def faithfulness(
     seconds = time.perf_counter() - t0
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        with out_path.open("w") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
+        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     n = len(todo)
     return {
         "mode": mode,
-        "views": views,
-        "vote": vote_by,
         "problems": len(cases),
         "planned": n,
         "faithful": faithful,
         "faithful_rate": round(faithful / n, 4) if n else None,
         "faithful_of_all": round(faithful / len(cases), 4) if cases else None,
-        "faithful_by_view": by_view,  # each view decoded alone (view 0 is what views=1 decodes)
-        "faithful_by_vote": by_vote,  # the same views voted by whole answers and step by step
         "read_back_valid": valid,
         "decode_seconds": round(seconds, 1),
         "tokens_out": tokens_out,
     }
+
+
+KINDS = {"optimal": 0.0, "walk": 1.0}  # kind -> share of random walks
+
+
+def generated_faithfulness(
+    decoder, worlds, problems: int = 60, seed: int = 777, objects=(3, 5), log=None
+) -> list[dict]:
+    """Does the decoder read the soft plan, or re-plan from the problem text? One row per (world, kind):
+    `faithful` of `problems` generated plans decoded in `latent` mode. `optimal`: the oracle's optimal plans
+    (what the planner returns; the text alone often suggests them); `walk`: random walks whose end state gives the
+    goal (their order cannot be guessed from the text, so only a decoder that reads the soft plan writes them)."""
+    rows = []
+    for w in worlds:
+        for kind, walks in KINDS.items():
+            sampler = ExampleSampler([w], objects, 0.0, random.Random(seed), walk_fraction=walks)
+            items = []
+            for _ in range(problems):
+                ex = sampler.sample(w, "latent")
+                items.append(
+                    DecodeItem(w.name, w.verbalizer, ex.objects, ex.init, ex.goal, ex.actions, ex.plan)
+                )
+            t0 = time.perf_counter()
+            decoded = decoder.decode(items, "latent")
+            row = {
+                "world": w.name,
+                "kind": kind,
+                "problems": problems,
+                "faithful": sum(d.faithful for d in decoded),
+                "mean_steps": round(sum(len(it.actions) for it in items) / max(1, problems), 2),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            rows.append(row)
+            if log:
+                log(f"{w.name} {kind}: {row['faithful']}/{problems} read back ({row['seconds']} s)")
+    return rows

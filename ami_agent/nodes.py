@@ -1,0 +1,263 @@
+"""The agent's nodes: module-level functions from the graph's state to an update, each given the services it
+needs (ami_agent/services.py). Side effects (planning, decoding) live in the modules the nodes call.
+
+perceive -> plan -> guard -> decode -> verify -> respond for a planning request; perceive -> chat -> respond for
+anything else; perceive -> respond for a clarifying question. The answer is checked by the world model (the
+planner's plan passed a fresh ensemble's rollout) and by reading the text back equal to the plan: the symbolic
+simulator takes no part in answering.
+"""
+
+from __future__ import annotations
+
+import time
+
+from langgraph.config import get_stream_writer
+
+from ami_agent.perceive import Perception
+from ami_agent.services import Services, World
+from ami_agent.state import AgentState, Plan, Problem
+from decoder.api import DecodeItem, max_answer_tokens
+from decoder.backends import Request, Sampling
+from decoder.prompt import read_answer
+from planner.constraints import Constraint
+from planner.record import PlanRecord
+
+# Decode rounds, each one batched backend call: the latent decode and its latent+text fallback side by side
+# (a missed latent decode costs no extra round trip), then both sampled; verify takes the first candidate, in
+# order, that reads back as the plan.
+DECODE_ROUNDS = [[("latent", 0.0), ("latent+text", 0.0)], [("latent", 0.7), ("latent+text", 0.7)]]
+BLOCKED = "every plan breaks a guardrail:"  # planner.search's reason when the constraints block the goal
+
+
+def _world(state: AgentState, services: Services) -> World:
+    return services.worlds[state["problem"]["world"]]
+
+
+def _facts(rows) -> set[tuple[str, ...]]:
+    return {tuple(a) for a in rows}
+
+
+def _constraints(problem: Problem) -> list[Constraint]:
+    return [Constraint.from_dict(c) for c in problem.get("constraints", [])]
+
+
+def problem_of(world: World, p: Perception) -> Problem:
+    """A perceived problem as the state keeps it (plain lists, sorted: the same text gives the same state)."""
+    return {
+        "world": world.name,
+        "objects": list(p.objects),
+        "init": sorted(list(a) for a in p.init),
+        "goal": sorted(list(a) for a in p.goal),
+        "constraints": [c.to_dict() for c in p.constraints],
+    }
+
+
+def perceive(state: AgentState, services: Services) -> dict:
+    text = state["text"]
+    world, p = services.perceive(text, state.get("problem"))
+    base = {
+        "messages": [{"role": "user", "content": text}],
+        "decode_attempts": 0,
+        "decode_mode": "",
+        "decoded": [],
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "verified": False,
+        "reply": "",
+    }
+    if p.kind == "chat":
+        return {**base, "route": "chat", "status": "chat", "_trace": {"reader": "none"}}
+    if p.kind == "clarify":
+        return {
+            **base,
+            "route": "respond",
+            "status": "clarify",
+            "reply": p.question,
+            "_trace": {"reader": p.reader},
+        }
+    problem = problem_of(world, p)
+    return {
+        **base,
+        "route": "plan",
+        "problem": problem,
+        "plan": None,
+        "status": "",
+        "_trace": {"reader": p.reader, "kind": p.kind},
+    }
+
+
+def plan(state: AgentState, services: Services) -> dict:
+    prob = state["problem"]
+    world = _world(state, services)
+    init = _facts(prob["init"])
+    try:
+        r = world.planner.plan(prob["objects"], init, _facts(prob["goal"]), _constraints(prob))
+    except ValueError as e:  # a constraint on a fact the world cannot express
+        return {"status": "no_plan", "plan": {"status": "no_plan", "reason": str(e)}, "_trace": {}}
+    result: Plan = {
+        "status": r.status,
+        "reason": r.reason,
+        "actions": [list(a) for a in r.actions],
+        "labels": r.labels,
+        "seeds": list(r.seeds),
+        "predicted": [sorted(list(a) for a in facts) for facts in r.predicted_facts],
+        "energies": r.energies,
+        "expansions": r.expansions,
+        "escalated": r.escalated,
+        "escalated_by": r.escalated_by,
+        "budget_spent": r.budget_spent,
+    }
+    trace = {
+        k: result[k]
+        for k in ("status", "expansions", "energies", "escalated", "escalated_by", "budget_spent")
+    }
+    return {"status": r.status, "plan": result, "_trace": trace}
+
+
+def guard(state: AgentState) -> dict:
+    """Audits the plan against every stated constraint on the world model's predicted states (the planner
+    searched under them as guardrail energies and checked them again in its own rollout); names the constraint
+    when it blocks the goal."""
+    prob, result = state["problem"], state["plan"]
+    constraints = _constraints(prob)
+    if state["status"] != "solved":
+        reason = result.get("reason", "")
+        if BLOCKED in reason:
+            blocking = reason.split(BLOCKED, 1)[1].strip()
+            reply = f'I found no plan that keeps to what you asked: "{blocking}" blocks the goal.'
+        else:
+            reply = f"I found no plan for that goal ({reason})."
+            if constraints:
+                said = ", ".join(f'"{c.describe()}"' for c in constraints)
+                reply += f" Your constraints may be what blocks it: {said}."
+        return {"reply": reply, "_trace": {"blocked": BLOCKED in reason}}
+    actions = [tuple(a) for a in result["actions"]]
+    states = [_facts(s) for s in result["predicted"]]
+    for c in constraints:
+        where = c.first_break(actions, states)
+        if where:
+            return {
+                "status": "no_plan",
+                "reply": f"The only plan I found breaks your constraint '{c.describe()}' at {where}, so I will "
+                "not give it.",
+                "_trace": {"broken": where},
+            }
+    return {"_trace": {"constraints": len(constraints)}}
+
+
+def decode_item(state: AgentState, services: Services) -> DecodeItem:
+    """The decoder's input for the thread's plan, its latent trajectory computed again from the plan's facts,
+    actions and identity draws (what the search returned, bit for bit)."""
+    prob, result = state["problem"], state["plan"]
+    world = _world(state, services)
+    init = _facts(prob["init"])
+    actions = [tuple(a) for a in result["actions"]]
+    trajectory, identities = world.planner.latent_plan(prob["objects"], init, actions, result["seeds"])
+    return DecodeItem.from_latents(
+        world.name,
+        world.verbalizer,
+        world.planner.model,
+        prob["objects"],
+        init,
+        _facts(prob["goal"]),
+        actions,
+        trajectory,
+        identities,
+    )
+
+
+def decode(state: AgentState, services: Services) -> dict:
+    item = decode_item(state, services)
+    attempt = state.get("decode_attempts", 0)
+    modes = [m for m, _ in DECODE_ROUNDS[attempt]]
+    temp = DECODE_ROUNDS[attempt][0][1]  # one temperature a round (one batched call)
+    decoder = services.decoder
+    s = Sampling(max_tokens=max_answer_tokens([item]), temperature=temp, seed=attempt)
+    outs = decoder.decode_modes(item, modes, s)
+    return {
+        "decoded": [{"mode": m, "text": d.text} for m, d in zip(modes, outs)],
+        "decode_attempts": attempt + 1,
+        "tokens_in": state.get("tokens_in", 0) + sum(d.tokens_in for d in outs),
+        "tokens_out": state.get("tokens_out", 0) + sum(d.tokens_out for d in outs),
+        "_trace": {
+            "modes": modes,
+            "temperature": temp,
+            "round": attempt + 1,
+            "backend": decoder.backend.name,
+        },
+    }
+
+
+def verify(state: AgentState, services: Services) -> dict:
+    """The first candidate whose text reads back as exactly the planner's plan (which the world model's own
+    check accepted) is the answer; none after the last round: an error, never an unverified answer."""
+    prob, world = state["problem"], _world(state, services)
+    want = [tuple(a) for a in state["plan"]["actions"]]
+    checks = []
+    for cand in state["decoded"]:
+        same = read_answer(world.verbalizer, cand["text"], prob["objects"]) == want
+        checks.append({"mode": cand["mode"], "equal_to_plan": same})
+        if same:
+            return {
+                "verified": True,
+                "decode_mode": cand["mode"],
+                "reply": cand["text"].strip(),
+                "_trace": {"candidates": checks, "chosen": cand["mode"]},
+            }
+    update = {"verified": False, "_trace": {"candidates": checks}}
+    if state["decode_attempts"] >= len(DECODE_ROUNDS):
+        update["status"] = "error"
+        update["reply"] = (
+            "I found a plan but could not put it into words faithfully, so I will not give an unverified "
+            "answer. Please ask again."
+        )
+    return update
+
+
+def chat(state: AgentState, services: Services) -> dict:
+    """Anything that is not a planning request: the base model without adapters answers, streamed."""
+    msgs = [m for m in (state.get("messages") or []) if m.get("role") in ("user", "assistant")][-8:]
+    dec = services.decoder
+    tok = dec.tokens.tok
+    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)
+    ids = list(ids["input_ids"][-1500:])
+    writer = get_stream_writer()
+    pieces = []
+    for piece in dec.backend.stream(
+        Request(prompt_ids=ids), None, Sampling(max_tokens=services.config.chat_tokens)
+    ):
+        pieces.append(piece)
+        writer({"token": piece})
+    text = "".join(pieces)
+    return {
+        "reply": text.strip(),
+        "status": "chat",
+        "tokens_in": len(ids),
+        "tokens_out": len(tok(text, add_special_tokens=False)["input_ids"]),
+        "_trace": {"backend": dec.backend.name},
+    }
+
+
+def respond(state: AgentState) -> dict:
+    seconds = time.perf_counter() - state.get("turn_started", time.perf_counter())
+    status = state.get("status") or "error"
+    record = None
+    if state.get("route") == "plan":
+        result = state.get("plan") or {}
+        record = PlanRecord(
+            "request",
+            "ami",
+            status if status in ("solved", "no_plan", "error") else "error",
+            list(result.get("labels") or []) if status == "solved" else [],
+            result.get("reason", "") if status != "solved" else "",
+            seconds,
+            state.get("tokens_in", 0),
+            state.get("tokens_out", 0),
+            result.get("expansions", 0),
+            result.get("energies") or {},
+        ).to_dict()
+    elif status == "clarify":
+        record = PlanRecord(
+            "request", "ami", "clarify", reason=state.get("reply", ""), seconds=seconds
+        ).to_dict()
+    return {"plan_record": record, "messages": [{"role": "assistant", "content": state.get("reply", "")}]}

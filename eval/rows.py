@@ -1,0 +1,49 @@
+"""An evaluation row: the plan record (planner/record.py) wrapped with what the judge knows about its problem.
+Rows are one JSON object per line: the record's fields, then suite, valid, optimal_length and solvable."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from planner.record import PlanRecord
+
+SYSTEMS = (
+    "ami",
+    "ami-planner",
+    "ar-zero-shot",
+    "ar-sft",
+    "ar-sft-sc",
+    "oracle",
+)  # what `ami-agent eval` runs
+
+
+@dataclass
+class Row:
+    record: PlanRecord
+    valid: bool | None  # the validator's verdict on the plan; None when no plan was returned
+    optimal_length: int | None = None
+    suite: str = ""
+    solvable: bool | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "suite": self.suite,
+            **self.record.to_dict(),
+            "valid": self.valid,
+            "optimal_length": self.optimal_length,
+            "solvable": self.solvable,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Row:
+        return cls(
+            PlanRecord.from_dict(d),
+            d.get("valid"),
+            d.get("optimal_length"),
+            d.get("suite", ""),
+            d.get("solvable"),
+        )
