@@ -33,7 +33,7 @@ def build_graph(services: Services) -> StateGraph:
         ("plan", partial(nodes.plan, services=services)),
         ("guard", nodes.guard),
         ("decode", partial(nodes.decode, services=services)),
-        ("verify", partial(nodes.verify, services=services)),
+        ("verify", nodes.verify),
         ("chat", partial(nodes.chat, services=services)),
         ("respond", nodes.respond),
     ):

@@ -18,7 +18,6 @@ from ami_agent.services import Services, World
 from ami_agent.state import AgentState, Plan, Problem
 from decoder.api import DecodeItem, max_answer_tokens
 from decoder.backends import Request, Sampling
-from decoder.prompt import read_answer
 from planner.constraints import Constraint
 from planner.record import PlanRecord
 
@@ -175,7 +174,8 @@ def decode(state: AgentState, services: Services) -> dict:
     s = Sampling(max_tokens=max_answer_tokens([item]), temperature=temp, seed=attempt)
     outs = decoder.decode_modes(item, modes, s)
     return {
-        "decoded": [{"mode": m, "text": d.text} for m, d in zip(modes, outs)],
+        # each candidate read back (`Decoder` compares the actions its text says with the plan's)
+        "decoded": [{"mode": m, "text": d.text, "equal_to_plan": d.faithful} for m, d in zip(modes, outs)],
         "decode_attempts": attempt + 1,
         "tokens_in": state.get("tokens_in", 0) + sum(d.tokens_in for d in outs),
         "tokens_out": state.get("tokens_out", 0) + sum(d.tokens_out for d in outs),
@@ -188,16 +188,12 @@ def decode(state: AgentState, services: Services) -> dict:
     }
 
 
-def verify(state: AgentState, services: Services) -> dict:
+def verify(state: AgentState) -> dict:
     """The first candidate whose text reads back as exactly the planner's plan (which the world model's own
     check accepted) is the answer; none after the last round: an error, never an unverified answer."""
-    prob, world = state["problem"], _world(state, services)
-    want = [tuple(a) for a in state["plan"]["actions"]]
-    checks = []
+    checks = [{"mode": c["mode"], "equal_to_plan": c["equal_to_plan"]} for c in state["decoded"]]
     for cand in state["decoded"]:
-        same = read_answer(world.verbalizer, cand["text"], prob["objects"]) == want
-        checks.append({"mode": cand["mode"], "equal_to_plan": same})
-        if same:
+        if cand["equal_to_plan"]:
             return {
                 "verified": True,
                 "decode_mode": cand["mode"],

@@ -202,14 +202,14 @@ def looks_like_planning(text: str) -> bool:
     return bool(_STATEMENT.search(text) or _PLANNING_WORDS.search(text))
 
 
-def perceive(text: str, reader: Reader, previous: dict | None, rewrite=None) -> Perception:
-    """previous: the thread's last problem ({"objects", "init", "goal", "constraints"}) or None. rewrite: free
-    text -> the world's standard statement (the LoRA reader), tried when the templates do not understand."""
+def perceive(text: str, reader: Reader, previous: dict | None, read_free=None) -> Perception:
+    """previous: the thread's last problem ({"objects", "init", "goal", "constraints"}) or None. read_free: free
+    text -> (start facts, goal facts) or None (the LoRA reader), tried when the templates do not understand."""
     if _STATEMENT.search(text):
         try:
             init, goal = reader.statement(text)
         except WorldError as e:
-            p = _rewritten(text, reader, rewrite) if rewrite is not None else None
+            p = _read_free(text, reader, read_free) if read_free is not None else None
             if p is not None:
                 return p
             return Perception(
@@ -242,8 +242,8 @@ def perceive(text: str, reader: Reader, previous: dict | None, rewrite=None) -> 
     if unknown:
         known = ", ".join(f"the {reader.names[o]}" for o in reader.all_objects)
         return Perception("clarify", question=f"I don't know {unknown[0]}. The blocks I know are {known}.")
-    if looks_like_planning(text) and rewrite is not None and not (previous and goals):
-        p = _rewritten(text, reader, rewrite)
+    if looks_like_planning(text) and read_free is not None and not (previous and goals):
+        p = _read_free(text, reader, read_free)
         if p is not None:
             return p
     if looks_like_planning(text):
@@ -262,16 +262,12 @@ def perceive(text: str, reader: Reader, previous: dict | None, rewrite=None) -> 
     return Perception("chat")
 
 
-def _rewritten(text: str, reader: Reader, rewrite) -> Perception | None:
-    """The LoRA reader's standard statement, parsed, completed and checked; None when it is not a statement."""
-
-    standard = rewrite(text)
-    if not _STATEMENT.search(standard):
+def _read_free(text: str, reader: Reader, read_free) -> Perception | None:
+    """The LoRA reader's facts, completed and checked; None when it read no start or no goal."""
+    facts = read_free(text)
+    if facts is None:
         return None
-    try:
-        init, goal = reader.statement(standard)
-    except WorldError:
-        return None
+    init, goal = facts
     objects = sorted({o for a in init | goal for o in a[1:]})
     names = blocksworld_names(reader.vb.domain)
     if names:

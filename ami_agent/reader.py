@@ -4,9 +4,9 @@ clauses at commas, colons, semicolons and "and"; the adapter reads each clause, 
 one fact in the world's standard phrasing, marked as part of the start or of the goal ("start: the red block is on
 top of the blue block"), or "none" (an introduction like "To begin with"). One short answer per clause, all clauses
 in one batch: a fact cannot be invented or dropped by a long rewrite, and each sentence's clauses share the
-section most of them name. The facts make the world's standard statement ("As initial conditions I have that, ...
-My goal is to have that ..."), which the template reader parses and checks. Facts people leave unsaid in
-blocksworld-like worlds (which blocks are clear, whether the hand is empty) are completed by `complete_state`.
+section most of them name. The facts go to perception as facts (start, goal), where they are checked. Facts people
+leave unsaid in blocksworld-like worlds (which blocks are clear, whether the hand is empty) are completed by
+`complete_state`.
 
 Limits: facts must be separate clauses (a relative clause, "the red one, which is on the blue one", is not one
 fact); "swap them"-style requests that need the previous problem are read by the follow-up patterns instead.
@@ -26,7 +26,7 @@ from pathlib import Path
 from decoder.backends import Request, Sampling
 from decoder.prompt import chat_prompt_ids
 from planner.worlds.errors import WorldError
-from planner.worlds.nl import Verbalizer, join_and
+from planner.worlds.nl import Verbalizer
 from planner.worlds.pddl import Atom
 
 SYSTEM = "Read the part of the sentence as one fact about blocks, in the standard form."
@@ -79,30 +79,33 @@ def snap_fact(vb: Verbalizer, text: str, objects: list[str]) -> str:
     return best if score[best] >= need else text
 
 
-def assemble(answers: list[list[str]], vb: Verbalizer | None = None, objects: list[str] | None = None) -> str:
-    """The adapter's answers, sentence by sentence -> the standard statement. Each sentence's facts go to the
-    section most of its clauses name (a sentence is either about the start or about the goal). With a verbalizer,
-    facts outside its standard phrasing are snapped to it where unambiguous (`snap_fact`)."""
-    start, goal = [], []
+def assemble(
+    answers: list[list[str]], vb: Verbalizer, objects: list[str] | None = None
+) -> tuple[set[Atom], set[Atom]] | None:
+    """The adapter's answers, sentence by sentence -> (start facts, goal facts). Each sentence's facts go to the
+    section most of its clauses name (a sentence is either about the start or about the goal); facts outside the
+    world's standard phrasing are snapped to it where unambiguous (`snap_fact`). None when no start or no goal was
+    read, or an answer is not a fact of this world (the agent then asks rather than guesses)."""
+    objects = objects or sorted(vb.config.encoded_objects)
+    start: set[Atom] = set()
+    goal: set[Atom] = set()
     for sentence in answers:
         parsed = []
         for a in sentence:
             m = re.match(r"\s*(start|goal)\s*:\s*(.+?)\s*\.?\s*$", a, re.I | re.S)
             if m:
-                fact = " ".join(m.group(2).split())
-                if vb is not None:
-                    fact = snap_fact(vb, fact, objects or sorted(vb.config.encoded_objects))
+                try:
+                    fact = vb.read_fact(snap_fact(vb, " ".join(m.group(2).split()), objects), objects)
+                except WorldError:
+                    return None
                 parsed.append((m.group(1).lower(), fact))
         if not parsed:
             continue
         section = Counter(sec for sec, _ in parsed).most_common(1)[0][0]
-        (start if section == "start" else goal).extend(f for _, f in parsed)
+        (start if section == "start" else goal).update(f for _, f in parsed)
     if not start or not goal:
-        return ""
-    return (
-        f"As initial conditions I have that, {join_and(list(dict.fromkeys(start)))}.\n"
-        f"My goal is to have that {join_and(list(dict.fromkeys(goal)))}."
-    )
+        return None
+    return start, goal
 
 
 def complete_state(init: set, objects: list[str], names: dict) -> set:
@@ -198,20 +201,19 @@ def read_clauses(
     return [[(s, [(c, next(outs)) for c in clauses]) for s, clauses in text] for text in cut]
 
 
-def rewrite(
-    backend, tokenizer, texts: list[str], max_tokens: int = 40, vb: Verbalizer | None = None
-) -> list[str]:
-    """Free text -> the standard statement ("" when no start or no goal was read, or a clause points at a block
-    without naming it), with the reader adapter. vb: the world's English, to constrain each clause's answer to
-    facts about the objects it names (`read_clauses`) and to snap stray phrasings."""
-    return [statement_of(text, vb) for text in read_clauses(backend, tokenizer, texts, max_tokens, vb)]
+def read(
+    backend, tokenizer, texts: list[str], vb: Verbalizer, max_tokens: int = 40
+) -> list[tuple[set[Atom], set[Atom]] | None]:
+    """Free texts -> (start facts, goal facts) each, with the reader adapter; None where no start or no goal was
+    read or a clause points at a block without naming it. Each clause's answer is constrained to facts about the
+    objects it names (`read_clauses`)."""
+    return [facts_of(text, vb) for text in read_clauses(backend, tokenizer, texts, max_tokens, vb)]
 
 
-def statement_of(sentences: list[tuple[str, list]], vb: Verbalizer | None = None) -> str:
-    """One text's clause readings (`read_clauses`) -> the standard statement; "" when no start or no goal was read
-    or (with vb) a clause places a block it does not name."""
-    if vb is not None:
-        objects = sorted(vb.config.encoded_objects)
-        if any(unresolved(vb, c, objects) for _, clauses in sentences for c, _ in clauses):
-            return ""
-    return assemble([[a for _, a in clauses] for _, clauses in sentences], vb)
+def facts_of(sentences: list[tuple[str, list]], vb: Verbalizer) -> tuple[set[Atom], set[Atom]] | None:
+    """One text's clause readings (`read_clauses`) -> (start facts, goal facts), or None (`assemble`; also when a
+    clause places a block it does not name)."""
+    objects = sorted(vb.config.encoded_objects)
+    if any(unresolved(vb, c, objects) for _, clauses in sentences for c, _ in clauses):
+        return None
+    return assemble([[a for _, a in clauses] for _, clauses in sentences], vb, objects)

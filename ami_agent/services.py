@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ami_agent.perceive import Perception, Reader, perceive
 from ami_agent.reader import ADAPTER as READER_ADAPTER
-from ami_agent.reader import READER_DIR, rewrite
+from ami_agent.reader import READER_DIR, read
 from decoder.api import DEFAULT_DIR, Decoder
 from decoder.backends import make_backend
 from decoder.base_model import cache_dir, resolve_base_model
@@ -102,7 +102,7 @@ class Services:
                 return w, p
             fallback = fallback or (w, p)
         if self.has_reader and first is self.world:
-            return first, perceive(text, first.reader, previous, self.rewrite)
+            return first, perceive(text, first.reader, previous, self.read_free)
         return fallback
 
     @property
@@ -122,10 +122,10 @@ class Services:
                 self._reader_loaded = True
         return dec.backend, dec.tokens.tok
 
-    def rewrite(self, text: str) -> str:
-        """Free phrasing -> the world's standard statement, with the LoRA reader adapter."""
+    def read_free(self, text: str):
+        """Free phrasing -> (start facts, goal facts) or None, with the LoRA reader adapter."""
         backend, tok = self.reader_backend()
-        return rewrite(backend, tok, [text], vb=self.world.reader.vb)[0]
+        return read(backend, tok, [text], self.world.reader.vb)[0]
 
     @property
     def has_reader(self) -> bool:

@@ -43,7 +43,7 @@ class AgentState(TypedDict, total=False):
     reply: str
     decode_attempts: int
     decode_mode: str  # the mode of the verified answer
-    decoded: list[dict]  # this round's candidates: {"mode", "text"}
+    decoded: list[dict]  # this round's candidates: {"mode", "text", "equal_to_plan"}
     tokens_in: int
     tokens_out: int
     verified: bool

@@ -161,7 +161,7 @@ class TransformersBackend:
         if name in self.adapters or name in self.merged:
             return
         if merge:
-            folder = merged_model(self.model_dir, path)
+            folder = merged_model(self.model_dir, path, str(self.dtype).removeprefix("torch."))
             self.merged[name] = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype).eval()
             return
         if not self.adapters:
@@ -476,7 +476,7 @@ class VLLMBackend:
         if name in self.adapters or name in self.merged:
             return
         if merge:
-            folder = merged_model(self.model_dir, path)
+            folder = merged_model(self.model_dir, path, self.settings["dtype"])
             with self.engine_lock:
                 self.merged[name] = self._start(folder, lora=False)
         else:

@@ -7,8 +7,10 @@ of 32 from 202 to 42 tokens/s (measured on the project's 2-core machine). The de
 answer, so it is served merged; the base model (System-1 chat) and the other adapters (reader, baselines) stay
 on the LoRA path of a second engine.
 
-The merge runs in float32 and is saved in the base model's dtype, once per adapter content: the folder is keyed
-by a hash of the adapter's files and the base model's, under the model cache (`AMI_AGENT_HOME`).
+The merge runs in float32 and is saved in the dtype it is served in, once per adapter content and dtype: the folder
+is keyed by a hash of the adapter's files and the base model's, under the model cache (`AMI_AGENT_HOME`). The base
+model is served from a copy in the serving dtype as well (`served_copy`): an engine that casts weights as it loads
+them warns once per weight.
 """
 
 from __future__ import annotations
@@ -45,26 +47,47 @@ def merge_key(model_dir: Path, adapter: Path) -> str:
     return _digest(files) + "-" + _digest([p for p in base if p.exists()])
 
 
-def merged_model(model_dir: str | Path, adapter: str | Path, cache: Path | None = None, log=None) -> Path:
-    """The folder of `model_dir` with `adapter` merged in (made on first use, then reused)."""
-
+def merged_model(
+    model_dir: str | Path, adapter: str | Path, dtype: str = "float32", cache: Path | None = None, log=None
+) -> Path:
+    """The folder of `model_dir` with `adapter` merged in, saved in `dtype` (made on first use, then reused)."""
     model_dir, adapter = Path(model_dir), Path(adapter)
     if not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter}: not a PEFT LoRA adapter folder (no adapter_config.json)")
-    out = (cache or cache_dir() / "merged") / f"{adapter.name}-{merge_key(model_dir, adapter)}"
+    out = (cache or cache_dir() / "merged") / f"{adapter.name}-{merge_key(model_dir, adapter)}-{dtype}"
     if (out / MERGED_RECORD).exists():
         return out
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     log(f"merging the LoRA adapter {adapter} into a copy of {model_dir.name} (once; cached in {out}) ...")
     t0 = time.perf_counter()
-
-    config = json.loads((model_dir / "config.json").read_text())
-    dtype = getattr(torch, str(config.get("dtype") or config.get("torch_dtype") or "bfloat16"))
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().to(dtype)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().to(getattr(torch, dtype))
+    _save(merged, model_dir, out, {"adapter": str(adapter.resolve())}, dtype, t0)
+    log(f"merged in {time.perf_counter() - t0:.1f} s")
+    return out
+
+
+def served_copy(model_dir: str | Path, dtype: str, cache: Path | None = None) -> Path:
+    """`model_dir` itself when its weights are in `dtype`, else a copy saved in `dtype` (made once, then reused)."""
+    model_dir = Path(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    if str(config.get("dtype") or config.get("torch_dtype")).removeprefix("torch.") == dtype:
+        return model_dir
+    base = sorted(model_dir.glob("*.safetensors")) + [model_dir / "config.json"]
+    out = (cache or cache_dir() / "served") / f"{model_dir.name}-{_digest(base)}-{dtype}"
+    if not (out / MERGED_RECORD).exists():
+        t0 = time.perf_counter()
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+        _save(model, model_dir, out, {}, dtype, t0)
+    return out
+
+
+def _save(model, model_dir: Path, out: Path, extra: dict, dtype: str, t0: float) -> None:
+    """Writes `model` with the base folder's other files (tokenizer, chat template, generation config) to `out`,
+    atomically (a folder another process made first is kept)."""
     tmp = out.with_name(out.name + f".tmp{time.time_ns()}")
-    merged.save_pretrained(tmp)
-    for f in model_dir.iterdir():  # tokenizer, chat template, generation config: as the base has them
+    model.save_pretrained(tmp)
+    for f in model_dir.iterdir():
         if (
             f.is_file()
             and not f.name.endswith(".safetensors")
@@ -72,21 +95,14 @@ def merged_model(model_dir: str | Path, adapter: str | Path, cache: Path | None 
             and not (tmp / f.name).exists()
         ):
             shutil.copy2(f, tmp / f.name)
-    (tmp / MERGED_RECORD).write_text(
-        json.dumps(
-            {
-                "base_model": str(model_dir),
-                "adapter": str(adapter.resolve()),
-                "dtype": str(dtype),
-                "seconds": round(time.perf_counter() - t0, 1),
-            },
-            indent=1,
-        )
-        + "\n"
-    )
+    record = {
+        "base_model": str(model_dir),
+        **extra,
+        "dtype": dtype,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    (tmp / MERGED_RECORD).write_text(json.dumps(record, indent=1) + "\n")
     try:
         tmp.rename(out)
     except OSError:  # another process made it first
         shutil.rmtree(tmp, ignore_errors=True)
-    log(f"merged in {time.perf_counter() - t0:.1f} s")
-    return out

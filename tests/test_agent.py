@@ -258,3 +258,56 @@ def test_another_world_read_in_its_own_english(agent, planbench):
     assert agent.thread_state("m1")["problem"]["world"] == d.name
     back = agent.ask(f"{START} {GOAL}", thread="m2")
     assert back["status"] == "solved" and agent.thread_state("m2")["problem"]["world"] == DOMAIN.name
+
+
+@pytest.mark.slow
+def test_a_killed_server_keeps_the_thread(tmp_path):
+    """`ami-agent serve` killed (SIGKILL) between a plan and its follow-up: a new server on the same SQLite file
+    takes the follow-up in the same thread."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    memory, port = tmp_path / "agent.sqlite", _free_port()
+    cmd = [sys.executable, "-m", "ami_agent.cli", "serve", "--backend", "transformers", "--port", str(port)]
+    cmd += ["--memory", str(memory)]
+
+    def start():
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    return proc
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        proc.kill()
+        raise AssertionError("the server did not start")
+
+    def ask(text):
+        body = {"messages": [{"role": "user", "content": text}], "thread_id": "k1"}
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=600) as r:
+            return json.loads(r.read())
+
+    proc = start()
+    try:
+        first = ask(f"{START} {GOAL}")
+        assert first["plan_record"]["status"] == "solved", first
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    proc = start()
+    try:
+        res = ask("Now put the yellow block on top of the orange block as well.")
+        assert res["plan_record"]["status"] == "solved", res
+        assert _valid(res["plan_record"]["plan"], {("on", "c", "a"), ("on", "d", "c")})
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -420,6 +420,26 @@ def test_merged_adapter_computes_what_peft_computes(model_dir, tmp_path):
     assert (plain - want).abs().max() > 1e-2  # the adapter changes the model: the check can fail
 
 
+def test_weights_are_saved_in_the_dtype_they_are_served_in(model_dir, tmp_path):
+    """An engine that casts weights as it loads them warns once per weight: the merged adapter and the base model
+    are served from copies in the serving dtype (the base model itself when it already is)."""
+    from decoder.merge import merged_model, served_copy
+
+    def dtype_of(folder):
+        config = json.loads((folder / "config.json").read_text())
+        return str(config.get("dtype") or config.get("torch_dtype"))
+
+    assert served_copy(model_dir, dtype_of(model_dir), cache=tmp_path) == model_dir
+    other = "bfloat16" if dtype_of(model_dir) == "float32" else "float32"
+    copy = served_copy(model_dir, other, cache=tmp_path)
+    assert copy != model_dir and dtype_of(copy) == other and (copy / "tokenizer.json").exists()
+    assert served_copy(model_dir, other, cache=tmp_path) == copy
+    adapter = DEFAULT_DIR / "adapter"
+    if (adapter / "adapter_config.json").exists():
+        merged = merged_model(model_dir, adapter, "bfloat16", cache=tmp_path, log=lambda m: None)
+        assert dtype_of(merged) == "bfloat16"
+
+
 def test_shared_head_leaves_each_row_a_prompt_token():
     from decoder.lora import MIN_SHARED_PREFIX, shared_head
 
