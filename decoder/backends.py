@@ -31,7 +31,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
-from decoder.merge import merged_model
+from decoder.merge import merged_model, served_copy
 from decoder.vllm_check import vllm_env
 
 BACKENDS = ("vllm", "transformers", "vllm-server")
@@ -466,7 +466,8 @@ class VLLMBackend:
     def _base(self) -> _EngineLoop:
         with self.engine_lock:
             if self.loop is None:
-                self.loop = self._start(self.model_dir, lora=True)
+                # the base model's weights in the dtype they are served in (a cast per weight warns)
+                self.loop = self._start(served_copy(self.model_dir, self.settings["dtype"]), lora=True)
             return self.loop
 
     def add_adapter(self, name: str, path: str | Path, merge: bool = False) -> None:

@@ -6,7 +6,7 @@ problem, the soft plan; about 600 prompt tokens) with the LoRA adapter and plan 
 budget (end-of-sequence ignored), so both backends do the same work.
 
 Parity: greedy answers of both backends to the same fixed decoder inputs (latent mode, adapter on), same dtype,
-decoded as the decoder decodes them (an interleaved decoder's answers a line a round, each round's prompt holding
+decoded as the decoder decodes them (a line a round, each round's prompt holding
 the lines written before, so a difference in one line carries into the rest).
 """
 

@@ -6,7 +6,7 @@ the states and judges; the model only encodes, predicts and reads.
 `walk_start=N` reads states reached by 0..N random steps from the generated ones instead (in blocksworld a
 generated state always has the hand empty; a search reaches the others too, and re-encodes each state it reaches).
 A model whose encoder had trained on generated states only read those exactly and predicted one step from a reached
-state exactly 120 times in 240 (README, "A recipe that fits 30 minutes")."""
+state exactly 120 times in 240 (docs/results.md)."""
 
 from __future__ import annotations
 

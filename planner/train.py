@@ -161,14 +161,32 @@ def _build(cls, values: dict, where: str):
     default = cls()
     out = {}
     for k, v in values.items():
-        if isinstance(getattr(default, k), tuple):
-            v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
-        out[k] = v
+        d = getattr(default, k)
+        try:
+            if isinstance(d, tuple):
+                kind = type(d[0]) if d else str
+                out[k] = tuple(_cast(kind, x) for x in (v if isinstance(v, (list, tuple)) else [v]))
+            else:
+                out[k] = _cast(type(d), v)
+        except (TypeError, ValueError):
+            raise RecipeError(f"{where}: {k} must be a {type(d).__name__} like {d!r}, got {v!r}") from None
     return cls(**out)
+
+
+def _cast(kind: type, v):
+    """A YAML value as the field's type (an int written 6.0 is 6; a number is never a string, nor a bool)."""
+    if kind is bool or isinstance(v, bool) or (kind is str) != isinstance(v, str):
+        if not (kind is bool and isinstance(v, bool)):
+            raise TypeError(v)
+        return v
+    if kind is int and not float(v).is_integer():
+        raise ValueError(v)
+    return kind(v)
 
 
 LR_SCHEDULES = ("steps", "budget")  # TrainConfig.lr_schedule
 ONLINE_STATES = ("all", "first")  # TrainConfig.online_states
+REGULARISERS = ("sigreg", "vicreg", "none")  # TrainConfig.regulariser (planner.losses)
 
 # trainable parts of the world model: name -> WorldModel attribute
 PARTS = {
@@ -211,6 +229,8 @@ def check_stages(stages: list[TrainConfig]) -> None:
             raise RecipeError(f"{where}: online_states must be one of {', '.join(ONLINE_STATES)}")
         if s.lr_schedule not in LR_SCHEDULES:
             raise RecipeError(f"{where}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
+        if s.regulariser not in REGULARISERS:
+            raise RecipeError(f"{where}: regulariser must be one of {', '.join(REGULARISERS)}")
         if not 1 <= s.objects[0] <= s.objects[-1]:
             raise RecipeError(f"{where}: objects must be LO-HI with 1 <= LO <= HI, got {s.objects}")
         if not (0 <= s.optimal_fraction <= 1 and 0 <= s.full_goal_fraction <= 1):

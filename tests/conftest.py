@@ -3,10 +3,14 @@ from pathlib import Path
 
 import pytest
 
+from ami_agent.perceive import Reader
+from ami_agent.services import WORLDS_DIR
 from eval.suites import default_planbench_dir
-from planner.worlds.pddl import parse_domain
+from planner.worlds.nl import NLConfig, Verbalizer
+from planner.worlds.pddl import load_domain, parse_domain, parse_problem
 
 PLANBENCH = default_planbench_dir()
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 
 BLOCKSWORLD = """
 (define (domain blocksworld-4ops)
@@ -99,3 +103,19 @@ def hf_backend(model_dir):
     from decoder.backends import TransformersBackend
 
     return TransformersBackend(model_dir)
+
+
+TOWER = """(define (problem p) (:domain blocksworld-4ops) (:objects a b c)
+(:init (handempty) (ontable a) (on b a) (on c b) (clear c))
+(:goal (and (on a b) (on b c))))"""
+
+
+@pytest.fixture
+def tower(bw_domain):
+    return parse_problem(TOWER, bw_domain, "tower.pddl")
+
+
+@pytest.fixture(scope="module")
+def reader():
+    d = load_domain(WORLDS_DIR / "blocksworld.pddl")
+    return Reader(Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml")))

@@ -1,5 +1,4 @@
-"""The base model: converted from the GGUF wheel, tokens agree with the chat template, greedy decoding in
-transformers and in the real vLLM engine."""
+"""decoder/base_model.py: the converted SmolLM2 folder, on transformers and on the real vLLM engine."""
 
 import json
 

@@ -1,9 +1,7 @@
-"""The agent end to end on the real stack: latent planner, trained decoder on the real vLLM engine (the test
-session's, shared with test_decoder: one engine start), LangGraph with a real SQLite checkpointer, the real HTTP
-server with the official `openai` client."""
+"""The agent end to end on the real stack: latent planner, the committed decoder on the real vLLM engine (the test
+session's), LangGraph with a real SQLite checkpointer, the real HTTP server with the official `openai` client."""
 
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -11,23 +9,27 @@ import urllib.request
 
 import pytest
 import torch
+from support import free_port
 
 from ami_agent.agent import Agent
 from ami_agent.nodes import decode_item
 from ami_agent.services import WORLDS_DIR, AgentConfig
-from decoder.api import DEFAULT_DIR
 from planner.worlds.pddl import Problem, load_domain
 from planner.worlds.plans import parse_plan_text, validate
 
-pytestmark = pytest.mark.skipif(not (DEFAULT_DIR / "projector.pt").exists(), reason="no trained decoder")
-
 DOMAIN = load_domain(WORLDS_DIR / "blocksworld.pddl")
+
+
 START = (
     "As initial conditions I have that, the red block is clear, the yellow block is clear, the hand is empty, "
     "the red block is on top of the blue block, the yellow block is on top of the orange block, the blue block is on "
     "the table and the orange block is on the table."
 )
+
+
 GOAL = "My goal is to have that the orange block is on top of the red block."
+
+
 INIT = {
     ("clear", "a"), ("clear", "d"), ("handempty",), ("on", "a", "b"), ("on", "d", "c"), ("ontable", "b"),
     ("ontable", "c"),
@@ -74,7 +76,7 @@ def test_free_phrasing_is_read_by_the_reader_adapter(agent):
     text = (
         "Right now the red one sits on the blue one, the blue one is on the table, the yellow block rests on top of "
         "the orange block and the orange block lies on the table. I want the orange block on top of the red block."
-    )  # said without the table, the start sentence is read as the goal (README: known limit)
+    )  # said without the table, the start sentence is read as the goal (docs/agent.md: a known limit)
     res = agent.ask(text, thread="free-1")
     perceive = next(t for t in res["trace"] if t["node"] == "perceive")
     assert perceive["reader"] == "adapter", res
@@ -145,19 +147,13 @@ def test_questions_chat_and_bad_input(agent):
     assert agent.ask(f"{START} {GOAL}", thread="t5")["status"] == "solved"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(agent):
     import uvicorn
 
     from ami_agent.server import create_app
 
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(agent), host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()
@@ -269,7 +265,7 @@ def test_a_killed_server_keeps_the_thread(tmp_path):
     import subprocess
     import sys
 
-    memory, port = tmp_path / "agent.sqlite", _free_port()
+    memory, port = tmp_path / "agent.sqlite", free_port()
     cmd = [sys.executable, "-m", "ami_agent.cli", "serve", "--backend", "transformers", "--port", str(port)]
     cmd += ["--memory", str(memory)]
 

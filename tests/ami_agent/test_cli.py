@@ -1,3 +1,5 @@
+"""ami_agent/cli: the commands, their one-line errors and their records."""
+
 import json
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""The guardrail benchmark's judge: constraints checked on the simulator's trajectory, feasibility by search."""
+"""eval/guardrails.py: the guardrail benchmark's judge (the simulator's trajectory, exhaustive feasibility)."""
 
 import random
 

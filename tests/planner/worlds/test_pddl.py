@@ -1,3 +1,5 @@
+"""planner/worlds/pddl.py: reading PDDL, and errors that name the file, line and token."""
+
 import pytest
 from conftest import BLOCKSWORLD, KEYS_DOMAIN, KEYS_PROBLEM
 from hypothesis import HealthCheck, given, settings
@@ -6,12 +8,6 @@ from hypothesis import strategies as st
 from planner.worlds.errors import WorldError
 from planner.worlds.pddl import load_domain, parse_domain, parse_problem
 from planner.worlds.plans import parse_plan_text
-
-PROBLEM = """(define (problem p) (:domain blocksworld-4ops)
-(:objects a b c)
-(:init (handempty) (ontable a) (on b a) (clear b) (ontable c) (clear c))
-(:goal (and (on a b))))
-"""
 
 
 def test_domain_is_read(bw_domain):
@@ -22,6 +18,13 @@ def test_domain_is_read(bw_domain):
     assert ("holding", "?ob") in stack.precondition
     assert ("on", "?ob", "?underob") in stack.add
     assert ("holding", "?ob") in stack.delete
+
+
+PROBLEM = """(define (problem p) (:domain blocksworld-4ops)
+(:objects a b c)
+(:init (handempty) (ontable a) (on b a) (clear b) (ontable c) (clear c))
+(:goal (and (on a b))))
+"""
 
 
 def test_problem_is_read(bw_domain):

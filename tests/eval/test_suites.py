@@ -1,5 +1,4 @@
-"""PlanBench, read in place: suite sizes, every ground-truth plan validates, the oracle matches the optimal lengths,
-and the English templates reproduce PlanBench's own queries word for word and read them back."""
+"""eval/suites.py: PlanBench's suites read in place, their ground truth validated, its English read back."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The evaluation harness: suites, systems judged by the validator, resumable runs, report and plots."""
+"""eval/harness.py: systems x suites, judged by the validator, resumable, reported."""
 
 import json
 

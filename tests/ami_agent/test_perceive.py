@@ -1,0 +1,102 @@
+"""ami_agent/perceive.py: PlanBench's phrasing read exactly, constraints and follow-ups, impossible states -> questions."""
+
+import pytest
+
+from ami_agent.agent import check_text
+from ami_agent.perceive import perceive
+from planner.worlds.pddl import load_domain, load_problem
+
+
+def test_reads_planbench_queries_exactly(reader, planbench):
+    from eval.suites import load_suite
+
+    for inst in load_suite("planbench:blocksworld", planbench)[::25]:
+        p = load_problem(inst.problem_path, load_domain(inst.domain_path))
+        got = perceive(inst.query, reader, None)
+        assert got.kind == "problem", got.question
+        assert got.init == set(p.init) and got.goal == set(p.goal)
+        assert set(got.objects) == set(p.objects)
+        assert got.constraints == []  # the query's example plans are not constraints
+
+
+STATE = (
+    "As initial conditions I have that, the red block is clear, the blue block is clear, the hand is empty, "
+    "the red block is on the table and the blue block is on the table. "
+)
+
+
+def test_constraints_in_words(reader):
+    text = (
+        STATE + "My goal is to have that the red block is on top of the blue block. "
+        "Never put the blue block on the table. Don't touch the yellow block. Do not use stack. "
+        "Keep the blue block on the table."
+    )
+    p = perceive(text.replace("Don't touch the yellow block. ", ""), reader, None)
+    kinds = {(c.kind, c.target) for c in p.constraints}
+    assert ("forbid_fact", ("ontable", "b")) in kinds
+    assert ("forbid_operator", ("stack",)) in kinds
+    assert ("require_fact", ("ontable", "b")) in kinds
+    # the yellow block is not on the table at all: a question, not a guess
+    assert perceive(text, reader, None).kind == "clarify"
+
+
+def test_follow_up_edits_the_previous_goal(reader):
+    first = perceive(
+        STATE + "My goal is to have that the red block is on top of the blue block.", reader, None
+    )
+    prev = {
+        "objects": first.objects,
+        "init": [list(a) for a in first.init],
+        "goal": [list(a) for a in first.goal],
+        "constraints": [],
+    }
+    nxt = perceive("Now put the blue block on top of the red block instead.", reader, prev)
+    assert nxt.kind == "followup"
+    assert nxt.goal == {("on", "b", "a")} and nxt.init == first.init
+    nxt = perceive("And never put the red block on the table.", reader, prev)
+    assert nxt.kind == "followup" and nxt.goal == first.goal
+    assert [c.target for c in nxt.constraints] == [("ontable", "a")]
+
+
+@pytest.mark.parametrize(
+    "state, words",
+    [
+        (
+            "the red block is on top of the blue block, the blue block is on top of the red block, the hand is empty",
+            "circle",
+        ),
+        (
+            "the red block is on top of the blue block, the orange block is on top of the blue block, the hand is empty",
+            "only one block",
+        ),
+        (
+            "the red block is on top of the blue block, the red block is on top of the orange block, the hand is empty",
+            "both",
+        ),
+        (
+            "the hand is empty, the hand is currently holding red block, the blue block is on the table",
+            "hand cannot be empty",
+        ),
+    ],
+)
+def test_impossible_states_ask_instead_of_guessing(reader, state, words):
+    p = perceive(
+        f"As initial conditions I have that, {state}. My goal is to have that the blue block is on the table.",
+        reader,
+        None,
+    )
+    assert p.kind == "clarify" and words in p.question
+
+
+def test_unknown_objects_and_plain_questions(reader):
+    p = perceive("Put the purple block on the red block.", reader, None)
+    assert p.kind == "clarify" and "purple block" in p.question
+    assert perceive("What is the capital of France?", reader, None).kind == "chat"
+    assert perceive("Stack the red block on the blue block.", reader, None).kind == "clarify"
+
+
+def test_bad_text_is_refused_clearly():
+    assert "empty" in check_text("   ")
+    assert "too long" in check_text("a" * 40_000)
+    assert "binary" in check_text("abc\x00def")
+    assert check_text("hello") == ""

@@ -1,0 +1,128 @@
+"""decoder/api.py: `Decoder` on the committed decoder, decoded a line a round, streamed, alike on both backends."""
+
+import torch
+from support import committed_items, gen_problem, needs_trained, tiny_latents, tiny_world
+
+from decoder.api import Decoder
+from decoder.backends import Sampling
+from decoder.projector import PlanProjector
+from decoder.prompt import Slot, answer_rounds, answer_text, build_prompt
+from planner.worlds.nl import Verbalizer
+
+
+@needs_trained
+def test_vllm_and_transformers_decode_latent_plans_alike(vllm_backend, hf_backend, model_dir, planbench):
+    items = committed_items(planbench)
+    via_vllm = Decoder(vllm_backend, model_dir).decode(items, "latent")
+    via_hf = Decoder(hf_backend, model_dir).decode(items, "latent")
+    same = sum(a.text.strip() == b.text.strip() for a, b in zip(via_vllm, via_hf))
+    assert same >= len(items) - 1, [(a.text, b.text) for a, b in zip(via_vllm, via_hf)]
+    # the committed decoder reads every PlanBench plan back exactly (500/500), in both modes
+    assert all(d.faithful for d in via_vllm), [d.text for d in via_vllm if not d.faithful]
+    assert all(d.faithful for d in Decoder(vllm_backend, model_dir).decode(items, "latent+text"))
+
+
+@needs_trained
+def test_streaming_equals_generate(vllm_backend, hf_backend, model_dir, planbench):
+    item = committed_items(planbench, n=1, seed=5)[0]
+    # the explanation and the first steps (transformers decodes ~0.12 s a token here)
+    s = Sampling(max_tokens=40)
+    for backend in (vllm_backend, hf_backend):
+        dec = Decoder(backend, model_dir)
+        whole = dec.decode([item], sampling=s)[0].text
+        pieces = list(dec.stream(item, sampling=s))
+        assert len(pieces) > 3
+        assert "".join(pieces).strip() == whole.strip()
+
+
+class _Scripted:
+    """A backend edge for the round loop: records each request and writes the next scripted line."""
+
+    name = "scripted"
+
+    def __init__(self, lines):
+        self.lines, self.calls = list(lines), []
+
+    def add_adapter(self, name, path, merge=False):
+        pass
+
+    def generate(self, requests, adapter=None, sampling=None):
+        from decoder.backends import Completion
+
+        self.calls.append((requests, sampling))
+        return [Completion(self.lines.pop(0) + "\nextra line", r.length, 5) for r in requests]
+
+    def stream(self, request, adapter=None, sampling=None):
+        self.calls.append(([request], sampling))
+        text = self.lines.pop(0) + "\nextra line"
+        yield from (text[i : i + 3] for i in range(0, len(text), 3))
+
+
+def test_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path):
+    """The answer is decoded a round per line: each round's prompt is the last one, the line the language model
+    wrote (codes and all) and the next step's number and vectors; the codes are cut from the answer returned."""
+    from transformers import AutoTokenizer
+
+    from decoder.api import DecodeItem, load_embedding_matrix
+    from decoder.projector import code_tokens
+    from decoder.prompt import coded_action
+
+    model = tiny_world(bw_domain)
+    p, plan = gen_problem(bw_domain, 4, 6)
+    vb = Verbalizer(bw_domain)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = code_tokens(tok, 8)
+    chars = [tok.decode([i]) for i in ids]
+    proj = PlanProjector(32, 576, 0.05, ids, chars, load_embedding_matrix(model_dir)[ids].float())
+    entry = {"config": proj.config, "state_dict": proj.state_dict(), "checkpoint": "bw.pt", "domain": "bw"}
+    torch.save({"worlds": {"bw": entry}}, tmp_path / "projector.pt")
+    item = DecodeItem("bw", vb, list(p.objects), p.init, p.goal, plan, tiny_latents(model, p, plan))
+    codes = proj.code_map(item.plan, list(p.objects))
+    head = answer_text(vb, plan).partition("\n")[0]  # the explanation as trained
+    written = [head] + [" " + coded_action(vb, s, codes) for s in plan]
+    backend = _Scripted(written)
+    dec = Decoder(backend, model_dir, tmp_path)
+    out = dec.decode([item])[0]
+    assert len(backend.calls) == len(plan) + 1
+    assert out.faithful and out.actions == plan
+    assert out.text == answer_text(vb, plan)  # codes written, none returned
+    # the answer as written stays beside it (a wrong code or a wrong name: the faithfulness rows tell which)
+    assert out.raw != out.text and set(codes.values()) <= set(out.raw)
+    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan, codes=codes)
+    vectors = dec.slots("bw", spec, item.plan)
+    rounds = answer_rounds(len(plan))
+    embeds = [reqs[0].prompt_embeds for reqs, _ in backend.calls]
+    assert all(sampling.stop == ["\n"] for _, sampling in backend.calls)
+    # each round: the earlier prompt, the line written, the number, the vectors
+    for t in range(1, len(embeds)):
+        prev, emb, k = embeds[t - 1], embeds[t], len(plan[t - 1])
+        line = dec.tokens.coded(written[t - 1], chars)
+        # each code is its own token: the one whose embedding the legend entry is
+        assert sum(i in ids for i in line) == (len(plan[t - 2]) - 1 if t > 1 else 0)
+        assert torch.equal(emb[: prev.shape[0]], prev)
+        assert torch.equal(emb[prev.shape[0] : prev.shape[0] + len(line)], dec.embed(torch.tensor(line)))
+        assert emb.shape[0] == prev.shape[0] + len(line) + len(dec.tokens(rounds[t][0])) + k
+        assert torch.equal(emb[-k:], vectors[Slot("step", t - 1)].to(emb.dtype))
+    # training saw the same sequence: the last round's prompt is the training example's, token for token
+    from decoder.data import Example
+    from decoder.train import batch_tensors
+
+    ex = Example("bw", list(p.objects), item.plan, spec, plan, p.init, p.goal)
+    x, _, y = batch_tensors([ex], {"bw": dec.projectors["bw"][0]}, dec.tokens, dec.embed, end_id=2)
+    last = embeds[-1]
+    assert torch.equal(x[0, : last.shape[0]], last)
+    assert dec.tokens.tok.decode(y[0, last.shape[0] :][y[0, last.shape[0] :] != -100]).startswith(written[-1])
+    assert written[-1] != " " + vb.action(plan[-1])
+    streamed = _Scripted(written)
+    assert "".join(Decoder(streamed, model_dir, tmp_path).stream(item)) == out.text
+    assert len(streamed.calls) == len(plan) + 1
+    # `bench decoder`'s parity decodes the same way on each backend, with the decoder's projectors
+    from decoder.bench import parity
+
+    assert parity(dec, _Scripted(written), _Scripted(written), [item])["identical"] == 1
+    other = written[:-1] + [" pick up the " + vb.object_phrase(list(p.objects)[0])]
+    assert parity(dec, _Scripted(written), _Scripted(other), [item])["identical"] == 0
+    # parity compares what was written: a wrong code alone is a difference
+    c = next(ch for ch in written[-1] if ch in set(codes.values()))
+    swapped = written[:-1] + [written[-1].replace(c, next(x for x in codes.values() if x != c))]
+    assert parity(dec, _Scripted(written), _Scripted(swapped), [item])["identical"] == 0

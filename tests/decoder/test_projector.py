@@ -1,0 +1,84 @@
+"""decoder/projector.py: token codes from identity vectors, the shared output map, soft vectors spliced into the prompt."""
+
+import pytest
+import torch
+from support import CharTokens, code_projector, gen_problem, tiny_latents, tiny_world
+
+from decoder.projector import PlanProjector, assemble, load_projectors, projector_state
+from decoder.prompt import build_prompt
+from planner.worlds.nl import Verbalizer
+
+
+def test_codebook_gives_each_object_a_token_code_from_its_identity(bw_domain, tmp_path):
+    model = tiny_world(bw_domain)
+    proj = code_projector(48)
+    codes = proj.codes
+    seen = set()
+    for seed in range(6):
+        p, plan = gen_problem(bw_domain, 4, seed % 3)
+        lat = tiny_latents(model, p, plan, seed=seed)
+        legend, steps = proj(lat)
+        rows = [int((codes == r).all(1).nonzero()[0]) for r in legend]  # each legend entry is a code, exactly
+        assert sorted(rows) == list(range(len(p.objects)))  # distinct codes, the first n of the book
+        ranks = torch.argsort(torch.argsort(lat.identities @ proj.code_dir))
+        assert rows == ranks.tolist()  # ranked by identity vector, not by object order
+        for t, step in enumerate(plan):  # an argument is its object's legend entry
+            for k, obj in enumerate(step[1:]):
+                assert torch.equal(steps[t][1 + k], legend[list(p.objects).index(obj)])
+        seen.add(tuple(rows))
+    assert len(seen) > 1  # another identity draw gives the objects other codes: codes are not names
+    entry = {
+        "config": proj.config,
+        "state_dict": projector_state(proj),
+        "checkpoint": "bw.pt",
+        "domain": "bw",
+    }
+    torch.save({"worlds": {"bw": entry}}, tmp_path / "projector.pt")  # as `save_decoder` writes it
+    loaded, _ = load_projectors(tmp_path / "projector.pt")["bw"]
+    assert torch.equal(loaded.codes, codes) and torch.equal(loaded.code_dir, proj.code_dir)
+    assert torch.equal(loaded(lat)[0], legend)
+    big, plan = gen_problem(bw_domain, 9, 0)
+    with pytest.raises(ValueError, match="more objects than the projector's 8 codes"):
+        proj(tiny_latents(model, big, plan))
+
+
+def test_code_tokens_are_single_characters_no_name_uses(model_dir):
+    from transformers import AutoTokenizer
+
+    from decoder.projector import code_tokens
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = code_tokens(tok)
+    assert len(ids) == len(set(ids)) == 64
+    for i in ids:
+        s = tok.decode([i])
+        assert len(s) == 1 and not s.isascii() and tok(s, add_special_tokens=False)["input_ids"] == [i]
+
+
+def test_worlds_share_the_output_map(bw_domain):
+    """Projectors of two worlds of the same latent width share the output norm and scale (trained together),
+    nothing else."""
+    model = tiny_world(bw_domain)
+    p, plan = gen_problem(bw_domain, 4, 2)
+    lat = tiny_latents(model, p, plan)
+    a = code_projector(48)
+    b = PlanProjector(32, 48, 0.05, a.config["codebook"], a.config["code_chars"], a.codes, shared=a)
+    assert b.norm is a.norm and b.scale is a.scale
+    assert b.op is not a.op and b.step_pos is not a.step_pos
+    torch.testing.assert_close(a(lat)[0], b(lat)[0])  # the same codes for the same identities
+    with pytest.raises(ValueError, match="same widths"):
+        code_projector(32, shared=a)
+
+
+def test_assemble_splices_soft_vectors_and_passes_gradients(bw_domain):
+    model = tiny_world(bw_domain)
+    p, plan = gen_problem(bw_domain, 3, 4)
+    spec = build_prompt(Verbalizer(bw_domain), list(p.objects), p.init, p.goal, plan)
+    proj = code_projector(16)
+    table = torch.nn.Embedding(300, 16)
+    emb = assemble(spec, CharTokens(), table, proj.slots(tiny_latents(model, p, plan), spec))
+    n_text = sum(len(s) for s in spec.segments if isinstance(s, str))
+    n_soft = len(p.objects) + sum(len(a) for a in plan)
+    assert emb.shape == (n_text + n_soft, 16)
+    (emb * torch.randn_like(emb)).sum().backward()  # (a plain sum of layer-normed vectors has no gradient)
+    assert proj.op[0].weight.grad is not None and proj.op[0].weight.grad.abs().sum() > 0

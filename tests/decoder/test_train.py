@@ -1,0 +1,92 @@
+"""decoder/train.py: training batches and a short training run that writes a servable adapter."""
+
+import json
+import random
+from pathlib import Path
+
+import torch
+from support import CharTokens, code_projector, gen_problem, tiny_latents, tiny_world
+
+from decoder.projector import load_projectors
+from decoder.prompt import Slot, build_prompt
+from planner.worlds.nl import Verbalizer
+
+
+def test_training_batch_learns_the_words_never_the_vectors(bw_domain):
+    from decoder.train import batch_tensors
+
+    model = tiny_world(bw_domain)
+    p, plan = gen_problem(bw_domain, 4, 2)
+    vb = Verbalizer(bw_domain)
+    spec = build_prompt(vb, list(p.objects), p.init, p.goal, plan)
+    from decoder.data import Example
+
+    ex = Example("bw", list(p.objects), tiny_latents(model, p, plan), spec, plan, p.init, p.goal)
+    proj = code_projector(16)
+    table = torch.nn.Embedding(300, 16)
+    tokenize = CharTokens()
+
+    x, mask, y = batch_tensors([ex], {"bw": proj}, tokenize, table, end_id=299)
+    n_prompt = sum(len(s) for s in spec.segments if isinstance(s, str)) + len(p.objects) + sum(map(len, plan))
+    answer = y[0, n_prompt:]
+    n_soft = sum(len(a) for a in plan)  # each step's vectors again, in the answer
+    assert x.shape[1] == n_prompt + len(spec.answer) + n_soft + 1
+    assert (y[0, :n_prompt] == -100).all() and (answer == -100).sum() == n_soft
+    assert answer[answer != -100].tolist() == tokenize(spec.answer) + [299]
+    steps = proj.slots(ex.plan, spec)
+    at = n_prompt + len(spec.answer_segments[0]) + len(spec.answer_segments[1])
+    assert torch.allclose(x[0, at : at + len(plan[0])], steps[Slot("step", 0)])
+
+
+def test_train_decoder_writes_a_servable_adapter(model_dir, bw_domain, tmp_path):
+    from decoder.data import World
+    from decoder.train import DecoderTrainConfig, train_decoder
+
+    ckpt = tmp_path / "bw.pt"
+    model = tiny_world(bw_domain)
+    from planner.checkpoint import save_checkpoint
+
+    save_checkpoint(model, ckpt, {})
+    from planner.checkpoint import load_checkpoint
+
+    world = World("bw", bw_domain, Verbalizer(bw_domain), ckpt, load_checkpoint(ckpt)[0])
+    twin = World("bw2", bw_domain, Verbalizer(bw_domain), ckpt, load_checkpoint(ckpt)[0])
+    cfg = DecoderTrainConfig(rank=4, alpha=8, batch=2, max_steps=2, minutes=5, objects=(3, 3))
+    rec = train_decoder([world, twin], Path(model_dir), tmp_path / "dec", cfg, "test", log=lambda m: None)
+    assert rec["steps"] == 2 and rec["history"][0]["loss"] > 0
+    conf = json.loads((tmp_path / "dec" / "adapter" / "adapter_config.json").read_text())
+    assert conf["r"] == 4 and conf["peft_type"] == "LORA"
+    assert not conf.get("modules_to_save")
+    assert not {"embed_tokens", "lm_head"} & set(conf["target_modules"])
+    projectors = load_projectors(tmp_path / "dec" / "projector.pt")
+    assert set(projectors) == {"bw", "bw2"}
+    one, two = (projectors[k][0] for k in ("bw", "bw2"))
+    assert torch.equal(one.norm.weight, two.norm.weight)  # one output map, trained once per step
+    assert not torch.equal(one.op[0].weight, two.op[0].weight)
+    trainable = sum(p.numel() for p in one.parameters()) + sum(p.numel() for p in two.parameters())
+    shared = sum(p.numel() for p in one.norm.parameters()) + one.scale.numel()
+    assert rec["projector_parameters"] == trainable - shared
+    rec2 = json.loads((tmp_path / "dec" / "decoder.json").read_text())
+    assert rec2["command"] == "test" and rec2["config"]["rank"] == 4
+
+
+def test_training_batches_group_examples_of_like_length():
+    """decoder.train.length_batches: every sampled example is served once, in batches of the asked size, each
+    batch cut from a length-sorted pool (so a batch pads far less than a random one)."""
+    from decoder.train import length_batches
+
+    rng = random.Random(0)
+    drawn = []
+
+    def sample():
+        drawn.append(rng.randint(1, 1000))
+        return drawn[-1]
+
+    gen = length_batches(sample, 4, 8, random.Random(1), key=lambda x: x)
+    batches = [next(gen) for _ in range(16)]
+    assert all(len(b) == 4 for b in batches)
+    assert sorted(x for b in batches for x in b) == sorted(drawn)  # two pools, each example once
+    for pool in (batches[:8], batches[8:]):
+        spans = sorted((min(b), max(b)) for b in pool)
+        assert all(hi <= lo2 for (_, hi), (lo2, _) in zip(spans, spans[1:]))  # batches do not interleave
+    assert [min(b) for b in batches[:8]] != sorted(min(b) for b in batches[:8])  # served in random order

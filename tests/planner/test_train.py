@@ -1,0 +1,224 @@
+"""planner/train.py: recipes and their stages, and that the defaults are the recipe of the committed models."""
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from conftest import ROOT
+
+from planner.search import SearchConfig
+
+
+def test_first_state_online_encodes_one_state_per_trajectory(bw_domain):
+    """`online_states="first"`: the online encoder encodes only each trajectory's first state (B states, not
+    B*(K+1)); the later states' latents are the target encoder's, so the teacher-forced and rolled-out terms
+    still train the encoder through the first state, and the same losses are there."""
+    import copy
+
+    from planner.data import TrajectorySampler, collate
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.train import RecipeError, TrainConfig, _slots, batch_losses, check_stages
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    sampler = TrajectorySampler(bw_domain, vocab, rng=1)
+    batch = collate([sampler.sample(4, 3, 0.0) for _ in range(5)], sampler.positional(4))
+    mcfg = WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1, critic_layers=1)
+    counts = {}
+    for online in ("all", "first"):
+        torch.manual_seed(0)
+        model = WorldModel(vocab, mcfg)
+        target = copy.deepcopy(model.encoder).requires_grad_(False)
+        seen = []
+        hook = model.encoder.register_forward_hook(lambda m, args, out, seen=seen: seen.append(out.shape[0]))
+        cfg = TrainConfig(online_states=online)
+        loss, stats = batch_losses(model, target, batch, _slots(5, 4, 64, torch.Generator()), cfg)
+        hook.remove()
+        loss.backward()
+        counts[online] = sum(seen)
+        assert math.isfinite(loss.item()) and stats["jepa_1step"] > 0 and stats["jepa_rollout"] > 0
+        assert model.encoder.body.layers[0].linear1.weight.grad.abs().sum() > 0
+    assert counts == {"all": 5 * 4, "first": 5}
+    with pytest.raises(RecipeError, match="online_states"):
+        check_stages([TrainConfig(online_states="some")])
+
+
+def test_budget_schedule_anneals_a_run_its_minutes_stop():
+    """With lr_schedule "budget" the cosine follows whichever of steps and minutes runs out first: a 10-minute run
+    of 100,000 steps ends near a rate of 0, where the "steps" schedule would still be at its peak."""
+    from planner.train import RecipeError, TrainConfig, check_stages, learning_rate
+
+    steps = TrainConfig(steps=100_000, minutes=10, warmup=100, lr_schedule="steps")
+    budget = TrainConfig(steps=100_000, minutes=10, warmup=100, lr_schedule="budget")
+    assert (
+        learning_rate(steps, 50, 0.0) == learning_rate(budget, 50, 0.0) == pytest.approx(0.5 * steps.lr)
+    )  # warmup
+    assert learning_rate(steps, 2000, 9.9) > 0.99 * steps.lr
+    assert learning_rate(budget, 2000, 5.0) == pytest.approx(0.5 * budget.lr)
+    assert learning_rate(budget, 2000, 9.9) < 0.001 * budget.lr
+    assert learning_rate(budget, 100_000, 1.0) == pytest.approx(0.0, abs=1e-12)  # the steps ran out first
+    with pytest.raises(RecipeError, match="lr_schedule"):
+        check_stages([TrainConfig(lr_schedule="linear")])
+
+
+def test_training_only_the_readouts_leaves_the_latents_as_they_were(bw_domain, tmp_path):
+    """A stage with `train_only` leaves the parts it does not name alone: a second stage training the read-outs
+    keeps identities, encoder and predictor (so the latents, and a decoder trained on them) bit for bit as the
+    first stage saved them, while every part named moves."""
+    from planner.checkpoint import load_checkpoint
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModelConfig
+    from planner.train import PARTS, Recipe, RecipeError, TrainConfig, train_stage, train_world_model
+
+    # an attention critic learns from optimal-plan labels, so a read-out stage moves it too
+    mcfg = WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1, critic_kind="attention")
+    small = dict(
+        objects=(3, 3), steps=3, batch_size=4, rollout=2, optimal_fraction=1.0, lr=1e-2, critic_weight=1
+    )
+    first = tmp_path / "a.pt"
+    rec = train_world_model(bw_domain, Recipe(mcfg, [TrainConfig(**small)]), first, log=lambda m: None)
+    assert rec["stages"][0]["steps_done"] == 3 and rec["complete"]
+    model, _ = load_checkpoint(first)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    readouts = ("probe", "applicability", "critic")
+    stage = TrainConfig(**small, train_only=readouts)
+    train_stage(model, bw_domain, Vocabulary.from_domain(bw_domain), stage, None, "test", lambda m: None)
+    after = model.state_dict()
+    moved = {
+        name
+        for name, attr in PARTS.items()
+        for k in before
+        if k.startswith(attr + ".") and not torch.equal(before[k], after[k])
+    }
+    assert moved == set(readouts), moved
+    # naming an unknown part, or training some parts of a fresh model, is refused before any work
+    for stages in ([TrainConfig(**small), TrainConfig(**small, train_only=("decoder",))], [stage]):
+        with pytest.raises(RecipeError, match="unknown part|first stage"):
+            train_world_model(bw_domain, Recipe(mcfg, stages), tmp_path / "c.pt", log=lambda m: None)
+    assert not (tmp_path / "c.pt").exists()
+
+
+def test_a_new_domain_trains_by_a_recipe_and_plans(tmp_path):
+    """A new domain needs nothing but its PDDL (and a seed problem, having no dedicated generator): a two-stage
+    recipe trains, each stage recorded, the checkpoint loads and plans. The briefly trained model need not solve the
+    problem, but what it returns is judged like any plan, and a stated guardrail holds in any plan it returns."""
+    from conftest import KEYS_DOMAIN, KEYS_PROBLEM
+
+    from eval.planning import plan_and_judge
+    from planner.api import Planner
+    from planner.checkpoint import load_checkpoint
+    from planner.constraints import Constraint
+    from planner.jepa import WorldModelConfig
+    from planner.train import Recipe, TrainConfig, train_world_model
+    from planner.worlds.pddl import parse_domain, parse_problem
+
+    d = parse_domain(KEYS_DOMAIN, "keys.pddl")
+    seed = parse_problem(KEYS_PROBLEM, d, "keys-1.pddl")
+    stages = [
+        TrainConfig("dynamics", objects=(5, 5), steps=6, batch_size=4, rollout=2, critic_weight=0),
+        TrainConfig(
+            "critic", objects=(5, 5), steps=2, value_batch=4, critic_weight=1, train_only=("critic",)
+        ),
+    ]
+    recipe = Recipe(WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1), stages)
+    out = tmp_path / "keys.pt"
+    rec = train_world_model(d, recipe, out, [seed], log=lambda m: None)
+    assert [s["steps_done"] for s in rec["stages"]] == [6, 2] and rec["steps_total"] == 8
+    assert out.exists() and out.with_suffix(".json").exists()
+    model, record = load_checkpoint(out)
+    assert record["domain"] == "keys" and record["recipe"] == "default" and record["complete"]
+    planner = Planner(model, SearchConfig(beam_width=4, max_depth=3, time_limit=5))
+    j = plan_and_judge(planner, d, seed, "keys-1.pddl")
+    assert j.record.status in ("solved", "no_plan")
+    assert (j.valid is None) == (j.record.status == "no_plan")  # the validator judges what is returned
+    assert j.record.status == "solved" or j.record.reason
+    r = planner.plan(list(seed.objects), seed.init, seed.goal, [Constraint("forbid_operator", ("take",))])
+    assert r.status == "no_plan" or all(a[0] != "take" for a in r.actions)
+
+
+def test_a_critic_stage_trains_the_relational_critic_alone_on_exact_labels(tmp_path, bw_domain):
+    """The recipe's critic stage: the relational critic trained alone on exact steps-to-go of enumerated small
+    problems; every other weight (so the latents and the decoder) stays as it was, and the planner reads its
+    estimates through the probe."""
+    from planner.encoding import Vocabulary
+    from planner.jepa import RelationalCritic, WorldModel, WorldModelConfig
+    from planner.latent import EnsembleWorld
+    from planner.train import TrainConfig, train_stage
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    after = WorldModel(vocab, WorldModelConfig(dim=32, heads=2))
+    assert isinstance(after.critic, RelationalCritic)  # the default kind
+    old = {k: v.clone() for k, v in after.state_dict().items()}
+    cfg = TrainConfig(
+        steps=4, value_batch=16, value_objects=(3, 4), critic_weight=1.0, train_only=("critic",)
+    )
+    summary, _ = train_stage(after, bw_domain, vocab, cfg, None, "critic", lambda m: None)
+    assert summary["steps_done"] == 4 and "value_mae" in summary["final_train_stats"]
+    new = after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("critic."))
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("critic."))
+    world = EnsembleWorld(after, ["a", "b", "c", "d", "e", "f"], [0, 1])
+    z = world.encode([world.fact_ids([("ontable", o) for o in "abcdef"] + [("handempty",)])])
+    goal = world.fact_ids([("on", "a", "b")])
+    est = world.steps_to_go(z, goal)
+    assert est.shape == (1,) and torch.isfinite(est).all()
+    # a caller that holds the states' fact probabilities (the search) hands them in: the critic reads those
+    probs = world.fact_probs(z)
+    assert torch.equal(world.steps_to_go(z, goal, probs), est)
+    stacked = torch.zeros_like(probs)  # a on b, b on the table: the goal holds
+    stacked[0, world.fact_ids([("on", "a", "b"), ("clear", "a"), ("handempty",)])] = 1.0
+    stacked[0, world.fact_ids([("ontable", o) for o in "bcdef"] + [("clear", o) for o in "cdef"])] = 1.0
+    assert not torch.equal(world.steps_to_go(z, goal, stacked), est)
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _same_settings(stage, config: dict) -> list[str]:
+    """The fields of a recipe stage that differ from a training run's recorded configuration (fields the record
+    does not have are ones its code did not have yet)."""
+    from dataclasses import asdict
+
+    return [k for k, v in asdict(stage).items() if k != "name" and k in config and _plain(v) != config[k]]
+
+
+def test_the_default_recipe_is_what_made_the_committed_blocksworld_model():
+    """`ami-agent train world-model --domain D` with no option runs the recipe of checkpoints/blocksworld-4ops.pt:
+    its three stages equal, field by field, the three runs that made it; recipes/world-model.yaml spells out the
+    same recipe."""
+    import json
+    from dataclasses import asdict
+
+    from planner.train import Recipe
+
+    recipe = Recipe()
+    assert Recipe.load(ROOT / "recipes" / "world-model.yaml") == recipe
+    record = json.loads((ROOT / "checkpoints" / "blocksworld-4ops.json").read_text())
+    runs = record["made_by"]["runs"]
+    assert len(runs) == len(recipe.stages) == 3
+    for stage, run in zip(recipe.stages, runs):
+        assert _same_settings(stage, run["config"]) == [], stage.name
+    assert asdict(recipe.model) == runs[-1]["config"]["model"]
+    assert record["config"] == json.loads(json.dumps(recipe.to_dict()))
+    assert record["reproduce"].endswith("generated_domain.pddl")  # no other option
+    # the comparison can fail: another learning rate is a difference
+    assert _same_settings(replace(recipe.stages[0], lr=1e-3), runs[0]["config"]) == ["lr"]
+
+
+def test_the_mystery_recipe_file_is_what_made_the_mystery_model():
+    import json
+    from dataclasses import asdict
+
+    from planner.train import Recipe
+
+    record = json.loads((ROOT / "checkpoints" / "mystery-4ops.json").read_text())
+    recipe = Recipe.load(ROOT / record["recipe"])
+    assert len(recipe.stages) == 1 and _same_settings(recipe.stages[0], record["config"]) == []
+    mine = asdict(recipe.model)
+    assert all(mine[k] == v for k, v in record["config"]["model"].items())
+    # fields the run's code did not have yet: what it did then
+    assert (mine["critic_kind"], mine["critic_attention"]) == ("attention", "full")
+    assert recipe.stages[0].lr_schedule == "steps" and recipe.stages[0].online_states == "all"
