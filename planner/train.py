@@ -464,17 +464,31 @@ def train_world_model(
             "minutes_total": round(sum(s["minutes"] for s in done), 2),
             "complete": i == len(recipe.stages) - 1,
             "command": command,
-            "machine": {
-                "cpus": torch.get_num_threads(),
-                "platform": platform.platform(),
-                "processor": platform.processor(),
-                "torch": str(torch.__version__),
-            },
+            "machine": machine(),
             "parameters": sum(p.numel() for p in model.parameters()),
         }
         save_checkpoint(model, out, record)
         Path(str(out) + ".history.json").write_text(json.dumps(history))
     return record
+
+
+def machine() -> dict:
+    """What trained a checkpoint: the stages stop on minutes, so the steps, and the model, depend on it."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    name = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
+    )
+    return {
+        "cpus": torch.get_num_threads(),
+        "cpu": name or platform.processor(),
+        "avx512": "avx512f" in info,
+        "native_bf16": "avx512_bf16" in info or "amx_bf16" in info,
+        "platform": platform.platform(),
+        "torch": str(torch.__version__),
+    }
 
 
 def train_stage(model: WorldModel, domain, vocab, cfg: TrainConfig, seed_problems, label: str, log=print):

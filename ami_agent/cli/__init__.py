@@ -3,15 +3,23 @@ never a traceback. Commands live in the modules beside this one; importing them 
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 
-import typer
-
-from ami_agent.cli import bench, chat, decoding, evaluate, train, world  # noqa: F401  (registers the commands)
-from ami_agent.cli.common import UserError, app, err
 from ami_agent.quiet import quiet
-from planner.worlds.errors import WorldError
+
+# before any library is imported: in this process, and in the processes vLLM starts (they import the main module
+# again, with the environment this leaves)
+VERBOSE = "--verbose" in sys.argv[1:] or os.environ.get("AMI_AGENT_VERBOSE") == "1"
+quiet(not VERBOSE)
+
+import typer  # noqa: E402
+
+from ami_agent.cli import bench, chat, decoding, evaluate, train, world  # noqa: E402, F401  (registers the commands)
+from ami_agent.cli.common import UserError, app, err  # noqa: E402
+from planner.worlds.errors import WorldError  # noqa: E402
 
 
 @app.callback()
@@ -21,7 +29,8 @@ def options(
     ),
 ):
     """AMI Agent: an assistant that plans in a learned latent space, then puts the plan into words."""
-    quiet(not verbose)
+    if verbose:  # (this process was left loud at import; the processes it starts inherit this)
+        os.environ["AMI_AGENT_VERBOSE"] = "1"
 
 
 def _terminated(signum, frame):
