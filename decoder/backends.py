@@ -15,6 +15,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import queue
 import threading
@@ -444,6 +445,8 @@ class VLLMBackend:
             max_model_len=max_model_len,
             max_num_seqs=max_num_seqs,
             seed=0,
+            # the weight-loading progress bar only where vLLM's logs are shown (`ami-agent --verbose`)
+            use_tqdm_on_load=logging.getLogger("vllm").isEnabledFor(logging.INFO),
         )
         self.max_lora_rank = max_lora_rank
         self.adapters: dict[str, object] = {}  # LoRA adapters of the base engine: name -> LoRARequest

@@ -256,7 +256,6 @@ def test_another_world_read_in_its_own_english(agent, planbench):
     assert back["status"] == "solved" and agent.thread_state("m2")["problem"]["world"] == DOMAIN.name
 
 
-@pytest.mark.slow
 def test_a_killed_server_keeps_the_thread(tmp_path):
     """`ami-agent serve` killed (SIGKILL) between a plan and its follow-up: a new server on the same SQLite file
     takes the follow-up in the same thread."""
