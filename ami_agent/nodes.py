@@ -13,7 +13,7 @@ import time
 
 from langgraph.config import get_stream_writer
 
-from ami_agent.perceive import Perception
+from ami_agent.perceive import Perception, summary
 from ami_agent.services import Services, World
 from ami_agent.state import AgentState, Plan, Problem
 from decoder.api import DecodeItem, max_answer_tokens
@@ -26,6 +26,7 @@ from planner.record import PlanRecord
 # order, that reads back as the plan.
 DECODE_ROUNDS = [[("latent", 0.0), ("latent+text", 0.0)], [("latent", 0.7), ("latent+text", 0.7)]]
 BLOCKED = "every plan breaks a guardrail:"  # planner.search's reason when the constraints block the goal
+UNDO_DEPTH = 8  # earlier versions of a thread's problem kept for "undo the last one"
 
 
 def _world(state: AgentState, services: Services) -> World:
@@ -51,9 +52,17 @@ def problem_of(world: World, p: Perception) -> Problem:
     }
 
 
+def _history(previous: Problem | None, depth: int = UNDO_DEPTH) -> Problem | None:
+    """The problem with at most `depth` earlier versions behind it (what "undo" returns to)."""
+    if not previous or depth <= 0:
+        return None
+    return {**previous, "before": _history(previous.get("before"), depth - 1)}
+
+
 def perceive(state: AgentState, services: Services) -> dict:
     text = state["text"]
-    world, p = services.perceive(text, state.get("problem"))
+    previous = state.get("problem")
+    world, p = services.perceive(text, previous)
     base = {
         "messages": [{"role": "user", "content": text}],
         "decode_attempts": 0,
@@ -75,12 +84,16 @@ def perceive(state: AgentState, services: Services) -> dict:
             "_trace": {"reader": p.reader},
         }
     problem = problem_of(world, p)
+    if p.kind == "followup":  # undo returns to the version before; an edit pushes the previous one
+        restored = ((previous or {}).get("before") or {}).get("before")
+        problem["before"] = restored if p.undo else _history(previous, UNDO_DEPTH - 1)
     return {
         **base,
         "route": "plan",
         "problem": problem,
         "plan": None,
         "status": "",
+        "understood": summary(p.objects, p.init, p.goal, p.constraints, world.reader),
         "_trace": {"reader": p.reader, "kind": p.kind},
     }
 
@@ -256,4 +269,7 @@ def respond(state: AgentState) -> dict:
         record = PlanRecord(
             "request", "ami", "clarify", reason=state.get("reply", ""), seconds=seconds
         ).to_dict()
-    return {"plan_record": record, "messages": [{"role": "assistant", "content": state.get("reply", "")}]}
+    reply = state.get("reply", "")
+    if state.get("route") == "plan" and state.get("understood"):
+        reply = f"{state['understood']}\n{reply}"  # what was read first: a misreading shows at once
+    return {"plan_record": record, "reply": reply, "messages": [{"role": "assistant", "content": reply}]}

@@ -1,9 +1,12 @@
 """Perception: user text -> a planning problem (objects, initial facts, goal facts), the constraints the user states,
-or a follow-up that edits the previous problem. Parsed problems are checked; what cannot be a state becomes a
-clarifying question instead of a guess.
+or a follow-up that edits the previous problem. Parsed problems are checked; what is missing or cannot be a state
+becomes a specific question (naming the block or the conflict) instead of a guess, so that `no_plan` is only ever
+said of a complete, consistent problem whose goal no plan reaches.
 
 Readers, in order: the world's own phrasing (PlanBench's "As initial conditions I have that, ... My goal is to
-have that ..."), then short English patterns for goals, follow-ups and constraints.
+have that ..."), short English patterns for follow-ups in a thread ("now also put ...", "undo the last one",
+"what if the hand holds red?", "and don't touch yellow"), then the reader adapter (ami_agent/reader.py) for
+everything else, whose reading `understand` completes and checks.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ami_agent.reader import complete_state
+from ami_agent.reader import Reading, complete_state
 from planner.constraints import Constraint
 from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.errors import WorldError
@@ -29,6 +32,7 @@ class Perception:
     constraints: list[Constraint] = field(default_factory=list)
     question: str = ""  # for clarify
     reader: str = ""  # which reader understood the text
+    undo: bool = False  # a follow-up that returns to the problem before the last edit
 
 
 _STATEMENT = re.compile(r"as initial conditions i have that", re.IGNORECASE)
@@ -55,6 +59,22 @@ class Reader:
         self.phrase_to_object = table
         alt = "|".join(re.escape(p) for p in sorted(table, key=len, reverse=True))
         self.obj_re = rf"(?:the\s+)?({alt})(?:\s+block)?"
+        compact = verbalizer.config.compact_objects or {}
+        # short names ("red"): what summaries say and what the reader adapter writes
+        self.colours = {o: compact.get(o) or self.names[o].removesuffix(" block") for o in self.all_objects}
+
+    def colour(self, obj: str) -> str:
+        return self.colours.get(obj, obj)
+
+    def named_in(self, text: str) -> list[str]:
+        """The objects a text names ("the red block", "red"), in order of first mention."""
+        low = " " + " ".join(re.findall(r"[a-z0-9_-]+", text.lower())) + " "
+        found: dict[str, int] = {}
+        for phrase, o in list(self.phrase_to_object.items()) + [(c, o) for o, c in self.colours.items()]:
+            at = low.find(f" {phrase.lower()} ")
+            if at >= 0 and phrase.lower() != o:
+                found[o] = min(at, found.get(o, at))
+        return sorted(found, key=found.get)
 
     # ---- helpers -------------------------------------------------------------------------------------------------
     def obj(self, phrase: str) -> str:
@@ -198,20 +218,33 @@ def goal_problems(goal: set[Atom], objects: list[str], reader: Reader) -> list[s
     return [i.replace("is said to be clear", "must be clear") for i in state_problems(goal, objects, reader)]
 
 
-def looks_like_planning(text: str) -> bool:
-    return bool(_STATEMENT.search(text) or _PLANNING_WORDS.search(text))
+def looks_like_planning(text: str, reader: Reader | None = None) -> bool:
+    """Planning words, or two of the world's block names: worth a reading (the reader says "none" otherwise)."""
+    if _STATEMENT.search(text) or _PLANNING_WORDS.search(text):
+        return True
+    if reader is None:
+        return False
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return len(words & set(reader.colours.values())) >= 2
+
+
+_UNDO = re.compile(
+    r"\b(undo|take back|scratch|revert|go back)\b.*\b(last|that|previous|change)\b|^\s*undo\b", re.I
+)
+_WHAT_IF_HOLD = re.compile(
+    r"\bwhat if\b.*\b(?:hand|gripper|arm|i)\b.*\b(?:holds?|holding|has|had|have|starts? with)\b", re.I
+)
 
 
 def perceive(text: str, reader: Reader, previous: dict | None, read_free=None) -> Perception:
-    """previous: the thread's last problem ({"objects", "init", "goal", "constraints"}) or None. read_free: free
-    text -> (start facts, goal facts) or None (the LoRA reader), tried when the templates do not understand."""
+    """previous: the thread's last problem ({"objects", "init", "goal", "constraints", "before"}) or None.
+    read_free: free text -> a `Reading` (the reader adapter), used when the templates do not understand."""
     if _STATEMENT.search(text):
         try:
             init, goal = reader.statement(text)
         except WorldError as e:
-            p = _read_free(text, reader, read_free) if read_free is not None else None
-            if p is not None:
-                return p
+            if read_free is not None:
+                return understand(read_free(text), reader)
             return Perception(
                 "clarify",
                 question=f"I could not read that problem: {e}. "
@@ -223,36 +256,16 @@ def perceive(text: str, reader: Reader, previous: dict | None, read_free=None) -
         )
         return _checked(p, reader, text)
     unknown = reader.unknown_objects(text)
-    goals = reader.goal_phrases(text)
-    cons = reader.constraints(text)
-    if previous and (goals or cons) and not unknown:
-        p = Perception(
-            "followup",
-            list(previous["objects"]),
-            {tuple(a) for a in previous["init"]},
-            _edit_goal({tuple(a) for a in previous["goal"]}, goals),
-            [
-                Constraint(c["kind"], tuple(c["target"]), c.get("text", ""))
-                for c in previous.get("constraints", [])
-            ]
-            + cons,
-            reader="patterns",
-        )
-        return _checked(p, reader, text)
+    if previous and not unknown:
+        p = followup(text, reader, previous, read_free)
+        if p is not None:
+            return p
     if unknown:
         known = ", ".join(f"the {reader.names[o]}" for o in reader.all_objects)
         return Perception("clarify", question=f"I don't know {unknown[0]}. The blocks I know are {known}.")
-    if looks_like_planning(text) and read_free is not None and not (previous and goals):
-        p = _read_free(text, reader, read_free)
-        if p is not None:
-            return p
+    if read_free is not None and looks_like_planning(text, reader):
+        return understand(read_free(text), reader)
     if looks_like_planning(text):
-        if goals and not previous:
-            return Perception(
-                "clarify",
-                question="What does the table look like now? Tell me where each block is, e.g. 'As initial "
-                "conditions I have that, the red block is clear, ... My goal is to have that ...'.",
-            )
         return Perception(
             "clarify",
             question="I could not tell the blocks' positions and the goal from that. Say it as 'As initial "
@@ -262,18 +275,192 @@ def perceive(text: str, reader: Reader, previous: dict | None, read_free=None) -
     return Perception("chat")
 
 
-def _read_free(text: str, reader: Reader, read_free) -> Perception | None:
-    """The LoRA reader's facts, completed and checked; None when it read no start or no goal."""
-    facts = read_free(text)
-    if facts is None:
+def followup(text: str, reader: Reader, previous: dict, read_free=None) -> Perception | None:
+    """A turn that edits the thread's problem: new goals or rules ("now also put yellow on orange", "and don't
+    touch yellow"), "undo the last one" (the problem before the last edit), "what if the hand holds red?" (the
+    same goal from a start with red in the hand). None when the text is no such edit (a new request: the reader
+    reads a start in it)."""
+    prev_init = {tuple(a) for a in previous["init"]}
+    prev_goal = {tuple(a) for a in previous["goal"]}
+    prev_cons = [Constraint.from_dict(c) for c in previous.get("constraints", [])]
+    objects = list(previous["objects"])
+    if _UNDO.search(text) and not reader.goal_phrases(text):
+        before = previous.get("before")
+        if not before:
+            return Perception("clarify", question="There is no earlier change in this conversation to undo.")
+        p = Perception(
+            "followup",
+            list(before["objects"]),
+            {tuple(a) for a in before["init"]},
+            {tuple(a) for a in before["goal"]},
+            [Constraint.from_dict(c) for c in before.get("constraints", [])],
+            reader="patterns",
+        )
+        p.undo = True
+        return _checked(p, reader, text)
+    if _WHAT_IF_HOLD.search(text):
+        named = [o for o in reader.named_in(text) if o in objects]
+        if len(named) == 1:
+            held = named[0]
+            above = [a[1] for a in prev_init if a[0] == "on" and a[2] == held]
+            if above:
+                return Perception(
+                    "clarify",
+                    question=f"The {reader.names[held]} has the {reader.names[above[0]]} on it, so the hand cannot "
+                    f"hold it at the start. Where should the {reader.names[above[0]]} be?",
+                )
+            init = {a for a in prev_init if not (len(a) > 1 and a[1] == held and a[0] in ("on", "ontable"))}
+            init = {a for a in init if a[0] not in ("handempty", "holding")}
+            under = [a[2] for a in prev_init if a[0] == "on" and a[1] == held]
+            init |= {("holding", held)} | {("clear", u) for u in under}
+            init.discard(("clear", held))
+            p = Perception("followup", objects, init, prev_goal, prev_cons, reader="patterns")
+            return _checked(p, reader, text)
+    goals = reader.goal_phrases(text)
+    cons = reader.constraints(text)
+    if not goals and not cons:
         return None
-    init, goal = facts
-    objects = sorted({o for a in init | goal for o in a[1:]})
-    names = blocksworld_names(reader.vb.domain)
-    if names:
-        init = complete_state(init, objects, names)
-    p = Perception("problem", objects, init, goal, reader.constraints(text), reader="adapter")
+    if read_free is not None and len(text.split()) > 12:
+        r = read_free(text)
+        if r.start:  # a whole new request, not an edit
+            return understand(r, reader)
+    p = Perception(
+        "followup", objects, prev_init, _edit_goal(prev_goal, goals), prev_cons + cons, reader="patterns"
+    )
     return _checked(p, reader, text)
+
+
+def understand(r: Reading, reader: Reader) -> Perception:
+    """The reader's reading -> a checked problem, or the question that makes it one. What is said stays as said;
+    what people leave unsaid is completed (complete_state); `reverse` and `all on table` are expanded from the
+    start; a block without a place, a contradiction or a goal that cannot hold becomes a question naming them."""
+    if r.chat:
+        return Perception("chat", reader="adapter")
+    if r.unknown:
+        known = ", ".join(reader.colours[o] for o in reader.all_objects)
+        return Perception(
+            "clarify",
+            question=f"I don't know the {r.unknown[0]} block. The blocks I know are {known}.",
+            reader="adapter",
+        )
+    if r.unread:
+        return Perception(
+            "clarify",
+            question="I could not read all of that. Could you say where each block is (on the table, on which "
+            "block, or in the hand) and what you want at the end?",
+            reader="adapter",
+        )
+    objects = r.objects
+    if not r.start:
+        if r.goal or r.macros:
+            return Perception(
+                "clarify",
+                question="Where is each block now? You told me what you want but not how the blocks stand.",
+                reader="adapter",
+            )
+        return Perception(
+            "clarify", question="What should I plan? Tell me where each block is now and what you want."
+        )
+    said = set(r.start)
+    issues = state_problems(said, objects, reader)
+    if issues:
+        return Perception(
+            "clarify",
+            question="That cannot be the starting table: " + "; ".join(issues) + ". Which is it?",
+            reader="adapter",
+        )
+    init = complete_state(said, objects, blocksworld_names(reader.vb.domain) or {})
+    if not r.goal and not r.macros:
+        return Perception(
+            "clarify",
+            question=f"{summary(objects, init, set(), [], reader)} What should the blocks look like in the end?",
+            reader="adapter",
+        )
+    goal = set(r.goal)
+    for m in r.macros:
+        expanded = _expand(m, init, objects, reader)
+        if isinstance(expanded, str):
+            return Perception("clarify", question=expanded, reader="adapter")
+        goal |= expanded
+    named = {o for a in goal for o in a[1:]} | {
+        o for c in r.rules for o in (c.target if c.kind == "forbid_object" else c.target[1:])
+    }
+    stray = [o for o in reader.all_objects if o in named and o not in objects]
+    if stray:
+        which = " and ".join(f"the {reader.names[o]}" for o in stray)
+        return Perception(
+            "clarify",
+            question=f"Where is {which} now? You mention {'them' if len(stray) > 1 else 'it'}, but not where "
+            f"{'they are' if len(stray) > 1 else 'it is'} at the start.",
+            reader="adapter",
+        )
+    p = Perception("problem", sorted(objects), init, goal, list(r.rules), reader="adapter")
+    return _checked(p, reader, "")
+
+
+def _expand(macro: tuple, init: set[Atom], objects: list[str], reader: Reader) -> set[Atom] | str:
+    """`all on table` and `reverse [block]` as goal facts, from the start; a question when ambiguous."""
+    if macro[0] == "all on table":
+        return {("ontable", o) for o in objects}
+    towers = _towers(init, objects)
+    tall = [t for t in towers if len(t) > 1]
+    if len(macro) > 1:
+        tall = [t for t in tall if macro[1] in t]
+    if not tall:
+        return "There is no stack to reverse: every block stands alone. What should the blocks look like at the end?"
+    if len(tall) > 1:
+        options = " or ".join(f"the one with the {reader.names[t[-1]]} on top" for t in tall)
+        return f"Which stack should I reverse: {options}?"
+    t = list(reversed(tall[0]))
+    return {("ontable", t[0])} | {("on", t[i], t[i - 1]) for i in range(1, len(t))}
+
+
+def _towers(init: set[Atom], objects: list[str]) -> list[list[str]]:
+    """The stacks of a complete state, bottom to top."""
+    up = {a[2]: a[1] for a in init if a[0] == "on"}
+    out = []
+    for o in objects:
+        if ("ontable", o) in init:
+            t = [o]
+            while t[-1] in up:
+                t.append(up[t[-1]])
+            out.append(t)
+    return out
+
+
+def summary(objects, init: set[Atom], goal: set[Atom], constraints: list[Constraint], reader: Reader) -> str:
+    """What was understood, in one short line: "You have: red on blue, blue and yellow on the table. You want:
+    blue on yellow." (and the rules), so that a misreading shows."""
+    w = reader.colour
+    have = [f"{w(a[1])} on {w(a[2])}" for a in sorted(init) if a[0] == "on"]
+    table = [w(a[1]) for a in sorted(init) if a[0] == "ontable"]
+    if table:
+        have.append(f"{_and(table)} on the table")
+    have += [f"{w(a[1])} in the hand" for a in sorted(init) if a[0] == "holding"]
+    out = f"You have: {', '.join(have)}."
+    if goal:
+        want = []
+        for a in sorted(goal, key=lambda a: (a[0] != "on", a)):
+            if a[0] == "on":
+                want.append(f"{w(a[1])} on {w(a[2])}")
+            elif a[0] == "ontable":
+                want.append(f"{w(a[1])} on the table")
+            elif a[0] == "clear":
+                want.append(f"nothing on {w(a[1])}")
+            elif a[0] == "holding":
+                want.append(f"{w(a[1])} in the hand")
+            elif a[0] == "handempty":
+                want.append("the hand empty")
+            else:
+                want.append(reader.vb.fact(a))
+        out += f" You want: {', '.join(want)}."
+    if constraints:
+        out += f" Rules: {'; '.join(c.describe() for c in constraints)}."
+    return out
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _after_statement(text: str) -> str:

@@ -1,219 +1,216 @@
-"""The free-phrasing reader: a LoRA adapter on the base model that reads a description in the user's own words
-("the red one sits on the blue one") clause by clause. The text is cut into sentences and the sentences into
-clauses at commas, colons, semicolons and "and"; the adapter reads each clause, with its sentence as context, into
-one fact in the world's standard phrasing, marked as part of the start or of the goal ("start: the red block is on
-top of the blue block"), or "none" (an introduction like "To begin with"). One short answer per clause, all clauses
-in one batch: a fact cannot be invented or dropped by a long rewrite, and each sentence's clauses share the
-section most of them name. The facts go to perception as facts (start, goal), where they are checked. Facts people
-leave unsaid in blocksworld-like worlds (which blocks are clear, whether the hand is empty) are completed by
-`complete_state`.
+"""The free-phrasing reader: a LoRA adapter on the base model that reads a whole request in the user's own words
+("from bottom to top it is red, blue, orange; I want the tower reversed, but never put red on the table") into a
+short reading, one line each for the start, the goal and the rules:
 
-Limits: facts must be separate clauses (a relative clause, "the red one, which is on the blue one", is not one
-fact); "swap them"-style requests that need the previous problem are read by the follow-up patterns instead.
+    start: red on table; blue on red; orange on blue
+    goal: reverse
+    rules: never red on table
 
-Training (its phrasings and generator) lives in ami_agent/reader_train.py; the phrasings the reader is evaluated on
-live apart, in eval/heldout_phrasings.py.
+The reading says what the text says, in its order, with the facts the words imply ("by itself", "from bottom to
+top", "nothing is stacked": on the table); it adds nothing and checks nothing. Perception (ami_agent/perceive.py)
+then does the reasoning code can do: completes the facts people leave unsaid, expands `reverse` and
+`all on table`, and finds what is missing or contradictory, which becomes a question rather than a guess.
+
+The reading's language is defined by its generator (ami_agent/describe.py); training is ami_agent/reader_train.py;
+the requests it is judged on were written apart from both (eval/data/free_requests.jsonl).
 """
 
 from __future__ import annotations
 
 import difflib
-import itertools
 import re
-from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from decoder.backends import Request, Sampling
 from decoder.prompt import chat_prompt_ids
-from planner.worlds.errors import WorldError
+from planner.constraints import Constraint
+from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.nl import Verbalizer
 from planner.worlds.pddl import Atom
 
-SYSTEM = "Read the part of the sentence as one fact about blocks, in the standard form."
-
-
-def split_sentences(text: str) -> list[str]:
-    return [t.strip() for t in re.split(r"(?<=[.!?])\s+|\n+", text.strip()) if t.strip()]
-
-
-def split_clauses(sentence: str) -> list[str]:
-    """A sentence's clauses: cut at commas, colons, semicolons and 'and'."""
-    body = " ".join(sentence.split()).rstrip(".!? ")
-    return [c.strip() for c in re.split(r"\s*[,;:]\s*(?:and\s+)?|\s+and\s+", body) if c.strip()]
-
-
-def clause_input(sentence: str, clause: str) -> str:
-    return f"Sentence: {sentence}\nPart: {clause}"
-
-
-def clause_answer(vb: Verbalizer, section: str | None, fact: Atom | None) -> str:
-    return "none" if fact is None else f"{section}: {vb.fact(fact)}"
-
-
-def snap_fact(vb: Verbalizer, text: str, objects: list[str]) -> str:
-    """A fact the adapter wrote outside the world's standard phrasing, mapped to the standard one when that is
-    unambiguous: facts that name no object ("the hands are empty" -> "the hand is empty") go to the closest
-    object-free fact; facts that name objects only to a near-identical phrase (a typo). Otherwise unchanged (the
-    statement then fails to parse and the agent asks, rather than guessing a fact about a block)."""
-
-    try:
-        vb.read_fact(text, objects)
-        return text
-    except WorldError:
-        pass
-    named = named_objects(vb, text, objects)
-    arity = 0 if not named else None
-    cands = []
-    for pred, n in vb.domain.predicates.items():
-        if (arity is not None and n != arity) or (arity is None and n == 0):
-            continue
-        for args in itertools.permutations(named, n):
-            phrase = vb.fact((pred, *args))
-            if phrase:
-                cands.append(phrase)
-    if not cands:
-        return text
-    score = {c: difflib.SequenceMatcher(None, text.lower(), c.lower()).ratio() for c in cands}
-    best = max(cands, key=score.get)
-    need = 0.6 if arity == 0 else 0.9
-    return best if score[best] >= need else text
-
-
-def assemble(
-    answers: list[list[str]], vb: Verbalizer, objects: list[str] | None = None
-) -> tuple[set[Atom], set[Atom]] | None:
-    """The adapter's answers, sentence by sentence -> (start facts, goal facts). Each sentence's facts go to the
-    section most of its clauses name (a sentence is either about the start or about the goal); facts outside the
-    world's standard phrasing are snapped to it where unambiguous (`snap_fact`). None when no start or no goal was
-    read, or an answer is not a fact of this world (the agent then asks rather than guesses)."""
-    objects = objects or sorted(vb.config.encoded_objects)
-    start: set[Atom] = set()
-    goal: set[Atom] = set()
-    for sentence in answers:
-        parsed = []
-        for a in sentence:
-            m = re.match(r"\s*(start|goal)\s*:\s*(.+?)\s*\.?\s*$", a, re.I | re.S)
-            if m:
-                try:
-                    fact = vb.read_fact(snap_fact(vb, " ".join(m.group(2).split()), objects), objects)
-                except WorldError:
-                    return None
-                parsed.append((m.group(1).lower(), fact))
-        if not parsed:
-            continue
-        section = Counter(sec for sec, _ in parsed).most_common(1)[0][0]
-        (start if section == "start" else goal).update(f for _, f in parsed)
-    if not start or not goal:
-        return None
-    return start, goal
-
-
-def complete_state(init: set, objects: list[str], names: dict) -> set:
-    """Blocksworld-like worlds: a block with nothing on it that is not held is clear; no block held means the hand
-    is empty; a block on nothing and not held is on the table. Only facts of kinds the text left out are added."""
-    on, ontable, clear, hand, holding = (
-        names.get(k) for k in ("on", "ontable", "clear", "handempty", "holding")
-    )
-    out = set(init)
-    held = {a[1] for a in init if a[0] == holding}
-    below = {a[2] for a in init if a[0] == on}
-    above = {a[1] for a in init if a[0] == on}
-    if not any(a[0] == clear for a in init):
-        out |= {(clear, o) for o in objects if o not in below and o not in held}
-    if not any(a[0] in (hand, holding) for a in init) or (not held and not any(a[0] == hand for a in init)):
-        out.add((hand,))
-    if not any(a[0] == ontable for a in init):
-        out |= {(ontable, o) for o in objects if o not in above and o not in held}
-    return out
-
-
+SYSTEM = "Read the blocks request: where each block is at the start, the goal, and any rules."
 READER_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "reader"
 ADAPTER = "reader"
+MAX_TOKENS = 160
+OPERATORS = ("pick-up", "put-down", "stack", "unstack")
+
+
+@dataclass
+class Reading:
+    """A parsed reading, in object names (PDDL), before any completion or check."""
+
+    start: list[Atom] = field(default_factory=list)  # said facts, including clear and hand facts said
+    goal: list[Atom] = field(default_factory=list)
+    macros: list[tuple[str, ...]] = field(
+        default_factory=list
+    )  # ("reverse",), ("reverse", obj), ("all on table",)
+    rules: list[Constraint] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # names no block of the world has
+    unread: list[str] = field(default_factory=list)  # items outside the reading's language
+    chat: bool = False
+    text: str = ""  # the reading itself, as the adapter wrote it
+
+    @property
+    def objects(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for a in self.start:
+            for o in a[1:]:
+                seen.setdefault(o)
+        return list(seen)
 
 
 def prompt_ids(tokenizer, text: str) -> list[int]:
-
-    return chat_prompt_ids(tokenizer, text, SYSTEM)
-
-
-def named_objects(vb: Verbalizer, text: str, objects: list[str]) -> list[str]:
-    """The objects a text names by their phrases ("red block", "red"; not raw names: "a" is also a word), in
-    order of first mention."""
-    low = " " + " ".join(re.findall(r"[a-z0-9_-]+", text.lower())) + " "
-    found = {}
-    for phrase, obj in vb.object_reader(objects).items():
-        if phrase != obj.lower():
-            at = low.find(f" {phrase} ")
-            if at >= 0:
-                found[obj] = min(at, found.get(obj, at))
-    return sorted(found, key=found.get)
+    return chat_prompt_ids(tokenizer, " ".join(text.split()) if "\n" not in text else text.strip(), SYSTEM)
 
 
-_POINTING = re.compile(r"\b(it|its|them|they|one|ones)\b", re.I)
-_PLACING = re.compile(r"\b(on|onto|top|table|under|beneath|below|above|clear|hold\w*|stack\w*)\b", re.I)
+def read_texts(backend, tokenizer, texts: list[str], max_tokens: int = MAX_TOKENS) -> list[str]:
+    """Free texts -> the adapter's readings (greedy), all in one batch."""
+    reqs = [Request(prompt_ids=prompt_ids(tokenizer, t)) for t in texts]
+    outs = backend.generate(reqs, ADAPTER, Sampling(max_tokens=max_tokens)) if reqs else []
+    return [o.text.strip() for o in outs]
 
 
-def unresolved(vb: Verbalizer, clause: str, objects: list[str]) -> bool:
-    """A clause that places a block it does not name ("it is on the table", "the other one is clear"): no reading
-    of it can be trusted, so the request is not read (the agent asks instead)."""
-    if named_objects(vb, clause, objects):
-        return False
-    return bool(_POINTING.search(clause)) and bool(_PLACING.search(clause))
+class Names:
+    """Colour words of a world's English <-> its objects ('red' <-> 'a'); near misses ('bleu') snap to a colour."""
+
+    def __init__(self, vb: Verbalizer):
+        compact = vb.config.compact_objects or {
+            o: vb.object_phrase(o).removesuffix(" block") for o in vb.config.encoded_objects
+        }
+        self.word = dict(compact)  # object -> colour word
+        self.obj = {w.lower(): o for o, w in compact.items()}
+
+    def object(self, word: str) -> str | None:
+        w = word.strip().lower().removeprefix("the ").removesuffix(" block")
+        if w in self.obj:
+            return self.obj[w]
+        close = difflib.get_close_matches(w, list(self.obj), n=1, cutoff=0.75)
+        return self.obj[close[0]] if close else None
 
 
-def clause_choices(vb: Verbalizer, clause: str, objects: list[str]) -> list[str]:
-    """What the reader may answer for a clause: "none", or one fact about the objects the clause names (no object
-    it does not name; facts without objects when it names none), marked start or goal."""
+_NAME = r"([a-z][a-z-]*)"
+_ITEM = [
+    (rf"^{_NAME} on table$", lambda m: ("ontable", m[1])),
+    (rf"^{_NAME} on {_NAME}$", lambda m: ("on", m[1], m[2])),
+    (rf"^{_NAME} clear$", lambda m: ("clear", m[1])),
+    (rf"^holding {_NAME}$", lambda m: ("holding", m[1])),
+    (r"^hand empty$", lambda m: ("handempty",)),
+]
+_RULE = [
+    (rf"^never {_NAME} on table$", lambda m: ("forbid_fact", ("ontable", m[1]))),
+    (rf"^never use ({'|'.join(OPERATORS)})$", lambda m: ("forbid_operator", (m[1],))),
+    (rf"^never touch {_NAME}$", lambda m: ("forbid_object", (m[1],))),
+    (rf"^never hold {_NAME}$", lambda m: ("forbid_fact", ("holding", m[1]))),
+    (rf"^never {_NAME} on {_NAME}$", lambda m: ("forbid_fact", ("on", m[1], m[2]))),
+    (rf"^keep {_NAME} on table$", lambda m: ("require_fact", ("ontable", m[1]))),
+    (rf"^keep {_NAME} on {_NAME}$", lambda m: ("require_fact", ("on", m[1], m[2]))),
+]
 
-    named = named_objects(vb, clause, objects)
-    facts = []
-    for pred, n in vb.domain.predicates.items():
-        if (n == 0) != (not named):
+
+def rule_text(c: Constraint, word) -> str:
+    """A rule in words ("never put red on the table"), quoted back when it blocks the goal."""
+    t = c.target
+    if c.kind == "forbid_operator":
+        return f"never use {t[0]}"
+    if c.kind == "forbid_object":
+        return f"don't touch {word(t[0])}"
+    head = "never put" if c.kind == "forbid_fact" else "keep"
+    if t[0] == "holding":
+        return f"never hold {word(t[1])}"
+    if t[0] == "ontable":
+        return f"{head} {word(t[1])} on the table"
+    return f"{head} {word(t[1])} on {word(t[2])}"
+
+
+def parse_reading(text: str, vb: Verbalizer, names: Names | None = None) -> Reading:
+    """The adapter's reading -> object facts, macros and rules; names it cannot map go to `unknown`, items
+    outside the language to `unread` (perception asks rather than guessing at either)."""
+    names = names or Names(vb)
+    r = Reading(text=text)
+    if text.strip().lower() in ("none", ""):
+        r.chat = True
+        return r
+    preds = _predicates(vb)
+
+    def obj(word: str) -> str | None:
+        o = names.object(word)
+        if o is None and word not in r.unknown:
+            r.unknown.append(word)
+        return o
+
+    for line in text.splitlines():
+        m = re.match(r"\s*(start|goal|rules)\s*:(.*)$", line.strip(), re.I)
+        if not m:
+            if line.strip():
+                r.unread.append(line.strip())
             continue
-        for args in itertools.permutations(named, n):
-            phrase = vb.fact((pred, *args))
-            if phrase:
-                facts.append(phrase)
-    return ["none"] + [f"{sec}: {f}" for sec in ("start", "goal") for f in facts]
+        section = m[1].lower()
+        for item in (i.strip().lower().rstrip(".") for i in m[2].split(";")):
+            if not item:
+                continue
+            if section == "rules":
+                hit = next(((f, re.match(p, item)) for p, f in _RULE if re.match(p, item)), None)
+                if hit is None:
+                    r.unread.append(item)
+                    continue
+                kind, target = hit[0](hit[1])
+                if kind == "forbid_operator":
+                    r.rules.append(Constraint(kind, target, item))
+                    continue
+                objs = [obj(w) for w in target[1:]] if kind != "forbid_object" else [obj(target[0])]
+                if None in objs:
+                    continue
+                tgt = tuple(objs) if kind == "forbid_object" else (preds[target[0]], *objs)
+                c = Constraint(kind, tgt)
+                r.rules.append(Constraint(kind, tgt, rule_text(c, lambda o: names.word.get(o, o))))
+                continue
+            if section == "goal" and (item in ("reverse", "all on table") or item.startswith("reverse ")):
+                if item.startswith("reverse "):
+                    o = obj(item.split(" ", 1)[1])
+                    if o is not None:
+                        r.macros.append(("reverse", o))
+                else:
+                    r.macros.append((item,))
+                continue
+            hit = next(((f, re.match(p, item)) for p, f in _ITEM if re.match(p, item)), None)
+            if hit is None:
+                r.unread.append(item)
+                continue
+            fact = hit[0](hit[1])
+            objs = [obj(w) for w in fact[1:]]
+            if None in objs:
+                continue
+            atom = (preds[fact[0]], *objs)
+            (r.start if section == "start" else r.goal).append(atom)
+    return r
 
 
-def read_clauses(
-    backend, tokenizer, texts: list[str], max_tokens: int = 40, vb: Verbalizer | None = None
-) -> list[list[tuple[str, list]]]:
-    """Free texts -> per text, per sentence: (sentence, [(clause, the adapter's answer), ...]). Greedy, every
-    clause of every text sent together. With the world's English (vb), each answer is constrained to the clause's
-    possible facts (`clause_choices`): the reader cannot name an object the clause does not mention."""
+def _predicates(vb: Verbalizer) -> dict[str, str]:
+    """The reading's fact names -> the world's predicates (blocksworld's roles; PDDL names otherwise)."""
+    names = blocksworld_names(vb.domain) or {}
+    return {k: names.get(k, k) for k in ("on", "ontable", "clear", "holding", "handempty")}
 
-    cut = [[(s, split_clauses(s)) for s in split_sentences(t)] for t in texts]
-    objects = sorted(vb.config.encoded_objects) if vb is not None else []
-    reqs = [
-        Request(
-            prompt_ids=prompt_ids(tokenizer, clause_input(s, c)),
-            choices=clause_choices(vb, c, objects) if vb is not None else None,
-        )
-        for text in cut
-        for s, clauses in text
-        for c in clauses
-    ]
-    outs = iter(
-        [o.text for o in backend.generate(reqs, ADAPTER, Sampling(max_tokens=max_tokens))] if reqs else []
+
+def complete_state(init: set, objects: list[str], names: dict) -> set:
+    """Blocksworld-like worlds: every block in the description is somewhere. A block the text places nowhere
+    (the bottom of a stack whose own place goes unsaid, a block only said to be clear) stands on the table unless
+    held; a block with nothing on it that is not held is clear; no block held means the hand is empty. Clear
+    facts said are checked (perceive), not kept: they follow from the placement."""
+    on, ontable, clear, hand, holding = (
+        names.get(k) for k in ("on", "ontable", "clear", "handempty", "holding")
     )
-    return [[(s, [(c, next(outs)) for c in clauses]) for s, clauses in text] for text in cut]
+    placed = {a[1] for a in init if a[0] in (on, ontable, holding)}
+    out = {a for a in init if a[0] not in (clear, hand)}
+    out |= {(ontable, o) for o in objects if o not in placed}
+    below = {a[2] for a in out if a[0] == on}
+    held = {a[1] for a in out if a[0] == holding}
+    out |= {(clear, o) for o in objects if o not in below and o not in held}
+    if not held:
+        out.add((hand,))
+    return out
 
 
-def read(
-    backend, tokenizer, texts: list[str], vb: Verbalizer, max_tokens: int = 40
-) -> list[tuple[set[Atom], set[Atom]] | None]:
-    """Free texts -> (start facts, goal facts) each, with the reader adapter; None where no start or no goal was
-    read or a clause points at a block without naming it. Each clause's answer is constrained to facts about the
-    objects it names (`read_clauses`)."""
-    return [facts_of(text, vb) for text in read_clauses(backend, tokenizer, texts, max_tokens, vb)]
-
-
-def facts_of(sentences: list[tuple[str, list]], vb: Verbalizer) -> tuple[set[Atom], set[Atom]] | None:
-    """One text's clause readings (`read_clauses`) -> (start facts, goal facts), or None (`assemble`; also when a
-    clause places a block it does not name)."""
-    objects = sorted(vb.config.encoded_objects)
-    if any(unresolved(vb, c, objects) for _, clauses in sentences for c, _ in clauses):
-        return None
-    return assemble([[a for _, a in clauses] for _, clauses in sentences], vb, objects)
+def read(backend, tokenizer, texts: list[str], vb: Verbalizer) -> list[Reading]:
+    names = Names(vb)
+    return [parse_reading(t, vb, names) for t in read_texts(backend, tokenizer, texts)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ami_agent.perceive import Perception, Reader, perceive
 from ami_agent.reader import ADAPTER as READER_ADAPTER
-from ami_agent.reader import READER_DIR, read
+from ami_agent.reader import READER_DIR, Reading, read
 from decoder.api import DEFAULT_DIR, Decoder
 from decoder.backends import make_backend
 from decoder.base_model import cache_dir, resolve_base_model
@@ -118,12 +118,14 @@ class Services:
         dec = self.decoder
         with self._lock:
             if not self._reader_loaded:
-                dec.backend.add_adapter(READER_ADAPTER, READER_DIR / "adapter")
+                # merged into its own engine: a reading is ~30 tokens, and a decode step on the LoRA path is
+                # ~2.5x slower (docs/results.md); the reader is on every free-phrasing turn
+                dec.backend.add_adapter(READER_ADAPTER, READER_DIR / "adapter", merge=True)
                 self._reader_loaded = True
         return dec.backend, dec.tokens.tok
 
-    def read_free(self, text: str):
-        """Free phrasing -> (start facts, goal facts) or None, with the LoRA reader adapter."""
+    def read_free(self, text: str) -> Reading:
+        """Free phrasing -> the reader adapter's reading (ami_agent/reader.py), parsed."""
         backend, tok = self.reader_backend()
         return read(backend, tok, [text], self.world.reader.vb)[0]
 

@@ -15,6 +15,7 @@ class Problem(TypedDict, total=False):
     init: list[list[str]]
     goal: list[list[str]]
     constraints: list[dict]  # planner.constraints.Constraint.to_dict()
+    before: Problem | None  # the problem before the last follow-up edited it (for "undo"), a few deep
 
 
 class Plan(TypedDict, total=False):
@@ -41,6 +42,7 @@ class AgentState(TypedDict, total=False):
     route: str  # plan | chat | respond
     status: str  # solved | no_plan | clarify | chat | error
     reply: str
+    understood: str  # this turn's problem in one line ("You have: ... You want: ..."), the reply's first line
     decode_attempts: int
     decode_mode: str  # the mode of the verified answer
     decoded: list[dict]  # this round's candidates: {"mode", "text", "equal_to_plan"}

@@ -26,8 +26,8 @@ OutRecords = Annotated[Path | None, typer.Option("--out", help="Write one record
 Phrasing = Annotated[
     str,
     typer.Option(
-        help="planbench (the suite's own queries) | heldout (generated problems in phrasings the reader never "
-        "trained on) | train (the reader's training phrasings, fresh problems: bench reader)"
+        help="planbench (the suite's own queries) | free (requests and follow-up threads written by hand, apart "
+        "from the reader's training: eval/data/)"
     ),
 ]
 
@@ -53,17 +53,15 @@ def bench_agent_cmd(
     planbench_dir: PlanbenchDir = None,
     out_path: OutRecords = None,
 ):
-    """Ask the agent each query (PlanBench's phrasing, or held-out phrasings of generated problems); the validator
-    judges the plans the answers carry."""
-    from eval.agent_bench import heldout_cases, judge_answer, suite_cases
+    """Ask the agent each query (PlanBench's phrasing, or the hand-written free requests and threads); the
+    validator judges the plans the answers carry."""
+    from eval.agent_bench import judge_answer, suite_cases
 
-    if phrasing == "planbench":
-        cases, d = suite_cases(suite, planbench_dir, limit)
-    elif phrasing == "heldout":
-        cases, d = heldout_cases(limit or 50)
-        suite = "heldout phrasings"
-    else:
-        raise UserError(f"--phrasing must be planbench or heldout, got {phrasing!r}")
+    if phrasing == "free":
+        return _bench_free(limit, backend, out_path)
+    if phrasing != "planbench":
+        raise UserError(f"--phrasing must be planbench or free, got {phrasing!r}")
+    cases, d = suite_cases(suite, planbench_dir, limit)
     if not cases:
         raise UserError(f"suite {suite} has no natural-language queries")
     a = temporary_agent(backend)
@@ -94,45 +92,101 @@ def bench_agent_cmd(
     out.print(json.dumps(summary))
 
 
-@bench_app.command("reader")
-def bench_reader_cmd(
-    phrasing: Phrasing = "heldout",
-    limit: Annotated[int, typer.Option(help="Number of generated requests")] = 50,
-    backend: Backend = "auto",
-    out_path: OutRecords = None,
-):
-    """The LoRA reader alone: how many generated requests it reads into exactly the problem described (start and
-    goal), and, per request, each clause's reading and the facts it missed or added. No planning, no decoding."""
-    from ami_agent.reader import READER_DIR
-    from eval.agent_bench import read_requests, reader_cases
+def _free_cases(limit: int | None):
+    from ami_agent.reader import Names
+    from ami_agent.services import blocksworld
+    from eval.free_requests import FOLLOWUPS, REQUESTS, load_cases
 
-    if phrasing not in ("heldout", "train"):
-        raise UserError(f"--phrasing must be heldout or train, got {phrasing!r}")
+    d, vb = blocksworld()
+    colours = Names(vb).obj
+    return load_cases(colours, REQUESTS, limit) + load_cases(colours, FOLLOWUPS, limit), d
+
+
+def _by(rows: list[dict], key: str, field: str) -> dict:
+    out: dict = {}
+    for r in rows:
+        n, k = out.get(r[key], (0, 0))
+        out[r[key]] = (n + bool(r[field]), k + 1)
+    return {k: f"{n}/{t}" for k, (n, t) in sorted(out.items())}
+
+
+def _bench_free(limit: int | None, backend: str, out_path: Path | None) -> None:
+    """The hand-written requests end to end: each thread's turns asked in order, the last answer judged."""
+    from eval.free_requests import judge_answer
+
+    cases, d = _free_cases(limit)
+    a = temporary_agent(backend)
+    a.warm()
+    rows = []
+    try:
+        for k, c in enumerate(cases, start=1):
+            t0 = time.perf_counter()
+            for turn in c.turns:
+                res = a.ask(turn, thread=f"free-{c.id}")
+            rows.append(judge_answer(c, d, res) | {"seconds": round(time.perf_counter() - t0, 3)})
+            _progress(
+                k, len(cases), f"right {sum(r['right'] for r in rows)}/{k}  last {c.id} {res['status']}"
+            )
+    finally:
+        a.close()
+    err.print()
+    _write_records(out_path, rows)
+    right = sum(r["right"] for r in rows)
+    summary = {
+        "requests": len(rows),
+        "right": right,
+        "right_rate": round(right / max(1, len(rows)), 4),
+        "no_plan_to_reachable": sum(r["no_plan_to_reachable"] for r in rows),
+        "by_expect": _by(rows, "expect", "right"),
+        "by_style": _by(rows, "style", "right"),
+        "median_seconds": round(statistics.median(r["seconds"] for r in rows), 2),
+        "backend": backend,
+    }
+    out.print(json.dumps(summary))
+
+
+@bench_app.command("reader")
+def bench_reader_cmd(limit: Limit = None, backend: Backend = "auto", out_path: OutRecords = None):
+    """Perception alone on the hand-written requests and threads (eval/data/): how many it reads exactly (start,
+    goal, rules; or asks the question the request calls for), with the time each reading takes. No planning."""
+    from ami_agent.nodes import problem_of
+    from ami_agent.reader import READER_DIR
+    from eval.free_requests import judge_reading
+
     if not (READER_DIR / "adapter" / "adapter_config.json").exists():
         raise UserError(
             "no trained reader adapter in checkpoints/reader: train one with `ami-agent train reader`"
         )
-    cases = reader_cases(phrasing, limit)
+    cases, _ = _free_cases(limit)
     a = temporary_agent(backend)
+    rows = []
     try:
-        reader_backend, tok = a.services.reader_backend()
-        err.print(f"reading {len(cases)} requests ({phrasing} phrasings) ...")
-        t0 = time.perf_counter()
-        rows = read_requests(reader_backend, tok, a.world.reader, cases, phrasing)
-        seconds = time.perf_counter() - t0
-        served_by = reader_backend.name
+        a.services.read_free("the red block is on the table. I want it on the blue one.")  # loads and warms
+        for k, c in enumerate(cases, start=1):
+            previous = None
+            for turn in c.turns:
+                t0 = time.perf_counter()
+                world, p = a.services.perceive(turn, previous)
+                seconds = time.perf_counter() - t0
+                if p.kind in ("problem", "followup"):
+                    previous = problem_of(world, p) | {"before": previous}
+            rows.append(
+                judge_reading(c, p.kind, previous if p.kind in ("problem", "followup") else None, p.question)
+                | {"seconds": round(seconds, 3), "reader": p.reader}
+            )
+            _progress(k, len(cases), f"exact {sum(r['exact'] for r in rows)}/{k}  last {c.id} {p.kind}")
     finally:
         a.close()
+    err.print()
     _write_records(out_path, rows)
     exact = sum(r["exact"] for r in rows)
     summary = {
-        "phrasing": phrasing,
         "requests": len(rows),
         "exact": exact,
         "exact_rate": round(exact / max(1, len(rows)), 4),
-        "clauses": sum(len(r["clauses"]) for r in rows),
-        "seconds": round(seconds, 2),
-        "backend": served_by,
+        "by_expect": _by(rows, "expect", "exact"),
+        "by_style": _by(rows, "style", "exact"),
+        "median_seconds": round(statistics.median(r["seconds"] for r in rows), 3),
     }
     out.print(json.dumps(summary))
 

@@ -109,8 +109,8 @@ def train_decoder_cmd(
 
 @train_app.command("reader")
 def train_reader_cmd(minutes: Minutes = None, out_dir: OutDir = None):
-    """Train the free-phrasing reader (a LoRA adapter) on generated paraphrases of blocksworld problems (the recipe
-    of checkpoints/reader: 25 minutes)."""
+    """Train the free-phrasing reader (a LoRA adapter) on generated blocksworld requests read whole (the recipe
+    of checkpoints/reader: 40 minutes)."""
     from ami_agent.reader import READER_DIR
     from ami_agent.reader_train import train_reader
     from ami_agent.services import blocksworld
@@ -120,7 +120,6 @@ def train_reader_cmd(minutes: Minutes = None, out_dir: OutDir = None):
     target = out_dir or READER_DIR
     kw = {} if minutes is None else {"minutes": _positive(minutes)}
     rec = train_reader(
-        d,
         vb,
         Path(resolve_base_model(None)),
         target,

