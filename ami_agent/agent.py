@@ -70,7 +70,8 @@ class Agent:
 
     def ask_stream(self, text: str, thread: str | None = None, history: list[dict] | None = None):
         """Like `ask`, as events: ("token", text) while a chat answer is generated, then ("done", result).
-        Planning answers arrive whole in "done": they are shown only after verification."""
+        A planning answer streams its first line (what was understood) as soon as the plan is found; the rest
+        arrives in "done", once verified (`remainder` gives what was not streamed)."""
         thread = thread or f"t-{uuid.uuid4().hex[:12]}"
 
         def failed(reply: str) -> dict:
@@ -102,6 +103,9 @@ class Agent:
                 "plan_record": out.get("plan_record"),
                 "trace": out.get("trace", []),
                 "thread": thread,
+                "view": ((out.get("messages") or [{}])[-1]).get("view")
+                if out.get("route") == "plan"
+                else None,
             },
         )
 
@@ -117,6 +121,30 @@ class Agent:
     def thread_state(self, thread: str) -> dict:
         snap = self.graph.get_state({"configurable": {"thread_id": thread}})
         return dict(snap.values) if snap else {}
+
+    def threads(self) -> list[dict]:
+        """Every thread in the SQLite memory, most recent first: {"thread", "title" (its first message), "turns"}."""
+        rows = self._conn.execute(
+            "SELECT thread_id, MAX(rowid) FROM checkpoints GROUP BY thread_id ORDER BY MAX(rowid) DESC"
+        ).fetchall()
+        out = []
+        for thread, _ in rows:
+            messages = self.thread_state(thread).get("messages") or []
+            first = next((m["content"] for m in messages if m.get("role") == "user"), "")
+            out.append({"thread": thread, "title": " ".join(first.split())[:80], "turns": len(messages) // 2})
+        return out
+
+    def delete_thread(self, thread: str) -> bool:
+        """Forget a thread (its every checkpoint); False when there was none."""
+        if not self.thread_state(thread):
+            return False
+        self.graph.checkpointer.delete_thread(thread)
+        return True
+
+
+def remainder(streamed: str, reply: str) -> str:
+    """What of the final reply was not streamed already (the streamed part is its beginning)."""
+    return reply[len(streamed) :] if reply.startswith(streamed) else reply
 
 
 def check_text(text) -> str:

@@ -745,7 +745,9 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
     text = joiner.join(p for p in parts if p)
     if not start and not goal_items and not rules:
         return Request(rng.choice(NOT_PLANNING), kind="chat")
-    return Request(noisy(text, rng), start, goal_items, rules, kind, table, expand_goal(table, goal, goal_items))
+    return Request(
+        noisy(text, rng), start, goal_items, rules, kind, table, expand_goal(table, goal, goal_items)
+    )
 
 
 def expand_goal(table: Table, goal: dict, items: list[str]) -> list[str]:

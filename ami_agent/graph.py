@@ -35,7 +35,7 @@ def build_graph(services: Services) -> StateGraph:
         ("decode", partial(nodes.decode, services=services)),
         ("verify", nodes.verify),
         ("chat", partial(nodes.chat, services=services)),
-        ("respond", nodes.respond),
+        ("respond", partial(nodes.respond, services=services)),
     ):
         g.add_node(name, timed(name, fn))
     g.add_edge(START, "perceive")

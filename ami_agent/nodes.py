@@ -106,6 +106,9 @@ def plan(state: AgentState, services: Services) -> dict:
         r = world.planner.plan(prob["objects"], init, _facts(prob["goal"]), _constraints(prob))
     except ValueError as e:  # a constraint on a fact the world cannot express
         return {"status": "no_plan", "plan": {"status": "no_plan", "reason": str(e)}, "_trace": {}}
+    found_at = time.time()
+    if state.get("understood"):  # what was read, sent as soon as the search is done: the answer's first line
+        get_stream_writer()({"token": state["understood"] + "\n"})
     result: Plan = {
         "status": r.status,
         "reason": r.reason,
@@ -118,11 +121,19 @@ def plan(state: AgentState, services: Services) -> dict:
         "escalated": r.escalated,
         "escalated_by": r.escalated_by,
         "budget_spent": r.budget_spent,
+        "energy_trace": (
+            world.planner.energy_trace(prob["objects"], init, _facts(prob["goal"]), r.actions, r.seeds)
+            if r.status == "solved"
+            else {}
+        ),
     }
     trace = {
         k: result[k]
         for k in ("status", "expansions", "energies", "escalated", "escalated_by", "budget_spent")
     }
+    trace["found_at"] = round(
+        found_at, 3
+    )  # wall clock: when the plan was found (the page times its first token)
     return {"status": r.status, "plan": result, "_trace": trace}
 
 
@@ -247,7 +258,34 @@ def chat(state: AgentState, services: Services) -> dict:
     }
 
 
-def respond(state: AgentState) -> dict:
+def plan_view(state: AgentState, services: Services, reply: str) -> dict:
+    """What a page shows of a planning turn: the facts the world model predicted before the plan and after each
+    step (its own read-out, not the simulator's), the steps in words, the rules kept, the energies along the plan,
+    the status and the text exactly as the decoder wrote it."""
+    prob, result = state["problem"], state.get("plan") or {}
+    world = _world(state, services)
+    vb = world.verbalizer
+    actions = [tuple(a) for a in result.get("actions") or []]
+    return {
+        "world": world.name,
+        "kind": "blocks" if world is services.world else "facts",
+        "status": state.get("status", ""),
+        "reason": result.get("reason", "") if state.get("status") != "solved" else "",
+        "understood": state.get("understood", ""),
+        "objects": prob["objects"],
+        "names": {o: world.reader.colour(o) for o in prob["objects"]},
+        "init": prob["init"],
+        "goal": [vb.fact(tuple(a)) for a in prob["goal"]],
+        "constraints": [Constraint.from_dict(c).describe() for c in prob.get("constraints", [])],
+        "steps": [vb.action(a) for a in actions],
+        "states": result.get("predicted") or [],
+        "energies": result.get("energies") or {},
+        "energy_trace": result.get("energy_trace") or {},
+        "text": reply.removeprefix(state.get("understood", "")).strip(),
+    }
+
+
+def respond(state: AgentState, services: Services) -> dict:
     seconds = time.perf_counter() - state.get("turn_started", time.perf_counter())
     status = state.get("status") or "error"
     record = None
@@ -270,6 +308,10 @@ def respond(state: AgentState) -> dict:
             "request", "ami", "clarify", reason=state.get("reply", ""), seconds=seconds
         ).to_dict()
     reply = state.get("reply", "")
-    if state.get("route") == "plan" and state.get("understood"):
-        reply = f"{state['understood']}\n{reply}"  # what was read first: a misreading shows at once
-    return {"plan_record": record, "reply": reply, "messages": [{"role": "assistant", "content": reply}]}
+    message: dict = {"role": "assistant", "content": reply, "status": status}
+    if state.get("route") == "plan":
+        if state.get("understood"):
+            reply = f"{state['understood']}\n{reply}"  # what was read first: a misreading shows at once
+            message["content"] = reply
+        message["view"] = plan_view(state, services, reply)
+    return {"plan_record": record, "reply": reply, "messages": [message]}

@@ -1,6 +1,9 @@
-"""`ami-agent serve`: an OpenAI-compatible HTTP API over the agent (FastAPI + uvicorn).
+"""`ami-agent serve`: the chat page and an OpenAI-compatible HTTP API over the agent (FastAPI + uvicorn).
 
-POST /v1/chat/completions (streaming and not), GET /v1/models, GET /healthz. The plan record rides along as a
+GET / (the page, ami_agent/web/: threads, streamed answers, each plan drawn step by step), GET/DELETE
+/api/threads[/ID] (the threads in the agent's SQLite memory), POST /v1/chat/completions (streaming and not),
+GET /v1/models, GET /healthz. A planning turn's view (the predicted states, steps, rules, energies) rides along
+as `ami.view`. The plan record rides along as a
 top-level `plan_record` field (absent for pure chat turns), the trace and thread as `ami`. A conversation is one
 thread: pass `thread_id` (or OpenAI's `user`) to keep it in the agent's SQLite memory; without one the agent
 rebuilds the problem from the request's earlier user messages. Loopback by default.
@@ -12,11 +15,17 @@ import json
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import anyio
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+
+from ami_agent.agent import remainder
+
+WEB = Path(__file__).resolve().parent / "web"
+ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 
 MODEL_ID = "ami-agent"
 
@@ -34,6 +43,33 @@ def create_app(agent, max_parallel: int = 2):
     @app.get("/healthz")
     def healthz():
         return {"status": "ok", "model": MODEL_ID, "world": agent.world.name, "worlds": sorted(agent.worlds)}
+
+    @app.get("/", response_class=HTMLResponse)
+    def page():
+        return HTMLResponse((WEB / "index.html").read_text())
+
+    @app.get("/static/{name}")
+    def asset(name: str):
+        if name not in ASSETS:
+            return _error(404, f"no such file: {name}", kind="not_found")
+        return FileResponse(WEB / name, media_type=ASSETS[name])
+
+    @app.get("/api/threads")
+    def threads():
+        return {"threads": agent.threads()}
+
+    @app.get("/api/threads/{thread}")
+    def thread_messages(thread: str):
+        state = agent.thread_state(thread)
+        if not state:
+            return _error(404, f"no thread {thread!r} in the agent's memory", "thread", "not_found")
+        return {"thread": thread, "messages": state.get("messages") or []}
+
+    @app.delete("/api/threads/{thread}")
+    def delete_thread(thread: str):
+        if not agent.delete_thread(thread):
+            return _error(404, f"no thread {thread!r} in the agent's memory", "thread", "not_found")
+        return {"deleted": thread}
 
     @app.get("/v1/models")
     def models():
@@ -73,7 +109,12 @@ def create_app(agent, max_parallel: int = 2):
 
         def extra_of(result: dict) -> dict:
             extra = {
-                "ami": {"status": result["status"], "thread": result["thread"], "trace": result["trace"]}
+                "ami": {
+                    "status": result["status"],
+                    "thread": result["thread"],
+                    "trace": result["trace"],
+                    "view": result.get("view"),
+                }
             }
             if result.get("plan_record") is not None:
                 extra["plan_record"] = result["plan_record"]
@@ -115,18 +156,19 @@ def create_app(agent, max_parallel: int = 2):
 
         def events():  # a sync generator: Starlette runs it in a worker thread
             yield chunk({"role": "assistant", "content": ""})
-            streamed = False
+            streamed = ""
             result: dict = {}
             with gate:
                 for kind, data in agent.ask_stream(last["content"], thread=thread, history=history):
                     if kind == "token":
-                        streamed = True
+                        streamed += data
                         yield chunk({"content": data})
                     else:
                         result = data
-            if not streamed:  # planning answers are sent once verified
-                for piece in _pieces(result["reply"]):
-                    yield chunk({"content": piece})
+            # a planning answer's first line streams when the plan is found, the rest once verified
+            rest = remainder(streamed, result["reply"])
+            for piece in _pieces(rest) if rest else ():
+                yield chunk({"content": piece})
             yield chunk({}, "stop", usage=_usage(result), **extra_of(result))
             yield "data: [DONE]\n\n"
 

@@ -213,3 +213,27 @@ class Planner:
         root = world.encode([world.fact_ids(init)])
         ids = [world.symbols.action_index[tuple(a)] for a in actions]
         return world.unroll(root, ids), world.ids
+
+    def energy_trace(
+        self, objects: list[str], init, goal, actions: list[tuple[str, ...]], seeds: list[int]
+    ) -> dict[str, list[float]]:
+        """The energies along a plan the search returned, from the same latent trajectory (`latent_plan`): for the
+        state before the plan and after each step, the critic's steps to go and the task energy (-sum log p(goal
+        fact): 0 when the model is sure the goal holds); for each step, its feasibility energy (-log p(the action
+        could run))."""
+        world = EnsembleWorld(self.model, list(objects), list(seeds))
+        ids = [world.symbols.action_index[tuple(a)] for a in actions]
+        trajectory = world.unroll(world.encode([world.fact_ids(init)]), ids)
+        probs = world.fact_probs(trajectory)
+        goal_ids = world.fact_ids(goal)
+        task = -torch.log(probs[:, goal_ids].clamp(min=1e-6)).sum(-1)
+        critic = world.steps_to_go(trajectory, goal_ids, probs)
+        feasible = [
+            float(-torch.log(world.applicable_probs(trajectory[t : t + 1])[0, a].clamp(min=1e-6)))
+            for t, a in enumerate(ids)
+        ]
+        return {
+            "critic": [round(float(x), 3) for x in critic],
+            "task": [round(float(x), 4) for x in task],
+            "feasibility": [round(x, 4) for x in feasible],
+        }

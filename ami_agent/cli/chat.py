@@ -60,6 +60,8 @@ def chat_cmd(thread: Thread = None, backend: Backend = "auto", url: Url = None, 
     """Talk with the agent in the terminal (empty line or Ctrl-D ends)."""
     import uuid
 
+    from ami_agent.agent import remainder
+
     a = agent(backend, url, memory)
     thread = thread or f"chat-{uuid.uuid4().hex[:8]}"
     err.print(f"thread {thread}; starting the decoder ...")
@@ -74,15 +76,14 @@ def chat_cmd(thread: Thread = None, backend: Backend = "auto", url: Url = None, 
                 break
             out.print("agent> ", end="")
             res: dict = {}
-            streamed = False
+            streamed = ""
             for kind, data in a.ask_stream(text, thread=thread):
                 if kind == "token":
-                    streamed = True
+                    streamed += data
                     out.print(data, end="", markup=False)
                 else:
                     res = data
-            if not streamed:
-                out.print(res["reply"], end="", markup=False)
+            out.print(remainder(streamed, res["reply"]), end="", markup=False)
             out.print()
             _show_answer({**res, "reply": ""})
     finally:

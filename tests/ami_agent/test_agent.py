@@ -2,7 +2,6 @@
 session's), LangGraph with a real SQLite checkpointer, the real HTTP server with the official `openai` client."""
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,14 +38,6 @@ INIT = {
 def _valid(plan: list[str], goal: set) -> bool:
     p = Problem("t", DOMAIN.name, {o: "object" for o in "abcd"}, frozenset(INIT), frozenset(goal))
     return validate(DOMAIN, p, parse_plan_text("\n".join(plan), DOMAIN, p)).valid
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory, model_dir, vllm_backend):
-    mem = tmp_path_factory.mktemp("mem") / "agent.sqlite"
-    a = Agent(AgentConfig(memory=mem), backend=vllm_backend)
-    yield a
-    a.close()
 
 
 def test_planning_turn_is_planned_decoded_and_verified(agent):
@@ -147,25 +138,6 @@ def test_questions_chat_and_bad_input(agent):
         r = agent.ask(bad, thread="t5")
         assert r["status"] == "error" and r["reply"]
     assert agent.ask(f"{START} {GOAL}", thread="t5")["status"] == "solved"
-
-
-@pytest.fixture(scope="module")
-def server(agent):
-    import uvicorn
-
-    from ami_agent.server import create_app
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(agent), host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(10)
 
 
 def test_openai_client_against_serve(server):
