@@ -263,7 +263,9 @@ def perceive(text: str, reader: Reader, previous: dict | None, read_free=None) -
         return _checked(p, reader, text)
     if read_free is not None:  # read each text once, whichever path asks first
         read_free = _once(read_free)
-    unknown = reader.unknown_objects(text)
+    # "the purple block" when no purple block exists: the reader names unknown blocks itself (a word pattern
+    # alone also takes "the middle block" or "the only block" for one)
+    unknown = reader.unknown_objects(text) if read_free is None else []
     if previous and not unknown:
         p = followup(text, reader, previous, read_free)
         if p is not None:
