@@ -52,13 +52,14 @@ def bench_agent_cmd(
     backend: Backend = "auto",
     planbench_dir: PlanbenchDir = None,
     out_path: OutRecords = None,
+    requests: Requests = None,
 ):
     """Ask the agent each query (PlanBench's phrasing, or the hand-written free requests and threads); the
     validator judges the plans the answers carry."""
     from eval.agent_bench import judge_answer, suite_cases
 
     if phrasing == "free":
-        return _bench_free(limit, backend, out_path)
+        return _bench_free(limit, backend, out_path, requests)
     if phrasing != "planbench":
         raise UserError(f"--phrasing must be planbench or free, got {phrasing!r}")
     cases, d = suite_cases(suite, planbench_dir, limit)
@@ -92,14 +93,26 @@ def bench_agent_cmd(
     out.print(json.dumps(summary))
 
 
-def _free_cases(limit: int | None):
+Requests = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--requests",
+        help="JSONL files of written requests (default: eval/data/free_requests.jsonl and free_followups.jsonl)",
+    ),
+]
+
+
+def _free_cases(limit: int | None, files: list[Path] | None = None):
     from ami_agent.reader import Names
     from ami_agent.services import blocksworld
     from eval.free_requests import FOLLOWUPS, REQUESTS, load_cases
 
     d, vb = blocksworld()
     colours = Names(vb).obj
-    return load_cases(colours, REQUESTS, limit) + load_cases(colours, FOLLOWUPS, limit), d
+    for f in files or []:
+        if not f.exists():
+            raise UserError(f"{f}: no such file of written requests")
+    return [c for f in files or [REQUESTS, FOLLOWUPS] for c in load_cases(colours, f, limit)], d
 
 
 def _by(rows: list[dict], key: str, field: str) -> dict:
@@ -110,11 +123,11 @@ def _by(rows: list[dict], key: str, field: str) -> dict:
     return {k: f"{n}/{t}" for k, (n, t) in sorted(out.items())}
 
 
-def _bench_free(limit: int | None, backend: str, out_path: Path | None) -> None:
+def _bench_free(limit: int | None, backend: str, out_path: Path | None, files: list[Path] | None) -> None:
     """The hand-written requests end to end: each thread's turns asked in order, the last answer judged."""
     from eval.free_requests import judge_answer
 
-    cases, d = _free_cases(limit)
+    cases, d = _free_cases(limit, files)
     a = temporary_agent(backend)
     a.warm()
     rows = []
@@ -146,7 +159,9 @@ def _bench_free(limit: int | None, backend: str, out_path: Path | None) -> None:
 
 
 @bench_app.command("reader")
-def bench_reader_cmd(limit: Limit = None, backend: Backend = "auto", out_path: OutRecords = None):
+def bench_reader_cmd(
+    limit: Limit = None, backend: Backend = "auto", out_path: OutRecords = None, requests: Requests = None
+):
     """Perception alone on the hand-written requests and threads (eval/data/): how many it reads exactly (start,
     goal, rules; or asks the question the request calls for), with the time each reading takes. No planning."""
     from ami_agent.nodes import problem_of
@@ -157,7 +172,7 @@ def bench_reader_cmd(limit: Limit = None, backend: Backend = "auto", out_path: O
         raise UserError(
             "no trained reader adapter in checkpoints/reader: train one with `ami-agent train reader`"
         )
-    cases, _ = _free_cases(limit)
+    cases, _ = _free_cases(limit, requests)
     a = temporary_agent(backend)
     rows = []
     try:
