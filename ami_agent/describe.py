@@ -85,9 +85,14 @@ class Namer:
         self.noun = rng.choice(NOUNS + ["", ""])  # a writer keeps mostly to one noun
         self.article = rng.random() < 0.75
         self.typo = typo
+        self.positions: dict[
+            str, str
+        ] = {}  # colour -> "the top one" etc., where the start makes it unambiguous
 
     def __call__(self, colour: str, article: bool | None = None) -> str:
         r = self.rng
+        if colour in self.positions and r.random() < 0.35:
+            return self.positions[colour]
         c = misspell(colour, r) if r.random() < self.typo and colour not in OTHER_COLOURS else colour
         noun = self.noun if r.random() < 0.8 else r.choice(NOUNS + [""])
         words = f"{c} {noun}".strip()
@@ -99,9 +104,20 @@ class Namer:
         return words
 
 
+SOUNDALIKE = [("ue", "eu"), ("ow", "o"), ("ll", "l"), ("an", "n"), ("ite", "it"), ("ck", "k"), ("ee", "e"),
+              ("y", "i"), ("er", "ar"), ("ge", "j"), ("ta", "te"), ("le", "el"), ("ble", "bel")]  # fmt: skip
+
+
 def misspell(word: str, rng: random.Random) -> str:
-    if len(word) < 4:
+    """A typo: a swapped, dropped, doubled or wrong letter, or a sound-alike spelling ('bleu', 'yelow', 'tabel')."""
+    if len(word) < 3:
         return word
+    if rng.random() < 0.3:
+        pairs = [(a, b) for a, b in SOUNDALIKE if a in word[1:]]
+        if pairs:
+            a, b = rng.choice(pairs)
+            k = word.index(a, 1)
+            return word[:k] + b + word[k + len(a) :]
     i = rng.randrange(1, len(word) - 1)
     op = rng.randrange(4)
     if op == 0:  # swap
@@ -124,6 +140,8 @@ ON = [
     "{x} is located on {y}", "{x} was stacked on {y}", "{x} is currently on {y}", "{x}'s on {y}",
     "{x} is on the top of {y}", "{x} is stacked onto {y}", "{x} is put on {y}", "{x} ontop of {y}",
     "{x} over {y}", "{x} is above {y}", "{x} is directly above {y}", "{x} is covering {y}", "{x} covers {y}",
+    "{x} isn't on the table, it's on {y}", "{x} is not on the table but on {y}", "{x} is not on the table; it sits on {y}",
+    "{x} / {y}", "{x} atop {y}", "{x} is positioned upon {y}", "{x} is resting upon {y}", "{x} is found on {y}",
     "{x} is on top of {y}", "{x} - on {y}", "{x} -> {y}", "{x} sits atop {y}",
 ]  # fmt: skip
 ON_INVERSE = [
@@ -146,6 +164,8 @@ TABLE = [
     "the table has {x} on it", "on the table there is {x}", "there is {x} on the table",
     "I see {x} on the table", "{x} is on the table, all alone", "{x} is loose on the table",
     "{x} lies on the table", "{x} is a stack of its own", "{x} is a tower by itself", "{x} is alone",
+    "{x} has nothing under it but the table", "{x} is not on top of anything", "{x} sits on the table on its own",
+    "{x} is the only block on its spot", "{x} is lying flat", "{x} tbl", "{x} is positioned on the table",
 ]  # fmt: skip
 TABLE_MANY = [
     "{xs} are on the table", "{xs} are all on the table", "{xs} are each on the table",
@@ -153,6 +173,7 @@ TABLE_MANY = [
     "{xs} are on the table separately", "{xs} are spread out on the table", "{xs} are each by themselves",
     "on the table there are {xs}", "the table has {xs} on it", "{xs} are not on anything",
     "{xs} are just sitting on the table", "{xs} are on their own", "{xs} are on the table, not stacked",
+    "table: {xs}", "on the table: {xs}", "{xs} all on table", "{xs} are lying flat, side by side",
 ]  # fmt: skip
 NONE_STACKED = [
     "nothing is on top of anything", "nothing is stacked", "none of them are stacked", "there are no stacks",
@@ -176,6 +197,7 @@ HOLDING = [
     "the hand is holding {x}", "I have {x} in my hand", "the gripper holds {x}", "the arm is holding {x}",
     "I picked up {x}", "I have {x} in hand", "{x} is being held", "I'm carrying {x}", "the claw has {x}",
     "{x} is held", "my hand has {x}", "I just lifted {x}", "{x} is up in the air in my hand",
+    "hand: {x}", "the robot is gripping {x}", "the robot has {x}", "the gripper is clutching {x}", "in hand: {x}",
 ]  # fmt: skip
 BOTTOM_UP = [
     "from bottom to top: {list}", "from the bottom up it is {list}", "from bottom to top it's {list}",
@@ -388,7 +410,21 @@ def _fill(template: str, name: Namer, x: str | None = None, y: str | None = None
 def say_tower(tower: list[str], name: Namer, rng: random.Random) -> tuple[str, list[str]]:
     """One tower (bottom to top, at least two blocks): text and the items it says, in the order it says them."""
     n = len(tower)
-    style = rng.randrange(8)
+    style = rng.randrange(9)
+    if style == 8:  # X is on Y, which is on Z, which is on the table
+        names = [name(b) for b in reversed(tower)]
+        parts = [f"{names[0]} {rng.choice(['is on', 'sits on', 'is on top of'])} {names[1]}"]
+        parts += [
+            f"{rng.choice(['which is on', 'which sits on', 'that is on', 'itself on'])} {nm}"
+            for nm in names[2:]
+        ]
+        items = [f"{tower[i]} on {tower[i - 1]}" for i in range(n - 1, 0, -1)]
+        if rng.random() < 0.6:
+            parts.append(
+                rng.choice(["which is on the table", "which sits on the table", "that is on the table"])
+            )
+            items.append(f"{tower[0]} on table")
+        return ", ".join(parts), items
     if style == 0:  # bottom up list
         names = [name(b, article=rng.random() < 0.3) for b in tower]
         text = rng.choice(BOTTOM_UP).replace("{list}", _join(names, rng))
@@ -643,15 +679,24 @@ def noisy(text: str, rng: random.Random) -> str:
         text = text.lower()
     if rng.random() < 0.12:
         text = re.sub(r"[.,;!]", "", text)
-    if rng.random() < 0.2:  # typos in ordinary words
+    if rng.random() < 0.25:  # typos in ordinary words
         words = text.split(" ")
-        for _ in range(rng.randint(1, 3)):
+        for _ in range(rng.randint(1, 4)):
             k = rng.randrange(len(words))
-            if words[k].isalpha() and len(words[k]) > 4:
+            if words[k].isalpha() and len(words[k]) > 3:
                 words[k] = misspell(words[k], rng)
         text = " ".join(words)
     if rng.random() < 0.1:
-        text = text.replace(" and ", " & ")
+        text = text.replace(" and ", rng.choice([" & ", " n ", " + "]))
+    if rng.random() < 0.08:  # chat shorthand
+        for a, b in (
+            ("please", "pls"),
+            ("want", "wanna"),
+            ("the table", "the tbl"),
+            ("you", "u"),
+            ("have", "hav"),
+        ):
+            text = text.replace(a, b)
     return text
 
 
@@ -666,6 +711,15 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
     table = sample_table(rng, pick)
     name = Namer(rng, typo=rng.choice([0.0, 0.0, 0.05, 0.15]))
     start_sents, start = say_table(table, rng, name)
+    tall = [t for t in table.towers if len(t) > 1]
+    if len(tall) == 1:  # one stack: its blocks can be named by their place in it ("the top one")
+        t = tall[0]
+        name.positions = {
+            t[-1]: rng.choice(["the top one", "the top block", "the one on top", "the topmost block"]),
+            t[0]: rng.choice(["the bottom one", "the bottom block", "the one at the bottom"]),
+        }
+        if len(t) == 3:
+            name.positions[t[1]] = rng.choice(["the middle one", "the middle block", "the one in the middle"])
     goal = sample_goal(table, rng)
     goal_text, goal_items = say_goal(table, goal, rng, name)
     kind = "plan"
@@ -736,7 +790,13 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
             body, start, kind = "", [], "incomplete"
     if kind == "incomplete" and not goal_items and rng.random() < 0.5:
         goal_sent = ""
-    parts = [body, goal_sent] if rng.random() < 0.8 else [goal_sent, body]
+    first = rng.random()
+    if first < 0.72:
+        parts = [body, goal_sent]
+    elif first < 0.9 or not body:
+        parts = [goal_sent, body]
+    else:  # "Reverse my tower: red on the table, blue on red."
+        parts = [goal_sent.rstrip(".?!") + ": " + body[0].lower() + body[1:]]
     if rule_sents:
         parts.insert(rng.choice([1, 2]) if len(parts) > 1 else 1, " ".join(rule_sents))
     if rng.random() < 0.25:
