@@ -131,9 +131,8 @@ def plan(state: AgentState, services: Services) -> dict:
         k: result[k]
         for k in ("status", "expansions", "energies", "escalated", "escalated_by", "budget_spent")
     }
-    trace["found_at"] = round(
-        found_at, 3
-    )  # wall clock: when the plan was found (the page times its first token)
+    # wall clock: when the plan was found (the page times its first token against it)
+    trace["found_at"] = round(found_at, 3)
     return {"status": r.status, "plan": result, "_trace": trace}
 
 

@@ -36,7 +36,9 @@ class Perception:
 
 
 _STATEMENT = re.compile(r"as initial conditions i have that", re.IGNORECASE)
-_ASK_FOR_PLAN = re.compile(r"what is the plan to achieve my goal\?( just give the actions in the plan\.)?", re.I)
+_ASK_FOR_PLAN = re.compile(
+    r"what is the plan to achieve my goal\?( just give the actions in the plan\.)?", re.I
+)
 _RULE_WORDS = re.compile(r"\b(never|don'?t|do not|must not|mustn'?t|without|avoid|keep|leave|no)\b", re.I)
 _NEG = r"(?:never|don'?t|do\s+not|must\s+not|mustn'?t|shouldn'?t|should\s+not|without|avoid)"
 _PLANNING_WORDS = re.compile(

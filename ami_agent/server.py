@@ -1,12 +1,12 @@
 """`ami-agent serve`: the chat page and an OpenAI-compatible HTTP API over the agent (FastAPI + uvicorn).
 
-GET / (the page, ami_agent/web/: threads, streamed answers, each plan drawn step by step), GET/DELETE
-/api/threads[/ID] (the threads in the agent's SQLite memory), POST /v1/chat/completions (streaming and not),
-GET /v1/models, GET /healthz. A planning turn's view (the predicted states, steps, rules, energies) rides along
-as `ami.view`. The plan record rides along as a
-top-level `plan_record` field (absent for pure chat turns), the trace and thread as `ami`. A conversation is one
-thread: pass `thread_id` (or OpenAI's `user`) to keep it in the agent's SQLite memory; without one the agent
-rebuilds the problem from the request's earlier user messages. Loopback by default.
+GET / is the page (ami_agent/web/: threads, streamed answers, each plan drawn step by step); GET and DELETE
+/api/threads[/ID] read and forget the threads of the agent's SQLite memory; POST /v1/chat/completions (streaming
+and not), GET /v1/models and GET /healthz are OpenAI's. The plan record rides along as a top-level `plan_record`
+field (absent for pure chat turns); the status, trace, thread and a planning turn's view (the predicted states,
+steps, rules, energies) as `ami`. A conversation is one thread: pass `thread_id` (or OpenAI's `user`) to keep it
+in the agent's SQLite memory; without one the agent rebuilds the problem from the request's earlier user
+messages. Loopback by default.
 """
 
 from __future__ import annotations
