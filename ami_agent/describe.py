@@ -744,6 +744,8 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
             start.append(extra_item)
             kind = "contradiction"
     rule_texts, rules = sample_rules(table, rng, name) if rng.random() < 0.22 else ([], [])
+    if any(r.replace("keep", "never", 1) in rules for r in rules if r.startswith("keep")):
+        kind = "contradiction"  # rules that forbid what another keeps: perception asks
     layout = rng.random()
     intro = rng.choice(START_INTROS)
     if layout < 0.15:  # bullets, one fact per line

@@ -215,7 +215,21 @@ def state_problems(init: set[Atom], objects: list[str], reader: Reader) -> list[
         issues.append(f"the hand cannot be empty while holding the {name(held[0])}")
     if len(held) > 1:
         issues.append("the hand holds one block at a time")
+    for x in held:
+        if x in below or ("ontable", x) in init:
+            where = f"on the {name(below[x][0])}" if x in below else "on the table"
+            issues.append(f"the {name(x)} cannot be in the hand and {where} at once")
     return issues
+
+
+def rule_problems(constraints: list[Constraint], reader: Reader) -> list[str]:
+    """Rules that contradict each other: keeping a fact that another rule forbids."""
+    kept = {c.target: c for c in constraints if c.kind == "require_fact"}
+    return [
+        f'"{kept[c.target].describe()}" and "{c.describe()}" cannot both hold'
+        for c in constraints
+        if c.kind == "forbid_fact" and c.target in kept
+    ]
 
 
 def goal_problems(goal: set[Atom], objects: list[str], reader: Reader) -> list[str]:
@@ -555,4 +569,10 @@ def _checked(p: Perception, reader: Reader, text: str) -> Perception:
     issues = goal_problems(p.goal, p.objects, reader)
     if issues:
         return Perception("clarify", question="That goal cannot hold: " + "; ".join(issues) + ".")
+    issues = rule_problems(p.constraints, reader)
+    if issues:
+        return Perception(
+            "clarify",
+            question="Your rules contradict each other: " + "; ".join(issues) + ". Which one holds?",
+        )
     return p

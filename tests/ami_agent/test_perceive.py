@@ -29,13 +29,13 @@ def test_constraints_in_words(reader):
     text = (
         STATE + "My goal is to have that the red block is on top of the blue block. "
         "Never put the blue block on the table. Don't touch the yellow block. Do not use stack. "
-        "Keep the blue block on the table."
+        "Keep the red block on the table."
     )
     p = perceive(text.replace("Don't touch the yellow block. ", ""), reader, None)
     kinds = {(c.kind, c.target) for c in p.constraints}
     assert ("forbid_fact", ("ontable", "b")) in kinds
     assert ("forbid_operator", ("stack",)) in kinds
-    assert ("require_fact", ("ontable", "b")) in kinds
+    assert ("require_fact", ("ontable", "a")) in kinds
     # the yellow block is not on the table at all: a question, not a guess
     assert perceive(text, reader, None).kind == "clarify"
 

@@ -127,6 +127,11 @@ def test_completion_places_what_is_said_nowhere(reader):
         ("start: \ngoal: red on blue", ["where is each block"]),
         ("start: red on table; blue on table\ngoal: ", ["you have: red and blue on the table", "in the end"]),
         ("start: red on table\ngoal: red on table\nrules: never touch gold", ["gold"]),
+        ("start: red on blue; holding red\ngoal: blue on red", ["red", "in the hand"]),  # held and placed
+        (
+            "start: red on table; blue on table\ngoal: red on blue\nrules: keep blue on table; never blue on table",
+            ["contradict"],
+        ),
     ],
 )
 def test_what_is_missing_or_contradictory_is_asked_by_name(reader, reading, words):
