@@ -114,11 +114,10 @@ def serve_cmd(
 
 
 DEMO_TURNS = [
-    "As initial conditions I have that, the red block is clear, the yellow block is clear, the orange block is "
-    "clear, the hand is empty, the red block is on top of the blue block, the blue block is on the table, the yellow "
-    "block is on the table and the orange block is on the table. My goal is to have that the blue block is on top of "
-    "the orange block. Never put the red block on the table.",
+    "Red sits on blue. Yellow and orange are each on the table by themselves. I'd like blue on top of orange, but "
+    "never put red on the table.",
     "Now put the red block on top of the blue block as well.",
+    "Undo the last one.",
     "Also, do not use unstack.",
     "What is a world model, in one sentence?",
 ]
@@ -126,8 +125,8 @@ DEMO_TURNS = [
 
 @app.command("demo")
 def demo_cmd(backend: Backend = "auto", memory: Memory = None):
-    """A scripted conversation through the real agent: a plan, a guardrail, a follow-up, a blocked goal, a
-    general question."""
+    """A scripted conversation through the real agent: a request in free words with a guardrail, a follow-up, an
+    undo, a blocked goal, a general question."""
     import time
     import uuid
 
