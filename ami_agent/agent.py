@@ -50,8 +50,11 @@ class Agent:
         return self.services.add_world(domain, verbalizer, checkpoint)
 
     def warm(self) -> None:
-        """Start the decoder backend now rather than at the first answer."""
+        """Start the decoder backend (and the reader's engine, when there is a reader) now rather than at the
+        first answer."""
         _ = self.services.decoder
+        if self.services.has_reader:
+            self.services.reader_backend()
 
     def close(self) -> None:
         self.services.close()

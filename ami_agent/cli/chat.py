@@ -131,10 +131,10 @@ def demo_cmd(backend: Backend = "auto", memory: Memory = None):
     import uuid
 
     a = agent(backend, None, memory)
-    err.print("starting the decoder ...")
+    err.print("starting the decoder and the reader ...")
     t0 = time.perf_counter()
     a.warm()
-    err.print(f"decoder ready ({a.decoder.backend.name}, {time.perf_counter() - t0:.1f} s)")
+    err.print(f"ready ({a.decoder.backend.name}, {time.perf_counter() - t0:.1f} s)")
     thread = f"demo-{uuid.uuid4().hex[:8]}"
     try:
         for text in DEMO_TURNS:
