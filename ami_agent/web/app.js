@@ -195,7 +195,7 @@ async function send(text) {
 function planPanel(v) {
   const panel = el("div", { class: "plan", "data-status": v.status });
   if (v.constraints && v.constraints.length) {
-    panel.append(el("h3", { text: "Rules the planner kept" }), listOf(v.constraints, "rules"));
+    panel.append(el("h3", { text: v.status === "solved" ? "Rules the planner kept" : "Rules" }), listOf(v.constraints, "rules"));
   }
   if (v.status !== "solved") {
     if (v.reason) panel.append(el("h3", { text: "Why no plan" }), el("p", { text: v.reason }));

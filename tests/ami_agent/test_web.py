@@ -141,5 +141,8 @@ def test_demo_conversation_screenshot(browser, server):
     page = _page(browser, server, [])
     for turn in DEMO_TURNS:
         _ask(page, turn, 180_000)
-    page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
+    height = page.evaluate("document.querySelector('#messages').scrollHeight") + 120
+    # the whole conversation in one picture
+    page.set_viewport_size({"width": 1280, "height": min(height, 4000)})
+    page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
     page.context.close()
