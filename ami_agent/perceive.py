@@ -222,7 +222,7 @@ def state_problems(init: set[Atom], objects: list[str], reader: Reader) -> list[
     return issues
 
 
-def rule_problems(constraints: list[Constraint], reader: Reader) -> list[str]:
+def rule_problems(constraints: list[Constraint]) -> list[str]:
     """Rules that contradict each other: keeping a fact that another rule forbids."""
     kept = {c.target: c for c in constraints if c.kind == "require_fact"}
     return [
@@ -569,7 +569,7 @@ def _checked(p: Perception, reader: Reader, text: str) -> Perception:
     issues = goal_problems(p.goal, p.objects, reader)
     if issues:
         return Perception("clarify", question="That goal cannot hold: " + "; ".join(issues) + ".")
-    issues = rule_problems(p.constraints, reader)
+    issues = rule_problems(p.constraints)
     if issues:
         return Perception(
             "clarify",

@@ -115,6 +115,18 @@ def _free_cases(limit: int | None, files: list[Path] | None = None):
     return [c for f in files or [REQUESTS, FOLLOWUPS] for c in load_cases(colours, f, limit)], d
 
 
+def _free_summary(rows: list[dict], field: str) -> dict:
+    """How many rows have `field` true, in all, by expected outcome and by style."""
+    n = sum(bool(r[field]) for r in rows)
+    return {
+        "requests": len(rows),
+        field: n,
+        f"{field}_rate": round(n / max(1, len(rows)), 4),
+        "by_expect": _by(rows, "expect", field),
+        "by_style": _by(rows, "style", field),
+    }
+
+
 def _by(rows: list[dict], key: str, field: str) -> dict:
     out: dict = {}
     for r in rows:
@@ -144,14 +156,9 @@ def _bench_free(limit: int | None, backend: str, out_path: Path | None, files: l
         a.close()
     err.print()
     _write_records(out_path, rows)
-    right = sum(r["right"] for r in rows)
     summary = {
-        "requests": len(rows),
-        "right": right,
-        "right_rate": round(right / max(1, len(rows)), 4),
+        **_free_summary(rows, "right"),
         "no_plan_to_reachable": sum(r["no_plan_to_reachable"] for r in rows),
-        "by_expect": _by(rows, "expect", "right"),
-        "by_style": _by(rows, "style", "right"),
         "median_seconds": round(statistics.median(r["seconds"] for r in rows), 2),
         "backend": backend,
     }
@@ -194,13 +201,8 @@ def bench_reader_cmd(
         a.close()
     err.print()
     _write_records(out_path, rows)
-    exact = sum(r["exact"] for r in rows)
     summary = {
-        "requests": len(rows),
-        "exact": exact,
-        "exact_rate": round(exact / max(1, len(rows)), 4),
-        "by_expect": _by(rows, "expect", "exact"),
-        "by_style": _by(rows, "style", "exact"),
+        **_free_summary(rows, "exact"),
         "median_seconds": round(statistics.median(r["seconds"] for r in rows), 3),
     }
     out.print(json.dumps(summary))
