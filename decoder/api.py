@@ -42,7 +42,7 @@ class DecodeItem:
     ) -> DecodeItem:
         """The decoder's input for a plan: its latent trajectory ((T+1, E, N+1, D) of the planner's ensemble, or
         (T+1, N+1, D)) and the objects' identity vectors ((E, N, D) or (N, D)); the first draw is decoded."""
-        symbols = ProblemSymbols(model.vocab, list(objects))
+        symbols = ProblemSymbols(model.vocab, list(objects), init)
         ids = identities[0] if identities.dim() == 3 else identities
         plan = PlanLatents.from_plan(model, ids, actions, symbols, trajectory, draw=0)
         return cls(world, vb, list(objects), frozenset(init), frozenset(goal), list(actions), plan)

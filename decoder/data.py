@@ -55,7 +55,7 @@ class Example:
 
 
 def plan_latents(world: World, problem: Problem, actions, seed: int) -> PlanLatents:
-    lw = LatentWorld(world.model, list(problem.objects), seed)
+    lw = LatentWorld(world.model, list(problem.objects), seed, problem.init)
     init = lw.encode([lw.fact_ids(problem.init)])
     ids = [lw.symbols.action_index[tuple(a)] for a in actions]
     traj = lw.unroll(init, ids)

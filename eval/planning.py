@@ -78,6 +78,12 @@ def summarize(judged: list[Row]) -> dict:
         "no_plan": sum(j.record.status == "no_plan" for j in judged),
         "errors": sum(j.record.status == "error" for j in judged),
         "optimal_of_valid": round(len(optimal) / len(with_opt), 4) if with_opt else None,
+        # the valid plans' total length over their reference plans' (where the suite has them): 1.0 is as short
+        "steps_over_reference": (
+            round(sum(len(j.record.plan) for j in with_opt) / sum(j.optimal_length for j in with_opt), 4)
+            if with_opt
+            else None
+        ),
         "median_seconds": round(statistics.median(times), 3) if times else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

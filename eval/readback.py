@@ -32,11 +32,12 @@ def readback(
         sampler = TrajectorySampler(
             domain, model.vocab, rng=random.Random(seed * 1000 + n), walk_start=walk_start
         )
-        trajs = [sampler.sample(n, 1, 0.0) for _ in range(states)]
+        trajs, symbols = sampler.batch(n, states, 1, 0.0)
         objects = list(trajs[0].objects)
         if any(t.objects != trajs[0].objects for t in trajs):
             raise ValueError(f"the generated {n}-object problems do not share their objects")
-        world = EnsembleWorld(model, objects, list(range(ensemble)))
+        static = [f for f in symbols.facts if f[0] in model.vocab.static]
+        world = EnsembleWorld(model, objects, list(range(ensemble)), static)
         z = world.encode([t.states[0] for t in trajs])
         z1 = world.step(z, torch.tensor([t.actions[0] for t in trajs]))
         truth = torch.zeros(len(trajs), len(world.symbols.facts), dtype=torch.bool)

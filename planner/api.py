@@ -105,7 +105,7 @@ class Planner:
         t0 = time.perf_counter()
         e = self.ensemble
         draws = [list(range(seed + k * e, seed + (k + 1) * e)) for k in range(self.attempts + 3)]
-        worlds = [EnsembleWorld(self.model, list(objects), d) for d in draws]
+        worlds = [EnsembleWorld(self.model, list(objects), d, init) for d in draws]
         constraints = list(constraints)
         unknown = [g for g in goal if g not in worlds[0].symbols.fact_index]
         if unknown:
@@ -209,7 +209,7 @@ class Planner:
         """The latent trajectory (T+1, E, N+1, D) and identity vectors (E, N, D) of a plan the search returned,
         computed again from plain data: the same identity draws (`PlanResult.seeds`) roll the same actions out
         from the same start, as the search's result did. What the decoder reads survives as facts and labels."""
-        world = EnsembleWorld(self.model, list(objects), list(seeds))
+        world = EnsembleWorld(self.model, list(objects), list(seeds), init)
         root = world.encode([world.fact_ids(init)])
         ids = [world.symbols.action_index[tuple(a)] for a in actions]
         return world.unroll(root, ids), world.ids
@@ -221,7 +221,7 @@ class Planner:
         state before the plan and after each step, the critic's steps to go and the task energy (-sum log p(goal
         fact): 0 when the model is sure the goal holds); for each step, its feasibility energy (-log p(the action
         could run))."""
-        world = EnsembleWorld(self.model, list(objects), list(seeds))
+        world = EnsembleWorld(self.model, list(objects), list(seeds), init)
         ids = [world.symbols.action_index[tuple(a)] for a in actions]
         trajectory = world.unroll(world.encode([world.fact_ids(init)]), ids)
         probs = world.fact_probs(trajectory)

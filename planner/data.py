@@ -68,15 +68,49 @@ class TrajectorySampler:
         )
         self._symbols: dict[tuple[str, ...], ProblemSymbols] = {}
 
-    def symbols(self, objects: list[str]) -> ProblemSymbols:
-        key = tuple(objects)
+    def symbols(self, objects: list[str], init=None) -> ProblemSymbols:
+        """The candidate symbols of a problem's objects (and, in a typed world, of its static facts)."""
+        static = frozenset(f for f in init or () if f[0] in self.vocab.static) if self.vocab.typed else None
+        key = (tuple(objects), static)
         if key not in self._symbols:
-            self._symbols[key] = ProblemSymbols(self.vocab, list(objects))
+            if len(self._symbols) > 4096:
+                self._symbols.clear()
+            self._symbols[key] = ProblemSymbols(self.vocab, list(objects), static)
         return self._symbols[key]
+
+    @property
+    def has_skeletons(self) -> bool:
+        return self.gens[0].spec is not None and not self.seeds
+
+    def skeleton(self, n_objects: int):
+        """A spec world's skeleton for `n_objects` objects; None for other worlds (problems then share nothing but
+        their object count)."""
+        return self.gens[0].skeleton(n_objects) if self.has_skeletons else None
+
+    def batch(self, n_objects: int, size: int, steps: int, optimal_fraction: float) -> tuple[list, ProblemSymbols]:
+        """`size` trajectories of `n_objects`-object problems and the candidate symbols their indices refer to.
+        A spec world's batch shares one skeleton (so one symbol table); other worlds share the object count."""
+        sk = self.skeleton(n_objects)
+        if sk is None:
+            trajs = [self.sample(n_objects, steps, optimal_fraction) for _ in range(size)]
+            return trajs, self.positional(n_objects)
+        trajs = [self.sample(n_objects, steps, optimal_fraction, skeleton=sk) for _ in range(size)]
+        return trajs, self.symbols(list(sk.objects), sk.static)
 
     def positional(self, n_objects: int) -> ProblemSymbols:
         """Candidate facts and actions depend only on the object count (rows hold object positions), so one
-        symbol table per count serves every problem of that size in a batch."""
+        symbol table per count serves every problem of that size in a batch. In a world with static
+        preconditions they follow the static facts too: seed problems of one size must share their objects and
+        static facts (random walks keep both), and their symbols serve."""
+        if self.vocab.typed and self.seeds:
+            fitting = [p for p in self.seeds if len(p.objects) == n_objects]
+            tables = {(tuple(p.objects), frozenset(f for f in p.init if f[0] in self.vocab.static)) for p in fitting}
+            if len(tables) != 1:
+                raise ValueError(
+                    f"seed problems of {n_objects} objects must share their objects and static facts in a world "
+                    "with static preconditions"
+                )
+            return self.symbols(list(fitting[0].objects), fitting[0].init)
         return self.symbols([f"o{i}" for i in range(n_objects)])
 
     def object_counts(self, lo: int, hi: int) -> list[int]:
@@ -87,10 +121,12 @@ class TrajectorySampler:
         counts = sorted({len(p.objects) for p in self.seeds})
         return [n for n in counts if lo <= n <= hi] or counts
 
-    def problem(self, n_objects: int) -> Problem:
+    def problem(self, n_objects: int, skeleton=None) -> Problem:
         # (no draw when the fraction is 0: the stream of problems stays what it was before the option existed)
         full = self.full_goal_fraction > 0 and self.rng.random() < self.full_goal_fraction
         goal_facts = sys.maxsize if full else None  # the generator caps it at the facts there are
+        if skeleton is not None:
+            return self.gens[0].on_skeleton(skeleton, goal_facts=goal_facts)
         if self.seeds:
             fitting = [g for g in self.gens if len(g.seed.objects) == n_objects]
             if not fitting:
@@ -99,12 +135,17 @@ class TrajectorySampler:
         return self.gens[0].sample(n_objects, goal_facts=goal_facts)
 
     def sample(
-        self, n_objects: int, steps: int, optimal_fraction: float = 0.5, max_expansions: int = 200_000
+        self,
+        n_objects: int,
+        steps: int,
+        optimal_fraction: float = 0.5,
+        max_expansions: int = 200_000,
+        skeleton=None,
     ) -> Trajectory:
         for _ in range(100):
-            problem = self.problem(n_objects)
-            task = Task(self.domain, problem)
-            sym = self.symbols(list(problem.objects))
+            problem = self.problem(n_objects, skeleton)
+            task = Task(self.domain, problem) if skeleton is None else self.gens[0].task_on(skeleton, problem)
+            sym = self.symbols(list(problem.objects), problem.init)
             follow = self.rng.random() < optimal_fraction
             plan_ids: list[int] = []
             if follow:
@@ -116,6 +157,14 @@ class TrajectorySampler:
                 ]
             return self._roll(task, sym, plan_ids, steps, follow)
         raise RuntimeError("could not sample a solvable problem in 100 tries")
+
+    @staticmethod
+    def _known(task: Task, sym: ProblemSymbols, state: int) -> list[int]:
+        """The actions that can run, among the candidates (a ground action that repeats an object, such as driving
+        from a location to itself, changes nothing and is no candidate)."""
+        return [
+            i for i in task.applicable(state) if (task.actions[i].name, *task.actions[i].args) in sym.action_index
+        ]
 
     def _roll(
         self, task: Task, sym: ProblemSymbols, plan_ids: list[int], steps: int, follow: bool
@@ -129,13 +178,13 @@ class TrajectorySampler:
                 state = task.apply(state, task.actions[i])
         if not follow and self.walk_start > 0:
             for _ in range(self.rng.randint(0, self.walk_start)):
-                app = task.applicable(state)
+                app = self._known(task, sym, state)
                 if not app:
                     break
                 state = task.apply(state, task.actions[self.rng.choice(app)])
         states, actions, applicable, to_go = [], [], [], []
         for k in range(steps + 1):
-            app = task.applicable(state)
+            app = self._known(task, sym, state)
             states.append(fact_ids(task, sym, state))
             applicable.append([sym.action_index[(task.actions[i].name, *task.actions[i].args)] for i in app])
             j = start + k

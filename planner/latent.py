@@ -56,13 +56,14 @@ class LatentWorld:
     max_rows = 2048
     max_cells = 2048 * 64
 
-    def __init__(self, model: WorldModel, objects: list[str], seed: int = 0):
+    def __init__(self, model: WorldModel, objects: list[str], seed: int = 0, init=None):
+        """`init`: the problem's facts, read for its static ones when the world's candidates follow them."""
         if len(objects) > model.cfg.identity_slots:
             raise ValueError(
                 f"{len(objects)} objects, but the model has {model.cfg.identity_slots} identity slots"
             )
         self.model = model.eval()
-        self.symbols = ProblemSymbols(model.vocab, objects)
+        self.symbols = ProblemSymbols(model.vocab, objects, init)
         g = torch.Generator().manual_seed(seed)
         slots = torch.randperm(model.cfg.identity_slots, generator=g)[: len(objects)]
         with torch.no_grad():
@@ -135,8 +136,8 @@ class EnsembleWorld(LatentWorld):
     draws' probabilities. Object identities are arbitrary, so their draws act as an ensemble of world models. The
     draws run as one batch through the model."""
 
-    def __init__(self, model: WorldModel, objects: list[str], seeds: list[int]):
-        draws = [LatentWorld(model, objects, s) for s in seeds]
+    def __init__(self, model: WorldModel, objects: list[str], seeds: list[int], init=None):
+        draws = [LatentWorld(model, objects, s, init) for s in seeds]
         self.model = model.eval()
         self.symbols = draws[0].symbols
         self.ids = torch.cat([w.ids for w in draws], 0)  # (E, N, D)

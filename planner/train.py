@@ -519,7 +519,12 @@ def train_stage(model: WorldModel, domain, vocab, cfg: TrainConfig, seed_problem
     values = None
     if model.relational and "critic" in parts and cfg.critic_weight > 0:
         values = ValueSampler(
-            domain, sampler.symbols, sampler.problem, random.Random(cfg.seed + 1), cfg.value_max_states
+            domain,
+            sampler.symbols,
+            sampler.problem,
+            random.Random(cfg.seed + 1),
+            cfg.value_max_states,
+            skeleton=sampler.skeleton if sampler.has_skeletons else None,
         )
         value_counts = sampler.object_counts(*cfg.value_objects)
     trajectories = parts != {"critic"} or values is None
@@ -536,15 +541,15 @@ def train_stage(model: WorldModel, domain, vocab, cfg: TrainConfig, seed_problem
         if trajectories:
             n = random.Random(cfg.seed * 100003 + step).choice(counts)
             frac = cfg.optimal_fraction if n <= cfg.oracle_objects else 0.0
-            trajs = [sampler.sample(n, cfg.rollout, frac) for _ in range(cfg.batch_size)]
-            batch = collate(trajs, sampler.positional(n))
+            trajs, symbols = sampler.batch(n, cfg.batch_size, cfg.rollout, frac)
+            batch = collate(trajs, symbols)
             loss, stats = batch_losses(
                 model, target, batch, _slots(cfg.batch_size, n, model.cfg.identity_slots, gen), cfg, reg
             )
         if values is not None:
             n = random.Random(cfg.seed * 100019 + step).choice(value_counts)
             try:
-                samples = [values.sample(n) for _ in range(cfg.value_batch)]
+                samples, value_symbols = values.batch(n, cfg.value_batch, sampler.positional)
             except StateSpaceTooLarge:
                 raise StateSpaceTooLarge(
                     f"a generated {n}-object problem has more than {cfg.value_max_states} reachable states: "
@@ -555,7 +560,7 @@ def train_stage(model: WorldModel, domain, vocab, cfg: TrainConfig, seed_problem
             )
             extra = random.Random(cfg.seed * 100043 + step).randint(0, cfg.value_extra_rounds)
             rounds = None if model.cfg.critic_rounds else n + 2 + extra
-            l_value, vstats = value_losses(model, samples, sampler.positional(n), slots, rounds)
+            l_value, vstats = value_losses(model, samples, value_symbols, slots, rounds)
             loss = loss + cfg.critic_weight * l_value
             stats = {**stats, **{k: v for k, v in vstats.items() if k != "loss"}, "loss": loss.item()}
         opt.zero_grad(set_to_none=True)

@@ -95,8 +95,12 @@ class ValueSampler:
         goals_per_problem: int = 8,
         samples_per_goal: int = 32,
         pool_problems: int = 4,
+        skeleton=None,
     ):
-        """`symbols(objects) -> ProblemSymbols`; `sample_problem(n) -> Problem` (a generated problem)."""
+        """`symbols(objects, init) -> ProblemSymbols`; `sample_problem(n, skeleton=None) -> Problem` (a generated
+        problem); `skeleton(n)`: a spec world's skeleton (None elsewhere), whose problems share candidate symbols:
+        a batch then holds the samples of one skeleton."""
+        self.skeleton = skeleton
         self.domain = domain
         self.symbols = symbols
         self.sample_problem = sample_problem
@@ -108,18 +112,23 @@ class ValueSampler:
         self._queue: dict[int, list[ValueSample]] = {}
         self.too_large: set[int] = set()
 
-    def _fill(self, n: int) -> None:
-        problem: Problem = self.sample_problem(n)
+    def _fill(self, n: int, sk=None) -> list[ValueSample]:
+        problem: Problem = self.sample_problem(n) if sk is None else self.sample_problem(n, skeleton=sk)
         task = Task(self.domain, problem)
         try:
             space = StateSpace.enumerate(task, self.max_states)
         except StateSpaceTooLarge:
             self.too_large.add(n)
             raise
-        sym: ProblemSymbols = self.symbols(list(problem.objects))
+        sym: ProblemSymbols = (
+            self.symbols(list(problem.objects)) if sk is None else self.symbols(list(problem.objects), problem.init)
+        )
 
         out = []
-        goals = [problem.goal] + [self.sample_problem(n).goal for _ in range(self.goals_per_problem - 1)]
+        goals = [problem.goal] + [
+            (self.sample_problem(n) if sk is None else self.sample_problem(n, skeleton=sk)).goal
+            for _ in range(self.goals_per_problem - 1)
+        ]
         for goal_atoms in goals:
             known = [g for g in goal_atoms if g in task.fact_index]
             if len(known) < len(goal_atoms):
@@ -135,7 +144,30 @@ class ValueSampler:
                 d = self.rng.choice(levels)
                 i = self.rng.choice(by_distance[d])
                 out.append(ValueSample(n, fact_ids(task, sym, space.states[i]), goal_ids, d))
-        self._queue.setdefault(n, []).extend(out)
+        if sk is None:
+            self._queue.setdefault(n, []).extend(out)
+        return out
+
+    def batch(self, n_objects: int, size: int, positional) -> tuple[list[ValueSample], ProblemSymbols]:
+        """`size` samples and the symbols they index: of one object count (`positional(n)`), or in a spec world
+        of one skeleton (a skeleton whose state space is too large is skipped for another, a few times)."""
+        if self.skeleton is None:
+            return [self.sample(n_objects) for _ in range(size)], positional(n_objects)
+        q = self._queue.setdefault(n_objects, [])
+        if not q or len(q[0][1]) < size:
+            for tries in range(20):
+                sk = self.skeleton(n_objects)
+                try:
+                    samples = self._fill(n_objects, sk)
+                    break
+                except StateSpaceTooLarge:
+                    if tries == 19:
+                        raise
+            self.rng.shuffle(samples)
+            q[:] = [(self.symbols(list(sk.objects), sk.static), samples)]
+        sym, samples = q[0]
+        out, q[0] = samples[:size], (sym, samples[size:])
+        return out, sym
 
     def sample(self, n_objects: int) -> ValueSample:
         """One sample; samples are drawn from a shuffled pool of several problems' samples, refilled when it runs

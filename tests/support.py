@@ -103,7 +103,7 @@ def code_projector(hidden=16, k=8, **kw):
 
 
 def tiny_latents(model, p, plan, seed=0):
-    lw = LatentWorld(model, list(p.objects), seed)
+    lw = LatentWorld(model, list(p.objects), seed, p.init)
     traj = lw.unroll(lw.encode([lw.fact_ids(p.init)]), [lw.symbols.action_index[a] for a in plan])
     return PlanLatents.from_plan(model, lw.ids[0], plan, lw.symbols, traj)
 

@@ -41,6 +41,7 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 class UserError(Exception):

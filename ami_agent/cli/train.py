@@ -11,6 +11,7 @@ from ami_agent.cli.common import (
     Minutes,
     OutDir,
     PlanbenchDir,
+    RECIPES,
     UserError,
     Worlds,
     default_checkpoint,
@@ -48,13 +49,20 @@ def train_world_model_cmd(
     from planner.values import StateSpaceTooLarge
     from planner.worlds.blocksworld import blocksworld_names
     from planner.worlds.pddl import load_domain, load_problem
+    from planner.worlds.spec import WorldSpec
 
     d = load_domain(domain)
     seeds = [load_problem(f, d) for f in problem_files(problems)] if problems else None
-    if seeds is None and blocksworld_names(d) is None:
+    if seeds is None and blocksworld_names(d) is None and WorldSpec.beside(d) is None:
         raise UserError(
-            f"domain '{d.name}' has no dedicated generator: pass --problems DIR with seed problems"
+            f"domain '{d.name}' has no dedicated generator and no world spec beside it "
+            f"({domain.with_name(domain.stem + '.problems.yaml')}): write one (docs/worlds.md) or pass "
+            "--problems DIR with seed problems"
         )
+    # a world with its own recipe (recipes/<domain file stem>.yaml) trains by it unless --config says otherwise
+    own = RECIPES / f"{domain.stem}.yaml"
+    if config is None and own.exists():
+        config = own
     try:
         recipe = Recipe.load(config) if config else Recipe()
         if minutes is not None:

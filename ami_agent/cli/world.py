@@ -153,8 +153,19 @@ def world_sample(
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write instance-N.pddl files here")] = None,
     nl_config: NLConfigOpt = None,
+    counts: Annotated[
+        str | None,
+        typer.Option(
+            help="A spec world's group counts, e.g. city=4,location=3-4,package=10,airplane=3 (per parent where "
+            "the group has one; default: the spec's ranges)"
+        ),
+    ] = None,
+    unsolvable: Annotated[
+        bool, typer.Option("--unsolvable", help="A spec world's problems whose goal no plan reaches")
+    ] = False,
 ):
-    """Generate random solvable problems (random reachable initial states and goals)."""
+    """Generate random problems: solvable ones (random reachable initial states and goals), or with
+    --unsolvable, for a world with a spec, ones whose goal no plan reaches."""
     from planner.worlds.generate import ProblemGenerator, problem_to_pddl
     from planner.worlds.pddl import load_domain, load_problem
 
@@ -165,8 +176,18 @@ def world_sample(
     vb = verbalizer(d, nl_config) if nl_config else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+    group_counts = _parse_counts(counts) if counts else None
+    if (group_counts or unsolvable) and gen.spec is None:
+        raise UserError(
+            f"--counts and --unsolvable need a world spec beside the domain file "
+            f"({domain.with_name(domain.stem + '.problems.yaml')}); see docs/worlds.md"
+        )
     for i in range(1, count + 1):
-        p = gen.sample(objects, name=f"generated-{seed}-{i}")
+        name = f"generated-{seed}-{i}"
+        if gen.spec is not None:
+            p = gen.spec.sample(d, gen.rng, objects, group_counts, name, unsolvable=unsolvable)
+        else:
+            p = gen.sample(objects, name=name)
         text = problem_to_pddl(p)
         if out_dir:
             (out_dir / f"instance-{i}.pddl").write_text(text)
@@ -176,6 +197,18 @@ def world_sample(
             out.print(vb.statement(p.init, p.goal))
     if out_dir:
         out.print(f"wrote {count} problem(s) to {out_dir}")
+
+
+def _parse_counts(text: str) -> dict[str, int | list[int]]:
+    """city=4,location=3-4 -> {"city": 4, "location": [3, 4]}"""
+    out: dict[str, int | list[int]] = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        lo, _, hi = value.strip().partition("-")
+        if not key.strip() or not lo.isdigit() or (hi and not hi.isdigit()):
+            raise UserError(f"--counts: expected GROUP=N or GROUP=LOW-HIGH, comma-separated; got {part!r}")
+        out[key.strip()] = [int(lo), int(hi)] if hi else int(lo)
+    return out
 
 
 @app.command("suites")

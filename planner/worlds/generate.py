@@ -1,8 +1,10 @@
 """Random problems for any STRIPS domain: reachable initial states and goals, with the object count as a parameter.
 
 Blocksworld (and any domain with its structure under other names, such as mystery blocksworld) gets a dedicated
-generator of random towers for any number of blocks. Any other domain takes a seed problem and generates by random
-walks from its initial state (so every state is reachable and every goal solvable).
+generator of random towers for any number of blocks. A domain with a world spec beside its file
+(`logistics.problems.yaml` beside `logistics.pddl`, see `planner.worlds.spec`) is generated from the spec. Any
+other domain takes a seed problem and generates by random walks from its initial state (so every state is reachable
+and every goal solvable).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import string
 from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.errors import WorldError
 from planner.worlds.pddl import Atom, Domain, Problem, format_atom
+from planner.worlds.spec import Skeleton, WorldSpec
 from planner.worlds.strips import Task
 
 
@@ -53,21 +56,51 @@ def towers_facts(towers: list[list[str]], names: dict[str, str]) -> set[Atom]:
 
 
 class ProblemGenerator:
-    """Random solvable problems of one domain. `sample(n_objects)` for blocksworld-like domains; other domains
-    need `seed` (a problem whose initial state the random walks start from) and keep its objects."""
+    """Random solvable problems of one domain. `sample(n_objects)` for blocksworld-like domains and domains with a
+    world spec; other domains need `seed` (a problem whose initial state the random walks start from) and keep its
+    objects."""
 
     def __init__(self, domain: Domain, seed: Problem | None = None, rng: random.Random | int | None = None):
         self.domain = domain
         self.seed = seed
         self.rng = rng if isinstance(rng, random.Random) else random.Random(rng)
         self.bw = blocksworld_names(domain)
-        if self.bw is None and seed is None:
+        self.spec = WorldSpec.beside(domain) if self.bw is None and seed is None else None
+        if self.bw is None and seed is None and self.spec is None:
             raise WorldError(
                 f"domain '{domain.name}' has no dedicated generator: pass a seed problem (--problem P) whose "
-                "initial state the random walks start from",
+                "initial state the random walks start from, or write a world spec beside the domain file "
+                "(see docs/worlds.md)",
                 source=domain.source,
             )
         self._seed_task = Task(domain, seed) if seed is not None and self.bw is None else None
+        self._universes: dict = {}
+
+    def task_on(self, sk: Skeleton, problem: Problem) -> Task:
+        """The grounded task of a problem on a spec world's skeleton, rebased from the skeleton's universe
+        (grounded once per skeleton: grounding each problem anew cost most of a training step)."""
+        key = (tuple(sk.objects), sk.static)
+        u = self._universes.get(key)
+        if u is None:
+            if len(self._universes) > 256:
+                self._universes.clear()
+            u = self._universes[key] = self.spec.universe(self.domain, sk)
+        return u.rebased(problem)
+
+    def skeleton(self, n_objects: int | None = None) -> Skeleton | None:
+        """A spec world's fixed structure for problems of `n_objects` (None for other domains)."""
+        return self.spec.skeleton(self.rng, n_objects) if self.spec is not None else None
+
+    def on_skeleton(self, sk: Skeleton, name: str = "generated", goal_facts: int | None = None) -> Problem:
+        """A solvable problem on a spec world's skeleton."""
+        for _ in range(1000):
+            try:
+                p = self.spec.problem(self.domain, sk, self.rng, name, goal_facts)
+            except WorldError:
+                break
+            if self.task_on(sk, p).goal_reachable:
+                return p
+        raise WorldError("this skeleton allows no solvable problem", source=self.spec.source)
 
     def sample(
         self,
@@ -81,6 +114,8 @@ class ProblemGenerator:
             if n < 1:
                 raise WorldError(f"the object count must be at least 1, got {n}")
             return self._sample_blocksworld(n, name, goal_facts)
+        if self.spec is not None:
+            return self.spec.sample(self.domain, self.rng, n_objects, name=name, goal_facts=goal_facts)
         if n_objects is not None and n_objects != len(self.seed.objects):
             raise WorldError(
                 f"domain '{self.domain.name}' has no dedicated generator, so problems keep the seed's "

@@ -5,6 +5,7 @@ This is the symbolic simulator. It makes training data and judges results; the a
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -162,6 +163,17 @@ class Task:
             a[0] for s in domain.actions.values() for a in s.add + s.delete
         }
         self.static_mask = self.mask([f for f in facts if f[0] in static_preds])
+
+    def rebased(self, problem: Problem) -> Task:
+        """This grounding with another problem's initial state and goal (its objects the same, its facts among
+        this task's): no new grounding. Correct when this task was grounded from a state that includes the other's
+        (relaxed reachability only grows with the initial facts), as a spec world's universe of placements does."""
+        t = copy.copy(self)
+        t.problem = problem
+        t.init = self.mask(problem.init)
+        t.goal = self.mask(problem.goal)
+        t.__dict__.pop("goal_reachable", None)
+        return t
 
     def mask(self, atoms) -> int:
         m = 0
