@@ -82,12 +82,14 @@ class TrajectorySampler:
     def has_skeletons(self) -> bool:
         return self.gens[0].spec is not None and not self.seeds
 
-    def skeleton(self, n_objects: int):
-        """A spec world's skeleton for `n_objects` objects; None for other worlds (problems then share nothing but
-        their object count)."""
-        return self.gens[0].skeleton(n_objects) if self.has_skeletons else None
+    def skeleton(self, n_objects: int, counts: dict | None = None):
+        """A spec world's skeleton for `n_objects` objects (`counts` narrows some groups' counts); None for other
+        worlds (problems then share nothing but their object count)."""
+        return self.gens[0].skeleton(n_objects, counts) if self.has_skeletons else None
 
-    def batch(self, n_objects: int, size: int, steps: int, optimal_fraction: float) -> tuple[list, ProblemSymbols]:
+    def batch(
+        self, n_objects: int, size: int, steps: int, optimal_fraction: float
+    ) -> tuple[list, ProblemSymbols]:
         """`size` trajectories of `n_objects`-object problems and the candidate symbols their indices refer to.
         A spec world's batch shares one skeleton (so one symbol table); other worlds share the object count."""
         sk = self.skeleton(n_objects)
@@ -104,7 +106,9 @@ class TrajectorySampler:
         static facts (random walks keep both), and their symbols serve."""
         if self.vocab.typed and self.seeds:
             fitting = [p for p in self.seeds if len(p.objects) == n_objects]
-            tables = {(tuple(p.objects), frozenset(f for f in p.init if f[0] in self.vocab.static)) for p in fitting}
+            tables = {
+                (tuple(p.objects), frozenset(f for f in p.init if f[0] in self.vocab.static)) for p in fitting
+            }
             if len(tables) != 1:
                 raise ValueError(
                     f"seed problems of {n_objects} objects must share their objects and static facts in a world "
@@ -163,7 +167,9 @@ class TrajectorySampler:
         """The actions that can run, among the candidates (a ground action that repeats an object, such as driving
         from a location to itself, changes nothing and is no candidate)."""
         return [
-            i for i in task.applicable(state) if (task.actions[i].name, *task.actions[i].args) in sym.action_index
+            i
+            for i in task.applicable(state)
+            if (task.actions[i].name, *task.actions[i].args) in sym.action_index
         ]
 
     def _roll(

@@ -72,7 +72,9 @@ class Vocabulary:
         d = {"predicates": [list(p) for p in self.predicates], "actions": [list(a) for a in self.actions]}
         if self.typing:
             d["static"] = list(self.static)
-            d["typing"] = [[name, [list(a) for a in st], [list(a) for a in fl]] for name, st, fl in self.typing]
+            d["typing"] = [
+                [name, [list(a) for a in st], [list(a) for a in fl]] for name, st, fl in self.typing
+            ]
         return d
 
     @classmethod
@@ -100,7 +102,9 @@ class ProblemSymbols:
         self.object_index = {o: i for i, o in enumerate(self.objects)}
         if vocab.typed:
             if init is None:
-                raise ValueError("this world's candidate actions follow the problem's static facts: pass init")
+                raise ValueError(
+                    "this world's candidate actions follow the problem's static facts: pass init"
+                )
             self._typed({tuple(f) for f in init if f and f[0] in vocab.static})
         else:
             self.facts, self.fact_rows = self._ground(vocab.predicates)
@@ -114,7 +118,7 @@ class ProblemSymbols:
         pid = {p: i for i, (p, _) in enumerate(self.vocab.predicates)}
         aid = {x: i for i, (x, _) in enumerate(self.vocab.actions)}
         objects = self.objects
-        fluent: set[tuple[int, ...]] = set()
+        fact_set: set[tuple[int, ...]] = set()  # (predicate id, object positions...)
         actions: list[tuple[int, ...]] = []
         for name, st, fl in self.vocab.typing:
             n = arity[name]
@@ -123,12 +127,16 @@ class ProblemSymbols:
                 k = len(args)
                 for atom in st:  # the static atoms whose last argument was just bound
                     pos = atom[1:]
-                    if pos and max(pos) == k - 1 and (atom[0], *(objects[i] for i in (args[j] for j in pos))) not in static:
+                    if (
+                        pos
+                        and max(pos) == k - 1
+                        and (atom[0], *(objects[args[j]] for j in pos)) not in static
+                    ):
                         return
                 if k == n:
                     actions.append((aid[name], *args))
                     for f in fl:
-                        fluent.add((pid[f[0]], *(args[j] for j in f[1:])))
+                        fact_set.add((pid[f[0]], *(args[j] for j in f[1:])))
                     return
                 for o in range(len(objects)):
                     if o not in args:
@@ -137,9 +145,9 @@ class ProblemSymbols:
             bind([])
         for f in static:
             if f[0] in pid and all(x in self.object_index for x in f[1:]):
-                fluent.add((pid[f[0]], *(self.object_index[x] for x in f[1:])))
+                fact_set.add((pid[f[0]], *(self.object_index[x] for x in f[1:])))
         facts, rows = [], []
-        for row in sorted(fluent):
+        for row in sorted(fact_set):
             facts.append((self.vocab.predicates[row[0]][0], *(objects[i] for i in row[1:])))
             rows.append([*row, *([-1] * (a + 1 - len(row)))])
         self.facts = facts

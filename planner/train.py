@@ -32,6 +32,7 @@ from planner.jepa import ATTENTION, CRITICS, WorldModel, WorldModelConfig
 from planner.latent import fact_batch
 from planner.losses import prediction_loss, regulariser
 from planner.values import StateSpaceTooLarge, ValueSampler
+from planner.worlds.spec import parse_counts
 
 
 @dataclass
@@ -76,6 +77,10 @@ class TrainConfig:
     value_draws: int = 3  # identity draws whose probe readings are averaged (the planner averages 5)
     value_extra_rounds: int = 8  # the relational critic trains with objects + 2 + U(0..this) rounds
     value_max_states: int = 100_000
+    value_goals: int = 8  # goals per enumerated problem (each labels every state of its state space)
+    # a spec world's group counts for the critic's problems ("package=1-3"): small enough state spaces to
+    # enumerate with the structure of large problems (several cities, long hauls)
+    value_counts: tuple[str, ...] = ()
     # which states of a trajectory the online encoder encodes: "all", or "first" (the later states' latents, the
     # teacher-forced inputs and the read-outs' inputs, come from the target encoder, as V-JEPA 2-AC's predictor
     # reads frozen encoder features: model compute of a step of 64 on 2 cores 0.73 -> 0.41 s)
@@ -518,13 +523,15 @@ def train_stage(model: WorldModel, domain, vocab, cfg: TrainConfig, seed_problem
     # trajectories (nothing else learns)
     values = None
     if model.relational and "critic" in parts and cfg.critic_weight > 0:
+        group_counts = parse_counts(cfg.value_counts) if cfg.value_counts else None
         values = ValueSampler(
             domain,
             sampler.symbols,
             sampler.problem,
             random.Random(cfg.seed + 1),
             cfg.value_max_states,
-            skeleton=sampler.skeleton if sampler.has_skeletons else None,
+            goals_per_problem=cfg.value_goals,
+            skeleton=(lambda n: sampler.skeleton(n, group_counts)) if sampler.has_skeletons else None,
         )
         value_counts = sampler.object_counts(*cfg.value_objects)
     trajectories = parts != {"critic"} or values is None

@@ -110,6 +110,7 @@ class ValueSampler:
         self.samples_per_goal = samples_per_goal
         self.pool = pool_problems * goals_per_problem * samples_per_goal
         self._queue: dict[int, list[ValueSample]] = {}
+        self._chunks: dict[int, tuple] = {}  # spec worlds: n -> (symbols, samples left) of one skeleton
         self.too_large: set[int] = set()
 
     def _fill(self, n: int, sk=None) -> list[ValueSample]:
@@ -121,7 +122,9 @@ class ValueSampler:
             self.too_large.add(n)
             raise
         sym: ProblemSymbols = (
-            self.symbols(list(problem.objects)) if sk is None else self.symbols(list(problem.objects), problem.init)
+            self.symbols(list(problem.objects))
+            if sk is None
+            else self.symbols(list(problem.objects), problem.init)
         )
 
         out = []
@@ -153,8 +156,8 @@ class ValueSampler:
         of one skeleton (a skeleton whose state space is too large is skipped for another, a few times)."""
         if self.skeleton is None:
             return [self.sample(n_objects) for _ in range(size)], positional(n_objects)
-        q = self._queue.setdefault(n_objects, [])
-        if not q or len(q[0][1]) < size:
+        sym, samples = self._chunks.get(n_objects, (None, []))
+        if len(samples) < size:
             for tries in range(20):
                 sk = self.skeleton(n_objects)
                 try:
@@ -164,10 +167,9 @@ class ValueSampler:
                     if tries == 19:
                         raise
             self.rng.shuffle(samples)
-            q[:] = [(self.symbols(list(sk.objects), sk.static), samples)]
-        sym, samples = q[0]
-        out, q[0] = samples[:size], (sym, samples[size:])
-        return out, sym
+            sym = self.symbols(list(sk.objects), sk.static)
+        self._chunks[n_objects] = (sym, samples[size:])
+        return samples[:size], sym
 
     def sample(self, n_objects: int) -> ValueSample:
         """One sample; samples are drawn from a shuffled pool of several problems' samples, refilled when it runs

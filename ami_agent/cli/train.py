@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from ami_agent.cli.common import (
+    RECIPES,
     Minutes,
     OutDir,
     PlanbenchDir,
-    RECIPES,
     UserError,
     Worlds,
     default_checkpoint,
@@ -82,7 +82,7 @@ def train_world_model_cmd(
             seeds,
             command=this_command(),
             log=lambda m: err.print(m),
-            recipe_file=str(config) if config else "",
+            recipe_file=_shown(config) if config else "",
         )
     except StateSpaceTooLarge as e:
         raise UserError(str(e)) from None
@@ -90,6 +90,14 @@ def train_world_model_cmd(
         f"wrote {out_path} ({rec['parameters'] / 1e6:.2f}M parameters, {rec['steps_total']} steps, "
         f"{rec['minutes_total']} min) and {out_path.with_suffix('.json')}"
     )
+
+
+def _shown(path: Path) -> str:
+    """A recipe path as the record keeps it: relative to the repository for its own recipes."""
+    try:
+        return str(path.resolve().relative_to(RECIPES.parent))
+    except ValueError:
+        return str(path)
 
 
 @train_app.command("decoder")

@@ -168,6 +168,7 @@ def world_sample(
     --unsolvable, for a world with a spec, ones whose goal no plan reaches."""
     from planner.worlds.generate import ProblemGenerator, problem_to_pddl
     from planner.worlds.pddl import load_domain, load_problem
+    from planner.worlds.spec import parse_counts
 
     if count < 1:
         raise UserError(f"--count must be at least 1, got {count}")
@@ -176,7 +177,10 @@ def world_sample(
     vb = verbalizer(d, nl_config) if nl_config else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    group_counts = _parse_counts(counts) if counts else None
+    try:
+        group_counts = parse_counts(counts) if counts else None
+    except WorldError as e:
+        raise UserError(f"--{e}") from None
     if (group_counts or unsolvable) and gen.spec is None:
         raise UserError(
             f"--counts and --unsolvable need a world spec beside the domain file "
@@ -197,18 +201,6 @@ def world_sample(
             out.print(vb.statement(p.init, p.goal))
     if out_dir:
         out.print(f"wrote {count} problem(s) to {out_dir}")
-
-
-def _parse_counts(text: str) -> dict[str, int | list[int]]:
-    """city=4,location=3-4 -> {"city": 4, "location": [3, 4]}"""
-    out: dict[str, int | list[int]] = {}
-    for part in text.split(","):
-        key, _, value = part.partition("=")
-        lo, _, hi = value.strip().partition("-")
-        if not key.strip() or not lo.isdigit() or (hi and not hi.isdigit()):
-            raise UserError(f"--counts: expected GROUP=N or GROUP=LOW-HIGH, comma-separated; got {part!r}")
-        out[key.strip()] = [int(lo), int(hi)] if hi else int(lo)
-    return out
 
 
 @app.command("suites")

@@ -87,9 +87,10 @@ class ProblemGenerator:
             u = self._universes[key] = self.spec.universe(self.domain, sk)
         return u.rebased(problem)
 
-    def skeleton(self, n_objects: int | None = None) -> Skeleton | None:
-        """A spec world's fixed structure for problems of `n_objects` (None for other domains)."""
-        return self.spec.skeleton(self.rng, n_objects) if self.spec is not None else None
+    def skeleton(self, n_objects: int | None = None, counts: dict | None = None) -> Skeleton | None:
+        """A spec world's fixed structure for problems of `n_objects` (None for other domains); `counts` narrows
+        some groups' counts."""
+        return self.spec.skeleton(self.rng, n_objects, counts) if self.spec is not None else None
 
     def on_skeleton(self, sk: Skeleton, name: str = "generated", goal_facts: int | None = None) -> Problem:
         """A solvable problem on a spec world's skeleton."""

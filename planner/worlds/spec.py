@@ -32,16 +32,35 @@ def _atom(text: str, where: str) -> Atom:
 
 
 def _range(v, where: str) -> tuple[int, int]:
-    lo, hi = (v, v) if isinstance(v, int) else (tuple(v) if isinstance(v, (list, tuple)) and len(v) == 2 else (None, None))
+    lo, hi = (
+        (v, v)
+        if isinstance(v, int)
+        else (tuple(v) if isinstance(v, (list, tuple)) and len(v) == 2 else (None, None))
+    )
     if not isinstance(lo, int) or not isinstance(hi, int) or lo < 0 or hi < lo:
         raise WorldError(f"a count is a number or [low, high] with 0 <= low <= high, got {v!r}", source=where)
     return lo, hi
 
 
+def parse_counts(text) -> dict[str, int | list[int]]:
+    """ "city=4,location=3-4" (or a list of "group=N" / "group=LOW-HIGH" items) -> {"city": 4, "location": [3, 4]}"""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: dict[str, int | list[int]] = {}
+    for part in items:
+        key, _, value = part.partition("=")
+        lo, _, hi = value.strip().partition("-")
+        if not key.strip() or not lo.isdigit() or (hi and not hi.isdigit()):
+            raise WorldError(f"counts: expected GROUP=N or GROUP=LOW-HIGH, comma-separated; got {part!r}")
+        out[key.strip()] = [int(lo), int(hi)] if hi else int(lo)
+    return out
+
+
 @dataclass(frozen=True)
 class Group:
     name: str
-    pattern: str  # object names: {i} index under its parent, {n} index in the group, {parent} the parent's index
+    pattern: (
+        str  # object names: {i} index under its parent, {n} index in the group, {parent} the parent's index
+    )
     count: tuple[int, int]  # per parent (or in all when no parent)
     per: str | None
     facts: tuple[Atom, ...]  # "?" is the object, "?parent" its parent
@@ -66,7 +85,9 @@ class WorldSpec:
     def __init__(self, data: dict, source: str = "<spec>"):
         self.source = source
         if not isinstance(data, dict) or "objects" not in data:
-            raise WorldError("a world spec needs 'objects' (see ami_agent/worlds/logistics.problems.yaml)", source=source)
+            raise WorldError(
+                "a world spec needs 'objects' (see ami_agent/worlds/logistics.problems.yaml)", source=source
+            )
         self.groups: list[Group] = []
         for name, g in data["objects"].items():
             where = f"{source}: objects.{name}"
@@ -89,12 +110,16 @@ class WorldSpec:
             where = f"{source}: place.{name}"
             if name not in names:
                 raise WorldError(f"'{name}' is not a group of 'objects'", source=where)
-            self.place[name] = Placement(_atom(p["fact"], where), tuple(_atom(w, where) for w in p.get("where", ())))
+            self.place[name] = Placement(
+                _atom(p["fact"], where), tuple(_atom(w, where) for w in p.get("where", ()))
+            )
         self.goal: tuple[str, ...] = tuple(data.get("goal") or ())
         for g in self.goal:
             if g not in self.place:
                 raise WorldError(f"goal group '{g}' has no 'place' entry", source=f"{source}: goal")
-        self.unsolvable = {k: _range(v, f"{source}: unsolvable.{k}") for k, v in (data.get("unsolvable") or {}).items()}
+        self.unsolvable = {
+            k: _range(v, f"{source}: unsolvable.{k}") for k, v in (data.get("unsolvable") or {}).items()
+        }
 
     @classmethod
     def load(cls, path: str | Path) -> WorldSpec:
@@ -115,18 +140,26 @@ class WorldSpec:
         return WorldSpec.load(cand) if cand.exists() else None
 
     # --- sizes
-    def count_ranges(self, counts: dict | None = None, unsolvable: bool = False) -> dict[str, tuple[int, int]]:
+    def count_ranges(
+        self, counts: dict | None = None, unsolvable: bool = False
+    ) -> dict[str, tuple[int, int]]:
         out = {g.name: g.count for g in self.groups}
         if unsolvable:
             out.update(self.unsolvable)
         for k, v in (counts or {}).items():
             if k not in out:
-                raise WorldError(f"no group '{k}' in the world spec (groups: {', '.join(out)})", source=self.source)
+                raise WorldError(
+                    f"no group '{k}' in the world spec (groups: {', '.join(out)})", source=self.source
+                )
             out[k] = _range(v, f"counts.{k}")
         return out
 
     def skeleton(
-        self, rng: random.Random, n_objects: int | None = None, counts: dict | None = None, unsolvable: bool = False
+        self,
+        rng: random.Random,
+        n_objects: int | None = None,
+        counts: dict | None = None,
+        unsolvable: bool = False,
     ) -> Skeleton:
         ranges = self.count_ranges(counts, unsolvable)
         for _ in range(5000):
@@ -183,10 +216,23 @@ class WorldSpec:
         """A task grounded from every placement at once (the static facts, each placed object at each of its
         places): every problem on the skeleton is this task rebased (`Task.rebased`), with no grounding of its
         own."""
-        init = set(sk.static) | {self._placed(sk, o, p) for o in sk.objects if sk.objects[o] in self.place
-                                 for p in self.places(sk, o)}
-        return Task(domain, Problem("universe", domain.name, {o: "object" for o in sk.objects}, frozenset(init),
-                                    frozenset(), "<generated>"))
+        init = set(sk.static) | {
+            self._placed(sk, o, p)
+            for o in sk.objects
+            if sk.objects[o] in self.place
+            for p in self.places(sk, o)
+        }
+        return Task(
+            domain,
+            Problem(
+                "universe",
+                domain.name,
+                {o: "object" for o in sk.objects},
+                frozenset(init),
+                frozenset(),
+                "<generated>",
+            ),
+        )
 
     def _placed(self, sk: Skeleton, obj: str, place: str) -> Atom:
         p = self.place[sk.objects[obj]]
@@ -204,7 +250,12 @@ class WorldSpec:
         return out
 
     def problem(
-        self, domain: Domain, sk: Skeleton, rng: random.Random, name: str = "generated", goal_facts: int | None = None
+        self,
+        domain: Domain,
+        sk: Skeleton,
+        rng: random.Random,
+        name: str = "generated",
+        goal_facts: int | None = None,
     ) -> Problem:
         """A problem on the skeleton: everything placed at random, a goal placing 1..all (or `goal_facts`) of the
         goal groups' objects elsewhere."""
@@ -218,7 +269,14 @@ class WorldSpec:
         for o in rng.sample(moved, k):
             goal.add(self._placed(sk, o, rng.choice([p for p in self.places(sk, o) if p != at[o]])))
         init = set(sk.static) | {self._placed(sk, o, p) for o, p in at.items()}
-        return Problem(name, domain.name, {o: "object" for o in sk.objects}, frozenset(init), frozenset(goal), "<generated>")
+        return Problem(
+            name,
+            domain.name,
+            {o: "object" for o in sk.objects},
+            frozenset(init),
+            frozenset(goal),
+            "<generated>",
+        )
 
     def sample(
         self,

@@ -3,12 +3,15 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import BLOCKSWORLD
 
 from ami_agent.cli import main
 from planner.record import PlanRecord
+
+WORLDS = Path(__file__).resolve().parents[2] / "ami_agent" / "worlds"
 
 
 @pytest.fixture
@@ -103,9 +106,38 @@ def test_sample_writes_problems(files, tmp_path, capsys):
     ]
 
 
+def test_sample_a_spec_world_with_counts_and_unsolvable(tmp_path, capsys):
+    from planner.worlds.pddl import load_domain, load_problem
+    from planner.worlds.strips import Task
+
+    dom = str(WORLDS / "logistics.pddl")
+    args = ["world", "sample", "--domain", dom, "--count", "2", "--out"]
+    assert main([*args, str(tmp_path / "big"), "--counts", "city=4,location=3-4,package=10,airplane=3"]) == 0
+    assert main([*args, str(tmp_path / "bad"), "--unsolvable"]) == 0
+    d = load_domain(dom)
+    for f in (tmp_path / "big").iterdir():
+        p = load_problem(f, d)
+        assert (
+            sum(o.startswith("p") for o in p.objects) == 10 and sum(o.startswith("c") for o in p.objects) == 4
+        )
+    assert all(not Task(d, load_problem(f, d)).goal_reachable for f in (tmp_path / "bad").iterdir())
+
+
 @pytest.mark.parametrize(
     "argv, words",
     [
+        (
+            ["world", "sample", "--domain", str(WORLDS / "blocksworld.pddl"), "--counts", "city=2"],
+            "--counts and --unsolvable need a world spec beside the domain file",
+        ),
+        (
+            ["world", "sample", "--domain", str(WORLDS / "logistics.pddl"), "--counts", "city=two"],
+            "--counts: expected GROUP=N or GROUP=LOW-HIGH",
+        ),
+        (
+            ["world", "sample", "--domain", str(WORLDS / "logistics.pddl"), "--counts", "ship=2"],
+            "no group 'ship' in the world spec",
+        ),
         (
             ["world", "solve", "--domain", "missing.pddl", "--problem", "x.pddl"],
             "missing.pddl: no such domain file",

@@ -35,7 +35,9 @@ def test_spec_problems_are_logistics(logistics):
         airports = {a[1] for a in p.init if a[0] == "airport"}
         assert len(airports) == len(cities) and {city_of[a] for a in airports} == cities
         at = {a[1]: a[2] for a in p.init if a[0] == "at"}
-        assert {o for o in at} == set(p.objects) - cities - set(city_of)  # every vehicle and package is somewhere
+        assert {o for o in at} == set(p.objects) - cities - set(
+            city_of
+        )  # every vehicle and package is somewhere
         assert all(at[a[1]] in airports for a in p.init if a[0] == "airplane")
         assert p.goal and all(g[0] == "at" and g[1].startswith("p") and at[g[1]] != g[2] for g in p.goal)
         again = parse_problem(problem_to_pddl(p), logistics)
@@ -49,7 +51,12 @@ def test_counts_sizes_and_unsolvable(logistics):
     rng = random.Random(5)
     big = spec.sample(logistics, rng, counts={"city": 4, "location": [3, 4], "package": 10, "airplane": 3})
     kinds = [o[0] for o in big.objects]
-    assert kinds.count("c") == 4 and kinds.count("p") == 10 and kinds.count("a") == 3 and 12 <= kinds.count("l") <= 16
+    assert (
+        kinds.count("c") == 4
+        and kinds.count("p") == 10
+        and kinds.count("a") == 3
+        and 12 <= kinds.count("l") <= 16
+    )
     assert len(spec.sample(logistics, rng, n_objects=9).objects) == 9
     for _ in range(5):
         u = spec.sample(logistics, rng, unsolvable=True)
@@ -108,3 +115,24 @@ def test_a_batch_shares_one_skeleton(logistics):
     for t in trajs:
         for s, app in zip(t.states, t.applicable):
             assert max(s) < len(sym.facts) and all(a < len(sym.actions) for a in app)
+
+
+def test_a_problem_rebased_on_its_skeletons_universe_runs_as_its_own_task(logistics):
+    gen = ProblemGenerator(logistics, rng=4)
+    sk = gen.skeleton(14)
+    for _ in range(5):
+        p = gen.on_skeleton(sk)
+        own, rebased = Task(logistics, p), gen.task_on(sk, p)
+        state_own, state_re = own.init, rebased.init
+        rng = random.Random(0)
+        for _ in range(15):  # the same random walk in both: the same actions can run, the same facts follow
+            a_own = {own.actions[i].label for i in own.applicable(state_own)}
+            a_re = {rebased.actions[i].label for i in rebased.applicable(state_re)}
+            assert a_own == a_re
+            label = rng.choice(sorted(a_own))
+            state_own = own.apply(state_own, own.actions[[a.label for a in own.actions].index(label)])
+            state_re = rebased.apply(
+                state_re, rebased.actions[[a.label for a in rebased.actions].index(label)]
+            )
+            assert own.state_facts(state_own) == rebased.state_facts(state_re)
+        assert rebased.goal_reachable and rebased.state_facts(rebased.goal) == p.goal
