@@ -114,24 +114,20 @@ class ValueSampler:
         self.too_large: set[int] = set()
 
     def _fill(self, n: int, sk=None) -> list[ValueSample]:
-        problem: Problem = self.sample_problem(n) if sk is None else self.sample_problem(n, skeleton=sk)
+        def draw() -> Problem:
+            return self.sample_problem(n) if sk is None else self.sample_problem(n, skeleton=sk)
+
+        problem = draw()
         task = Task(self.domain, problem)
         try:
             space = StateSpace.enumerate(task, self.max_states)
         except StateSpaceTooLarge:
             self.too_large.add(n)
             raise
-        sym: ProblemSymbols = (
-            self.symbols(list(problem.objects))
-            if sk is None
-            else self.symbols(list(problem.objects), problem.init)
-        )
+        sym: ProblemSymbols = self.symbols(list(problem.objects), problem.init)
 
         out = []
-        goals = [problem.goal] + [
-            (self.sample_problem(n) if sk is None else self.sample_problem(n, skeleton=sk)).goal
-            for _ in range(self.goals_per_problem - 1)
-        ]
+        goals = [problem.goal] + [draw().goal for _ in range(self.goals_per_problem - 1)]
         for goal_atoms in goals:
             known = [g for g in goal_atoms if g in task.fact_index]
             if len(known) < len(goal_atoms):

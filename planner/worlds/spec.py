@@ -72,6 +72,11 @@ class Placement:
     fact: Atom  # "?" the object, "?x" the place
     where: tuple[Atom, ...]  # static facts the place must satisfy ("?parent": the object's parent)
 
+    @property
+    def var(self) -> str:
+        """The place's variable in `fact` ("?x")."""
+        return next(x for x in self.fact[1:] if x.startswith("?") and x != "?")
+
 
 @dataclass(frozen=True)
 class Skeleton:
@@ -79,6 +84,7 @@ class Skeleton:
     parent: dict[str, str]  # name -> its parent object
     static: frozenset[Atom]
     counts: dict[str, int]
+    places: dict[str, list[str]]  # placed object -> where it may be (its group's `where`, read once)
 
 
 class WorldSpec:
@@ -199,18 +205,24 @@ class WorldSpec:
                     for f in g.facts + (g.first if i == 0 else ()):
                         static.add((f[0], *(sub.get(x, x) for x in f[1:])))
         counts = {g: len(v) for g, v in members.items()}
-        return Skeleton(objects, parent, frozenset(static), counts)
+        places = {}
+        for obj, group in objects.items():
+            if group in self.place:
+                p = self.place[group]
+                places[obj] = [
+                    cand
+                    for cand in objects
+                    if all(
+                        (w[0], *({p.var: cand, "?parent": parent.get(obj, "")}.get(x, x) for x in w[1:]))
+                        in static
+                        for w in p.where
+                    )
+                ]
+        return Skeleton(objects, parent, frozenset(static), counts, places)
 
     # --- states
     def places(self, sk: Skeleton, obj: str) -> list[str]:
-        p = self.place[sk.objects[obj]]
-        var = next(x for x in p.fact[1:] if x.startswith("?") and x != "?")
-        out = []
-        for cand in sk.objects:
-            sub = {var: cand, "?parent": sk.parent.get(obj, "")}
-            if all((w[0], *(sub.get(x, x) for x in w[1:])) in sk.static for w in p.where):
-                out.append(cand)
-        return out
+        return sk.places[obj]
 
     def universe(self, domain: Domain, sk: Skeleton) -> Task:
         """A task grounded from every placement at once (the static facts, each placed object at each of its
@@ -236,8 +248,7 @@ class WorldSpec:
 
     def _placed(self, sk: Skeleton, obj: str, place: str) -> Atom:
         p = self.place[sk.objects[obj]]
-        var = next(x for x in p.fact[1:] if x.startswith("?") and x != "?")
-        return (p.fact[0], *({"?": obj, var: place}.get(x, x) for x in p.fact[1:]))
+        return (p.fact[0], *({"?": obj, p.var: place}.get(x, x) for x in p.fact[1:]))
 
     def state(self, sk: Skeleton, rng: random.Random) -> dict[str, str]:
         out = {}
