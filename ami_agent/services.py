@@ -15,7 +15,6 @@ from decoder.api import DEFAULT_DIR, Decoder
 from decoder.backends import make_backend
 from decoder.base_model import cache_dir, resolve_base_model
 from planner.api import Planner
-from planner.search import SearchConfig
 from planner.worlds.nl import NLConfig, Verbalizer
 from planner.worlds.pddl import Domain, load_domain
 
@@ -38,8 +37,9 @@ class AgentConfig:
     chat_tokens: int = 256
 
     @property
-    def budget(self) -> SearchConfig:
-        return SearchConfig(time_limit=self.plan_seconds, max_expansions=self.plan_expansions)
+    def budget(self) -> dict:
+        """The planner's budget, set over each world's own search settings (its checkpoint's recipe)."""
+        return {"time_limit": self.plan_seconds, "max_expansions": self.plan_expansions}
 
 
 @dataclass
@@ -51,7 +51,7 @@ class World:
     planner: Planner
 
 
-def make_world(domain: Domain, verbalizer: Verbalizer, checkpoint: Path, budget: SearchConfig) -> World:
+def make_world(domain: Domain, verbalizer: Verbalizer, checkpoint: Path, budget: dict) -> World:
     if not Path(checkpoint).exists():
         raise FileNotFoundError(
             f"no world model for domain '{domain.name}' at {checkpoint}: train one with `ami-agent train world-model`"

@@ -27,7 +27,6 @@ from eval.rows import Row
 from eval.suites import load_suite, resolve_planbench_dir
 from planner.api import Planner
 from planner.record import PlanRecord
-from planner.search import SearchConfig
 from planner.worlds.generate import ProblemGenerator
 from planner.worlds.nl import NLConfig, Verbalizer
 from planner.worlds.oracle import solve
@@ -149,7 +148,7 @@ def run_planner(cases: list[Case], time_limit: float = 10.0):
             path = checkpoints / f"{name}.pt"
             if not path.exists():
                 raise FileNotFoundError(f"no world model for domain '{name}' at {path}: train one first")
-            planners[name] = Planner.load(path, SearchConfig(time_limit=time_limit))
+            planners[name] = Planner.load(path, {"time_limit": time_limit})
         t0 = time.perf_counter()
         r = planners[name].plan(list(c.problem.objects), c.problem.init, c.problem.goal)
         yield _record(

@@ -67,8 +67,14 @@ class Planner:
         )
 
     @classmethod
-    def load(cls, path: str | Path, search: SearchConfig | None = None, **kw) -> Planner:
+    def load(cls, path: str | Path, search: SearchConfig | dict | None = None, **kw) -> Planner:
+        """The planner of a checkpoint. It searches with the world's settings from its recipe (the record's
+        `config.search`) over SearchConfig's defaults; `search`: a dict of settings to change on top of those (a
+        budget, say), or a whole SearchConfig that replaces them."""
         model, record = load_checkpoint(Path(path))
+        if not isinstance(search, SearchConfig):
+            world = (record.get("config") or {}).get("search") or {}
+            search = SearchConfig(**{**world, **(search or {})})
         return cls(model, search, record, **kw)
 
     def guardrails(self, world: LatentWorld, constraints: list[Constraint]) -> list[Guardrail]:

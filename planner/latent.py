@@ -127,6 +127,32 @@ class LatentWorld:
             latents, rows, pad, self.ids.expand(b, -1, -1), self.symbols.fact_rows, probs
         )
 
+    @torch.no_grad()
+    def steps_to_go_each(self, goal: list[int], probs: torch.Tensor) -> torch.Tensor:
+        """The sum over the goal's facts of the relational critic's steps to go to each fact alone, from states
+        given by their fact probabilities (B, F): the additive estimate (a fact that holds counts 0). A critic
+        trained on goals of a few facts among few objects stays reliable on each fact of a large problem, where its
+        estimate of the whole goal at once falls short (it was never shown so many goal facts). Not admissible (one
+        step can serve several facts); a search guided by it ranks states by the work left."""
+        if not self.model.relational:
+            raise ValueError("the additive estimate needs a relational critic (critic_kind: relational)")
+        out = torch.zeros(probs.shape[0])
+        state, fact = (probs[:, goal] <= 0.5).nonzero(as_tuple=True)  # the (state, goal fact) pairs to estimate
+        rows = self.symbols.fact_rows[torch.tensor(goal, dtype=torch.long)[fact]].unsqueeze(1)  # (P, 1, 1+A)
+        for i in range(0, len(state), self.max_rows):
+            part = slice(i, i + self.max_rows)
+            k = len(state[part])
+            est = self.model.steps_to_go(
+                None,
+                rows[part],
+                torch.zeros(k, 1, dtype=torch.bool),
+                self.ids[:1].expand(k, -1, -1),
+                self.symbols.fact_rows,
+                probs[state[part]],
+            )
+            out.index_add_(0, state[part], est.float())
+        return out
+
     def facts_of(self, probs: torch.Tensor) -> frozenset[Atom]:
         return self.symbols.facts_of(probs > 0.5)
 

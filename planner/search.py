@@ -44,9 +44,14 @@ class SearchConfig:
     # an open list and each round expands the beam_width best open nodes, whatever their depth: the search backs up
     # out of a plateau of the critic instead of running dry (long plans)
     strategy: str = "beam"
+    # how the critic reads a goal of several facts: "joint" (one estimate for the whole goal) or "each" (the sum of
+    # its estimates for each fact alone, `LatentWorld.steps_to_go_each`: for a world whose goals name many
+    # independent facts, such as logistics' packages)
+    critic_goals: str = "joint"
 
 
 STRATEGIES = ("beam", "best-first")
+CRITIC_GOALS = ("joint", "each")
 
 
 @dataclass
@@ -114,7 +119,10 @@ def beam_search(
     cfg = cfg or SearchConfig()
     if cfg.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
+    if cfg.critic_goals not in CRITIC_GOALS:
+        raise ValueError(f"critic_goals must be one of {', '.join(CRITIC_GOALS)}, got {cfg.critic_goals!r}")
     best_first = cfg.strategy == "best-first"
+    lazy = best_first and cfg.snap and (cfg.critic_goals == "each" or not cfg.critic_weight) and not extra
     t0 = time.perf_counter()
     task = TaskEnergy("task", cfg.task_weight, goal=list(goal))
     critic = CriticEnergy("critic", cfg.critic_weight)
@@ -181,13 +189,15 @@ def beam_search(
                 best = {decoded[0]: 0}  # every child is a known state: score one, so the search ends cleanly
             pick = torch.tensor(sorted(best.values()))
             parent_idx, action_idx = parent_idx[pick], action_idx[pick]
-            nxt = world.encode([list(decoded[j]) for j in pick.tolist()])
             # the child's facts are what its prediction decoded to: the energies read them from that prediction
             # (reading the re-encoded state again costs a quarter of a search step at 15 objects)
             probs = probs[pick]
-        generated += nxt.shape[0]
+            # best-first keeps facts on its open list and encodes a node when it is expanded; when no energy reads
+            # the children's latents (the critic per goal fact reads facts), they are not encoded now
+            nxt = None if lazy else world.encode([list(decoded[j]) for j in pick.tolist()])
+        generated += probs.shape[0]
         view = StepView(probs, action_idx, app[parent_idx, action_idx])
-        keep = torch.ones(nxt.shape[0], dtype=torch.bool)
+        keep = torch.ones(probs.shape[0], dtype=torch.bool)
         for g in guardrails:
             bad = g.violated(view)
             if bad.any():
@@ -195,7 +205,12 @@ def beam_search(
                 pruned_by_guardrail += int((bad & keep).sum())
             keep &= ~bad
         # the critic reads the children's facts as their predictions decoded them (the node's own facts, under snap)
-        view.steps_to_go = world.steps_to_go(nxt, goal, probs) if cfg.critic_weight else None
+        if not cfg.critic_weight:
+            view.steps_to_go = None
+        elif cfg.critic_goals == "each":
+            view.steps_to_go = world.steps_to_go_each(goal, probs)
+        else:
+            view.steps_to_go = world.steps_to_go(nxt, goal, probs)
         terms = {"task": task(view), "feasibility": feas(view)}
         if cfg.critic_weight:
             terms["critic"] = critic(view)
@@ -223,7 +238,7 @@ def beam_search(
             parent = frontier[int(parent_idx[j])]
             step_terms = {k: round(float(v[j]), 4) for k, v in terms.items()}
             node = _Node(
-                nxt[j : j + 1],
+                None if nxt is None else nxt[j : j + 1],
                 facts,
                 parent.actions + (int(action_idx[j]),),
                 float(path_cost[j]),

@@ -31,6 +31,7 @@ from planner.encoding import Vocabulary
 from planner.jepa import ATTENTION, CRITICS, WorldModel, WorldModelConfig
 from planner.latent import fact_batch
 from planner.losses import prediction_loss, regulariser
+from planner.search import CRITIC_GOALS, STRATEGIES, SearchConfig
 from planner.values import StateSpaceTooLarge, ValueSampler
 from planner.worlds.spec import parse_counts
 
@@ -118,6 +119,9 @@ def default_stages() -> list[TrainConfig]:
 class Recipe:
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
     stages: list[TrainConfig] = field(default_factory=default_stages)
+    # the world's search settings (fields of planner.search.SearchConfig that differ from its defaults): the
+    # checkpoint's record carries them and `Planner.load` plans with them unless told otherwise
+    search: dict = field(default_factory=dict)
 
     @property
     def minutes(self) -> float:
@@ -129,19 +133,34 @@ class Recipe:
         return replace(self, stages=[replace(s, minutes=round(s.minutes * k, 4)) for s in self.stages])
 
     def to_dict(self) -> dict:
-        return {"model": asdict(self.model), "stages": [asdict(s) for s in self.stages]}
+        return {
+            "model": asdict(self.model),
+            "stages": [asdict(s) for s in self.stages],
+            "search": dict(self.search),
+        }
 
     @classmethod
     def load(cls, path: Path) -> Recipe:
-        """A YAML recipe: `model:` (fields of WorldModelConfig) and `stages:` (a list of fields of TrainConfig),
-        each holding only what differs from the defaults; without `stages:` the default stages run."""
+        """A YAML recipe: `model:` (fields of WorldModelConfig), `stages:` (a list of fields of TrainConfig) and
+        `search:` (fields of SearchConfig), each holding only what differs from the defaults; without `stages:` the
+        default stages run."""
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
             raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
-        if not isinstance(data, dict) or set(data) - {"model", "stages"}:
-            raise RecipeError(f"{path}: a recipe has `model:` and `stages:` sections, got {sorted(data)}")
+        if not isinstance(data, dict) or set(data) - {"model", "stages", "search"}:
+            raise RecipeError(
+                f"{path}: a recipe has `model:`, `stages:` and `search:` sections, got {sorted(data)}"
+            )
         model = _build(WorldModelConfig, data.get("model") or {}, f"{path}: model")
+        given = data.get("search") or {}
+        built = _build(SearchConfig, given, f"{path}: search")
+        if built.strategy not in STRATEGIES or built.critic_goals not in CRITIC_GOALS:
+            raise RecipeError(
+                f"{path}: search: strategy is one of {', '.join(STRATEGIES)} and critic_goals one of "
+                f"{', '.join(CRITIC_GOALS)}"
+            )
+        search = {k: getattr(built, k) for k in given}
         stages = default_stages()
         if "stages" in data:
             if not isinstance(data["stages"], list) or not data["stages"]:
@@ -149,7 +168,7 @@ class Recipe:
             stages = [
                 _build(TrainConfig, s or {}, f"{path}: stage {i + 1}") for i, s in enumerate(data["stages"])
             ]
-        return cls(model, stages)
+        return cls(model, stages, search)
 
 
 class RecipeError(ValueError):

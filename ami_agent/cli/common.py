@@ -152,14 +152,13 @@ def planner_for(cache: dict, time_limit: float = 10.0):
     def get(d):
         if d.name not in cache:
             from planner.api import Planner
-            from planner.search import SearchConfig
 
             ckpt = default_checkpoint(d)
             if not ckpt.exists():
                 raise UserError(
                     f"no world model for domain '{d.name}' at {ckpt}: train one (ami-agent train world-model)"
                 )
-            cache[d.name] = (d.name, Planner.load(ckpt, SearchConfig(time_limit=time_limit)))
+            cache[d.name] = (d.name, Planner.load(ckpt, {"time_limit": time_limit}))
         return cache[d.name]
 
     return get

@@ -241,7 +241,6 @@ def plan_cmd(
     the plan's first step is carried out in the simulator, the new state observed, and the planner plans again."""
     from eval.planning import mpc_and_judge, plan_and_judge, summarize
     from planner.api import ACTORS, Planner
-    from planner.search import SearchConfig
     from planner.worlds.pddl import load_domain, load_problem
 
     if suite:
@@ -266,7 +265,7 @@ def plan_cmd(
             f"no world model for domain '{d.name}' at {ckpt}. Train one: ami-agent train world-model "
             f"--domain {items[0][0]} --out {ckpt}"
         )
-    planner = Planner.load(ckpt, SearchConfig(time_limit=time_limit), actor=actor)
+    planner = Planner.load(ckpt, {"time_limit": time_limit}, actor=actor)
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text("")

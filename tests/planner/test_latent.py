@@ -61,3 +61,37 @@ def test_readouts_run_in_slices_bounded_by_symbols(bw_domain):
     sliced = world.fact_probs(z), world.applicable_probs(z)
     assert calls == [6, 6, 6, 2]
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole, sliced))
+
+
+def test_the_additive_estimate_sums_the_critic_over_each_goal_fact(bw_domain):
+    """`steps_to_go_each`: the relational critic's estimate for each goal fact alone, summed (what a search with
+    `critic_goals: each` ranks states by), the same in slices as in one batch; a goal of one fact gives the plain
+    estimate."""
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.latent import EnsembleWorld
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, critic_dim=16, critic_rounds=3))
+    blocks = [f"b{i}" for i in range(5)]
+    world = EnsembleWorld(model, blocks, [0, 1])
+    facts = world.fact_ids({("ontable", b) for b in blocks} | {("clear", b) for b in blocks} | {("handempty",)})
+    goal = world.fact_ids({("on", "b0", "b1"), ("on", "b1", "b2"), ("on", "b3", "b4")})
+    z = world.encode([facts] * 7)
+    probs = world.fact_probs(z)
+    probs = (probs + torch.rand_like(probs) * 0.4 - 0.2).clamp(0, 1)  # states that differ
+    probs[:, goal] = torch.rand(7, len(goal)) * 0.4  # where no goal fact holds
+    each = world.steps_to_go_each(goal, probs)
+    alone = sum(world.steps_to_go(z, [g], probs) for g in goal)
+    assert each.shape == (7,) and torch.allclose(each, alone, atol=1e-5)
+    assert len(set(each.tolist())) > 1
+    world.max_rows = 4  # slices of four (state, fact) pairs
+    assert torch.allclose(world.steps_to_go_each(goal, probs), each, atol=1e-5)
+    assert torch.allclose(world.steps_to_go_each(goal[:1], probs), world.steps_to_go(z, goal[:1], probs))
+    assert world.steps_to_go_each([], probs).tolist() == [0.0] * 7
+    # a goal fact that holds counts 0 (only the others are estimated)
+    probs[2:, goal[0]] = 0.9
+    held = world.steps_to_go_each(goal, probs)
+    assert torch.allclose(held[:2], each[:2], atol=1e-5)
+    assert torch.allclose(held[2:], sum(world.steps_to_go(z, [g], probs) for g in goal[1:])[2:], atol=1e-5)

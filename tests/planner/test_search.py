@@ -76,6 +76,26 @@ def test_best_first_backs_out_of_a_dead_end_where_beam_runs_dry():
         beam_search(TrapWorld(), [2], [5], cfg=SearchConfig(strategy="depth-first"))
 
 
+class PerFactWorld(TrapWorld):
+    """TrapWorld whose estimates per goal fact (`steps_to_go_each`) tell the truth where its estimate of the whole
+    goal lies."""
+
+    def steps_to_go_each(self, goal, probs):
+        return (probs.argmax(-1) - goal[0]).abs().float()
+
+
+def test_critic_goals_each_ranks_states_by_the_estimates_per_goal_fact():
+    """`critic_goals: each` ranks children by the sum of the critic's estimates per goal fact (`steps_to_go_each`),
+    `joint` by its estimate of the whole goal: on PerFactWorld a beam of one goes straight to the goal with the
+    first and runs dry in the trap with the second."""
+    each = beam_search(PerFactWorld(), [2], [5], cfg=SearchConfig(beam_width=1, critic_goals="each"))
+    assert each.status == "solved" and each.actions == [("right",)] * 3 and each.expansions == 3
+    joint = beam_search(PerFactWorld(), [2], [5], cfg=SearchConfig(beam_width=1))
+    assert joint.status == "no_plan" and "no new state" in joint.reason
+    with pytest.raises(ValueError, match="critic_goals"):
+        beam_search(PerFactWorld(), [2], [5], cfg=SearchConfig(critic_goals="max"))
+
+
 def test_budget_is_reported():
     r = beam_search(LineWorld(), [0], [5], cfg=SearchConfig(beam_width=1, max_expansions=2))
     assert r.status == "no_plan" and "budget" in r.reason and r.budget_spent

@@ -203,6 +203,7 @@ def test_the_default_recipe_is_what_made_the_committed_blocksworld_model():
         assert _same_settings(stage, run["config"]) == [], stage.name
     assert asdict(recipe.model) == runs[-1]["config"]["model"]
     mine = json.loads(json.dumps(recipe.to_dict()))
+    assert mine.pop("search") == {}  # (recipes carry search settings since; this one changes none)
     # fields added after the run (the critic's goals per problem and group counts): what the run's code did then
     then = {"value_goals": 8, "value_counts": []}
     for stage in mine["stages"]:
@@ -240,7 +241,9 @@ def test_the_logistics_recipe_is_what_made_the_logistics_model_and_its_default()
     record = json.loads((ROOT / "checkpoints" / "logistics-strips.json").read_text())
     assert record["recipe"] == "recipes/logistics.yaml" and record["complete"]
     recipe = Recipe.load(ROOT / record["recipe"])
-    assert record["config"] == json.loads(json.dumps(recipe.to_dict()))
+    mine = json.loads(json.dumps(recipe.to_dict()))
+    assert mine.pop("search") == {}  # (recipes carry search settings since; this one changes none)
+    assert record["config"] == mine
     assert record["command"].split() == [
         "ami-agent",
         "train",
@@ -250,3 +253,43 @@ def test_the_logistics_recipe_is_what_made_the_logistics_model_and_its_default()
     ]
     assert [s["name"] for s in record["stages"]] == ["dynamics", "critic", "readouts"]
     assert record["checkpoint_bytes"] < 20e6
+
+
+def test_a_recipe_carries_search_settings_and_refuses_unknown_ones(tmp_path):
+    """A recipe's `search:` section holds the SearchConfig fields a world changes; an unknown field, a value of the
+    wrong kind or an unknown strategy is refused with the file and the field named."""
+    from planner.train import Recipe, RecipeError
+
+    f = tmp_path / "r.yaml"
+    f.write_text("search:\n  strategy: best-first\n  critic_weight: 3\n  critic_goals: each\n")
+    r = Recipe.load(f)
+    assert r.search == {"strategy": "best-first", "critic_weight": 3.0, "critic_goals": "each"}
+    assert r.to_dict()["search"] == r.search and r.stages == Recipe().stages
+    for text, match in [
+        ("search:\n  beam: 4\n", "unknown field.*beam"),
+        ("search:\n  beam_width: wide\n", "beam_width must be a int"),
+        ("search:\n  critic_goals: max\n", "critic_goals one of joint, each"),
+        ("searches: {}\n", "sections"),
+    ]:
+        f.write_text(text)
+        with pytest.raises(RecipeError, match=match):
+            Recipe.load(f)
+
+
+def test_the_planner_searches_with_the_settings_its_checkpoint_carries(tmp_path, bw_domain):
+    """`Planner.load` searches with the record's `config.search` (the recipe's) over SearchConfig's defaults; a dict
+    the caller gives changes some settings on top (a budget), a whole SearchConfig replaces them."""
+    from planner.api import Planner
+    from planner.checkpoint import save_checkpoint
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+
+    model = WorldModel(Vocabulary.from_domain(bw_domain), WorldModelConfig(dim=16, heads=2))
+    ckpt = tmp_path / "w.pt"
+    save_checkpoint(model, ckpt, {"config": {"search": {"strategy": "best-first", "beam_width": 4}}})
+    planner = Planner.load(ckpt, {"time_limit": 3.0})
+    assert planner.search == SearchConfig(strategy="best-first", beam_width=4, time_limit=3.0)
+    assert not planner.escalate  # best-first from the start: nothing to escalate to
+    assert Planner.load(ckpt).search == SearchConfig(strategy="best-first", beam_width=4)
+    whole = SearchConfig(beam_width=8)
+    assert Planner.load(ckpt, whole).search is whole
