@@ -137,7 +137,9 @@ class LatentWorld:
         if not self.model.relational:
             raise ValueError("the additive estimate needs a relational critic (critic_kind: relational)")
         out = torch.zeros(probs.shape[0])
-        state, fact = (probs[:, goal] <= 0.5).nonzero(as_tuple=True)  # the (state, goal fact) pairs to estimate
+        state, fact = (probs[:, goal] <= 0.5).nonzero(
+            as_tuple=True
+        )  # the (state, goal fact) pairs to estimate
         rows = self.symbols.fact_rows[torch.tensor(goal, dtype=torch.long)[fact]].unsqueeze(1)  # (P, 1, 1+A)
         for i in range(0, len(state), self.max_rows):
             part = slice(i, i + self.max_rows)

@@ -109,4 +109,3 @@ def test_the_default_model_plans_generated_problems():
     results = [planner.plan(list(p.objects), p.init, p.goal) for p in problems]
     valid = [r.status == "solved" and validate(domain, p, r.actions).valid for p, r in zip(problems, results)]
     assert all(valid), [r.reason for r in results]
-

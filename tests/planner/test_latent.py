@@ -76,7 +76,9 @@ def test_the_additive_estimate_sums_the_critic_over_each_goal_fact(bw_domain):
     model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, critic_dim=16, critic_rounds=3))
     blocks = [f"b{i}" for i in range(5)]
     world = EnsembleWorld(model, blocks, [0, 1])
-    facts = world.fact_ids({("ontable", b) for b in blocks} | {("clear", b) for b in blocks} | {("handempty",)})
+    facts = world.fact_ids(
+        {("ontable", b) for b in blocks} | {("clear", b) for b in blocks} | {("handempty",)}
+    )
     goal = world.fact_ids({("on", "b0", "b1"), ("on", "b1", "b2"), ("on", "b3", "b4")})
     z = world.encode([facts] * 7)
     probs = world.fact_probs(z)
