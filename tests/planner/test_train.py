@@ -241,9 +241,7 @@ def test_the_logistics_recipe_is_what_made_the_logistics_model_and_its_default()
     record = json.loads((ROOT / "checkpoints" / "logistics-strips.json").read_text())
     assert record["recipe"] == "recipes/logistics.yaml" and record["complete"]
     recipe = Recipe.load(ROOT / record["recipe"])
-    mine = json.loads(json.dumps(recipe.to_dict()))
-    assert mine.pop("search") == {}  # (recipes carry search settings since; this one changes none)
-    assert record["config"] == mine
+    assert record["config"] == json.loads(json.dumps(recipe.to_dict()))
     assert record["command"].split() == [
         "ami-agent",
         "train",
@@ -251,8 +249,14 @@ def test_the_logistics_recipe_is_what_made_the_logistics_model_and_its_default()
         "--domain",
         "ami_agent/worlds/logistics.pddl",
     ]
-    assert [s["name"] for s in record["stages"]] == ["dynamics", "critic", "readouts"]
-    assert record["checkpoint_bytes"] < 20e6
+    assert [s["name"] for s in record["stages"]] == ["dynamics", "readouts", "critic"]
+    assert record["minutes_total"] <= 30.5 and record["checkpoint_bytes"] < 20e6
+    # the world's search settings travel in the record: the planner searches with them unless told otherwise
+    from planner.api import Planner
+
+    assert record["config"]["search"]["critic_goals"] == "each"
+    planner = Planner.load(ROOT / "checkpoints" / "logistics-strips.pt", {"time_limit": 3.0})
+    assert planner.search == SearchConfig(**{**record["config"]["search"], "time_limit": 3.0})
 
 
 def test_a_recipe_carries_search_settings_and_refuses_unknown_ones(tmp_path):
