@@ -208,7 +208,8 @@ def test_train_world_model_refuses_a_bad_recipe(files, tmp_path, capsys):
         ("stages:\n  - minutes: 3\n  - train_only: [critic, decoder]\n", "decoder"),
         ("stages:\n  - train_only: [critic]\n", "first stage"),
         ("stages:\n  - full_goal_fraction: 1.5\n", "full_goal_fraction"),
-        ("colour: red\n", "`model:` and `stages:`"),
+        ("colour: red\n", "`model:`, `stages:` and `search:`"),
+        ("search:\n  strategy: dfs\n", "strategy is one of beam, best-first"),
     ):
         recipe = tmp_path / "r.yaml"
         recipe.write_text(text)
