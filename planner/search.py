@@ -49,6 +49,14 @@ class SearchConfig:
     # independent facts, such as logistics' packages)
     critic_goals: str = "joint"
 
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.critic_goals not in CRITIC_GOALS:
+            raise ValueError(
+                f"critic_goals must be one of {', '.join(CRITIC_GOALS)}, got {self.critic_goals!r}"
+            )
+
 
 STRATEGIES = ("beam", "best-first")
 CRITIC_GOALS = ("joint", "each")
@@ -117,10 +125,6 @@ def beam_search(
     extra: list[Energy] = (),
 ) -> PlanResult:
     cfg = cfg or SearchConfig()
-    if cfg.strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
-    if cfg.critic_goals not in CRITIC_GOALS:
-        raise ValueError(f"critic_goals must be one of {', '.join(CRITIC_GOALS)}, got {cfg.critic_goals!r}")
     best_first = cfg.strategy == "best-first"
     lazy = best_first and cfg.snap and (cfg.critic_goals == "each" or not cfg.critic_weight) and not extra
     t0 = time.perf_counter()

@@ -31,7 +31,7 @@ from planner.encoding import Vocabulary
 from planner.jepa import ATTENTION, CRITICS, WorldModel, WorldModelConfig
 from planner.latent import fact_batch
 from planner.losses import prediction_loss, regulariser
-from planner.search import CRITIC_GOALS, STRATEGIES, SearchConfig
+from planner.search import SearchConfig
 from planner.values import StateSpaceTooLarge, ValueSampler
 from planner.worlds.spec import parse_counts
 
@@ -154,12 +154,12 @@ class Recipe:
             )
         model = _build(WorldModelConfig, data.get("model") or {}, f"{path}: model")
         given = data.get("search") or {}
-        built = _build(SearchConfig, given, f"{path}: search")
-        if built.strategy not in STRATEGIES or built.critic_goals not in CRITIC_GOALS:
-            raise RecipeError(
-                f"{path}: search: strategy is one of {', '.join(STRATEGIES)} and critic_goals one of "
-                f"{', '.join(CRITIC_GOALS)}"
-            )
+        try:
+            built = _build(SearchConfig, given, f"{path}: search")
+        except RecipeError:
+            raise
+        except ValueError as e:  # SearchConfig's own check: an unknown strategy or critic_goals
+            raise RecipeError(f"{path}: search: {e}") from None
         search = {k: getattr(built, k) for k in given}
         stages = default_stages()
         if "stages" in data:

@@ -209,7 +209,7 @@ def test_train_world_model_refuses_a_bad_recipe(files, tmp_path, capsys):
         ("stages:\n  - train_only: [critic]\n", "first stage"),
         ("stages:\n  - full_goal_fraction: 1.5\n", "full_goal_fraction"),
         ("colour: red\n", "`model:`, `stages:` and `search:`"),
-        ("search:\n  strategy: dfs\n", "strategy is one of beam, best-first"),
+        ("search:\n  strategy: dfs\n", "strategy must be one of beam, best-first"),
     ):
         recipe = tmp_path / "r.yaml"
         recipe.write_text(text)

@@ -272,7 +272,7 @@ def test_a_recipe_carries_search_settings_and_refuses_unknown_ones(tmp_path):
     for text, match in [
         ("search:\n  beam: 4\n", "unknown field.*beam"),
         ("search:\n  beam_width: wide\n", "beam_width must be a int"),
-        ("search:\n  critic_goals: max\n", "critic_goals one of joint, each"),
+        ("search:\n  critic_goals: max\n", "critic_goals must be one of joint, each"),
         ("searches: {}\n", "sections"),
     ]:
         f.write_text(text)
