@@ -10,7 +10,6 @@ already written to DIR/<system>.jsonl are skipped.
 from __future__ import annotations
 
 import json
-import random
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -20,16 +19,16 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import psutil
 
-from ami_agent.services import WORLDS_DIR
 from decoder.backends import Request, Sampling
 from eval.rows import Row
 from eval.suites import load_suite, resolve_planbench_dir
 from planner.api import Planner
 from planner.record import PlanRecord
-from planner.worlds.generate import ProblemGenerator
+from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.nl import NLConfig, Verbalizer
-from planner.worlds.oracle import solve
+from planner.worlds.oracle import solve, solve_blocks
 from planner.worlds.pddl import Domain, Problem, load_domain, load_problem
 from planner.worlds.plans import parse_plan_text, validate
 from planner.worlds.strips import Task
@@ -55,7 +54,11 @@ def zero_shot_query(vb: Verbalizer, p: Problem) -> str:
     return f"{intro}\n\n[STATEMENT]\n{vb.statement(p.init, p.goal)}\n\n{QUESTION}"
 
 
-def load_cases(spec: str, planbench_dir=None, limit: int | None = None) -> list[Case]:
+def load_cases(
+    spec: str, planbench_dir=None, limit: int | None = None, cache_dir: Path | None = None
+) -> list[Case]:
+    """planbench:SUITE, or a generated scaling suite (gen:blocksworld:K=12, gen:mystery:N=15: eval/scaling.py),
+    whose problems are kept in cache_dir when given."""
     if spec.startswith("planbench:"):
         out, cache = [], {}
         for inst in load_suite(spec, planbench_dir, limit):
@@ -81,35 +84,27 @@ def load_cases(spec: str, planbench_dir=None, limit: int | None = None) -> list[
             )
         return out
     if spec.startswith("gen:"):
-        return generated_cases(spec, limit)
-    raise ValueError(f"unknown suite {spec!r}: planbench:NAME or gen:blocksworld:steps=K")
+        from eval.scaling import load_scaling
 
-
-def generated_cases(spec: str, limit: int | None = None, per_suite: int = 50) -> list[Case]:
-    """gen:blocksworld:steps=K: problems of 3-8 blocks whose optimal plans have exactly K steps (seeded by K)."""
-
-    parts = spec.split(":")
-    if len(parts) != 3 or parts[1] != "blocksworld" or not parts[2].startswith("steps="):
-        raise ValueError(f"generated suites look like gen:blocksworld:steps=K, got {spec!r}")
-    k = int(parts[2].split("=", 1)[1])
-    d = load_domain(WORLDS_DIR / "blocksworld.pddl")
-    vb = Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
-    rng = random.Random(1000 + k)
-    gen = ProblemGenerator(d, None, rng)
-    n = min(limit or per_suite, per_suite)
-    out: list[Case] = []
-    tries = 0
-    while len(out) < n and tries < 20000:
-        tries += 1
-        p = gen.sample(rng.randint(3, 8), name=f"gen-k{k}-{len(out) + 1}")
-        r = solve(Task(d, p), max_expansions=200_000)
-        if r.status == "solved" and len(r.plan) == k:
-            out.append(Case(spec, p.name, d, p, vb, zero_shot_query(vb, p), k, True))
-    return out
+        return load_scaling(spec, planbench_dir, limit, cache_dir)
+    raise ValueError(f"unknown suite {spec!r}: planbench:NAME, gen:blocksworld:K=12 or gen:mystery:N=15")
 
 
 # ---- systems ------------------------------------------------------------------------------------------------------
-def _record(case: Case, system: str, status: str, plan_steps, seconds: float, **kw) -> dict:
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its live children (an engine in a subprocess) so far."""
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def _record(case: Case, system: str, status: str, plan_steps, seconds: float, cpu: float = 0.0, **kw) -> dict:
     """The evaluation row (eval/rows.py) of one answer, its plan judged by the validator."""
     valid = validate(case.domain, case.problem, list(plan_steps)).valid if status == "solved" else None
     record = PlanRecord(
@@ -124,17 +119,29 @@ def _record(case: Case, system: str, status: str, plan_steps, seconds: float, **
         kw.get("expansions", 0),
         kw.get("energies", {}),
     )
-    return Row(record, bool(valid), case.optimal_length, case.suite, case.solvable).to_dict()
+    return Row(record, bool(valid), case.optimal_length, case.suite, case.solvable, cpu).to_dict()
 
 
-def run_oracle(cases: list[Case]):
+def run_oracle(cases: list[Case], time_limit: float = 60.0):
+    """The optimal planner: A* over block moves for blocksworld-like domains, breadth-first search otherwise."""
 
     for c in cases:
-        t0 = time.perf_counter()
-        r = solve(Task(c.domain, c.problem), time_limit=60)
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        names = blocksworld_names(c.domain)
+        if names is not None:
+            r = solve_blocks(c.problem, names, max_expansions=10_000_000, time_limit=time_limit)
+        else:
+            r = solve(Task(c.domain, c.problem), time_limit=time_limit)
         steps = parse_plan_text("\n".join(r.plan), c.domain, c.problem) if r.status == "solved" else []
         yield _record(
-            c, "oracle", r.status, steps, time.perf_counter() - t0, reason=r.reason, expansions=r.expansions
+            c,
+            "oracle",
+            r.status,
+            steps,
+            time.perf_counter() - t0,
+            cpu_seconds() - c0,
+            reason=r.reason,
+            expansions=r.expansions,
         )
 
 
@@ -149,7 +156,7 @@ def run_planner(cases: list[Case], time_limit: float = 10.0):
             if not path.exists():
                 raise FileNotFoundError(f"no world model for domain '{name}' at {path}: train one first")
             planners[name] = Planner.load(path, {"time_limit": time_limit})
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         r = planners[name].plan(list(c.problem.objects), c.problem.init, c.problem.goal)
         yield _record(
             c,
@@ -157,6 +164,7 @@ def run_planner(cases: list[Case], time_limit: float = 10.0):
             r.status,
             r.actions,
             time.perf_counter() - t0,
+            cpu_seconds() - c0,
             reason=r.reason,
             expansions=r.expansions,
             energies=r.energies,
@@ -166,20 +174,23 @@ def run_planner(cases: list[Case], time_limit: float = 10.0):
 def run_agent(cases: list[Case], agent, concurrency: int = 1):
     """The whole agent on each case's natural-language query. concurrency > 1 asks several queries at once (one
     conversation thread each), as concurrent users would: the decoder backend batches their decodes. Records
-    arrive in completion order; each carries its own wall time."""
+    arrive in completion order; each carries its own wall time; CPU time is exact at concurrency 1 and, above it,
+    the CPU time between two completed answers split among the answers running then."""
 
     # a suite of another world (mystery blocksworld): the agent reads it with that world's English
     for c in cases:
         agent.add_world(c.domain, c.verbalizer)
 
-    def one(k: int, c: Case) -> dict:
+    def one(k: int, c: Case) -> tuple[Case, dict, float]:
         t0 = time.perf_counter()
         res = agent.ask(c.query, thread=f"eval-{c.suite}-{c.name}-{k}")
-        return _agent_record(c, res, time.perf_counter() - t0)
+        return c, res, time.perf_counter() - t0
 
     if concurrency <= 1:
         for k, c in enumerate(cases):
-            yield one(k, c)
+            c0 = cpu_seconds()
+            c, res, dt = one(k, c)
+            yield _agent_record(c, res, dt, cpu_seconds() - c0)
         return
     with ThreadPoolExecutor(concurrency) as pool:
         pending = iter(enumerate(cases))
@@ -188,16 +199,20 @@ def run_agent(cases: list[Case], agent, concurrency: int = 1):
             running.add(pool.submit(one, k, c))
             if len(running) >= concurrency:
                 break
+        mark = cpu_seconds()
         while running:
+            n_running = len(running)
             done, running = wait(running, return_when=FIRST_COMPLETED)
+            now = cpu_seconds()
+            share, mark = (now - mark) / n_running, now
             for f in done:
-                yield f.result()
+                yield _agent_record(*f.result(), share * n_running / len(done))
                 nxt = next(pending, None)
                 if nxt is not None:
                     running.add(pool.submit(one, *nxt))
 
 
-def _agent_record(c: Case, res: dict, dt: float) -> dict:
+def _agent_record(c: Case, res: dict, dt: float, cpu: float) -> dict:
     rec = res.get("plan_record") or {}
     steps = c.verbalizer.read_plan(res["reply"].split("[PLAN]", 1)[-1], list(c.problem.objects))
     status = (
@@ -213,12 +228,16 @@ def _agent_record(c: Case, res: dict, dt: float) -> dict:
         status,
         steps if status == "solved" else [],
         dt,
+        cpu,
         reason="" if status == "solved" else (rec.get("reason") or res["reply"][:300]),
         tokens_in=rec.get("tokens_in", 0),
         tokens_out=rec.get("tokens_out", 0),
         expansions=rec.get("expansions", 0),
         energies=rec.get("energies", {}),
     )
+
+
+VERIFY_ROUNDS = (1, 3, 4, 8)  # ar-sft-verify's samples per round: greedy first, then 15 at temperature 0.7
 
 
 def run_llm(
@@ -228,45 +247,90 @@ def run_llm(
     system: str,
     adapter: str | None,
     samples: int = 1,
-    max_tokens: int = 400,
+    max_tokens: int = 600,
     chunk: int = 32,
+    verify: bool = False,
 ):
-    """The base model (with or without an adapter) answers each query; the plan is read from its text."""
+    """The base model (with or without an adapter) answers each query; the plan is read from its text.
+    samples > 1: that many samples at temperature 0.7, the majority plan (self-consistency). verify: up to 16
+    answers (VERIFY_ROUNDS), the first one the simulator's validator accepts is returned (the LRM-Modulo shape;
+    `ami` never calls the simulator); a problem stops sampling once one is accepted. A chunk's time is shared
+    among its problems by the tokens each generated."""
 
-    for i in range(0, len(cases), chunk):
-        part = cases[i : i + chunk]
-        reqs = []
-        for c in part:
-            ids = tokenizer.apply_chat_template(
+    def ids(c: Case) -> list[int]:
+        return list(
+            tokenizer.apply_chat_template(
                 [{"role": "user", "content": c.query}],
                 add_generation_prompt=True,
                 tokenize=True,
                 return_dict=True,
             )["input_ids"]
-            reqs.append(Request(prompt_ids=list(ids)))
-        t0 = time.perf_counter()
-        if samples == 1:
-            outs = [[o] for o in backend.generate(reqs, adapter, Sampling(max_tokens=max_tokens))]
+        )
+
+    def plan_of(c: Case, o) -> tuple:
+        return tuple(c.verbalizer.read_plan(o.text, list(c.problem.objects)))
+
+    for i in range(0, len(cases), chunk):
+        part = cases[i : i + chunk]
+        reqs = [Request(prompt_ids=ids(c)) for c in part]
+        answers: list[list] = [[] for _ in part]
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        if verify:
+            accepted: list[tuple | None] = [None] * len(part)
+            seed = 0
+            for k, n in enumerate(VERIFY_ROUNDS):
+                todo = [j for j in range(len(part)) if accepted[j] is None]
+                if not todo:
+                    break
+                for _ in range(n):
+                    sampling = (
+                        Sampling(max_tokens=max_tokens)
+                        if k == 0
+                        else Sampling(max_tokens=max_tokens, temperature=0.7, seed=seed)
+                    )
+                    seed += 1
+                    outs = backend.generate([reqs[j] for j in todo], adapter, sampling)
+                    for j, o in zip(todo, outs):
+                        answers[j].append(o)
+                        p = plan_of(part[j], o)
+                        if p and validate(part[j].domain, part[j].problem, list(p)).valid:
+                            accepted[j] = p
+                    todo = [j for j in todo if accepted[j] is None]
+                    if not todo:
+                        break
+            chosen = accepted
+        elif samples == 1:
+            for j, o in enumerate(backend.generate(reqs, adapter, Sampling(max_tokens=max_tokens))):
+                answers[j].append(o)
+            chosen = [plan_of(c, a[0]) or None for c, a in zip(part, answers)]
         else:
-            grouped = [
-                backend.generate(reqs, adapter, Sampling(max_tokens=max_tokens, temperature=0.7, seed=s))
-                for s in range(samples)
-            ]
-            outs = [[g[j] for g in grouped] for j in range(len(reqs))]
-        per = (time.perf_counter() - t0) / len(part)
-        for c, answers in zip(part, outs):
-            plans = [tuple(c.verbalizer.read_plan(o.text, list(c.problem.objects))) for o in answers]
-            votes = Counter(p for p in plans if p)
-            steps = list(votes.most_common(1)[0][0]) if votes else []
+            for s in range(samples):
+                outs = backend.generate(
+                    reqs, adapter, Sampling(max_tokens=max_tokens, temperature=0.7, seed=s)
+                )
+                for j, o in enumerate(outs):
+                    answers[j].append(o)
+            chosen = []
+            for c, a in zip(part, answers):
+                votes = Counter(p for p in (plan_of(c, o) for o in a) if p)
+                chosen.append(votes.most_common(1)[0][0] if votes else None)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        weights = [1 + sum(o.tokens_out for o in a) for a in answers]
+        for c, a, steps, w in zip(part, answers, chosen, weights):
+            share = w / sum(weights)
+            reason = ""
+            if not steps:
+                reason = f"none of {len(a)} answers passed the validator" if verify else "no plan in the text"
             yield _record(
                 c,
                 system,
                 "solved" if steps else "no_plan",
-                steps,
-                per,
-                reason="" if steps else "no plan in the text",
-                tokens_in=sum(o.tokens_in for o in answers),
-                tokens_out=sum(o.tokens_out for o in answers),
+                list(steps or []),
+                wall * share,
+                cpu * share,
+                reason=reason,
+                tokens_in=sum(o.tokens_in for o in a),
+                tokens_out=sum(o.tokens_out for o in a),
             )
 
 
@@ -336,6 +400,7 @@ def summarize(rows: list[dict]) -> dict:
             "invalid_reported_solved": sum(r["status"] == "solved" and not r["valid"] for r in rs),
             "median_seconds": round(statistics.median(r["seconds"] for r in rs), 3),
             "total_seconds": round(sum(r["seconds"] for r in rs), 1),
+            "cpu_seconds": round(sum(r.get("cpu_seconds", 0.0) for r in rs), 1),
             "tokens_in": sum(r["tokens_in"] for r in rs),
             "tokens_out": sum(r["tokens_out"] for r in rs),
             "success_rate_8plus_steps": round(sum(r["valid"] for r in long) / len(long), 4) if long else None,

@@ -1,5 +1,5 @@
 """An evaluation row: the plan record (planner/record.py) wrapped with what the judge knows about its problem.
-Rows are one JSON object per line: the record's fields, then suite, valid, optimal_length and solvable."""
+Rows are one JSON object per line: the record's fields, then suite, valid, optimal_length, solvable and cpu_seconds."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ SYSTEMS = (
     "ar-zero-shot",
     "ar-sft",
     "ar-sft-sc",
+    "ar-sft-verify",
     "oracle",
 )  # what `ami-agent eval` runs
 
@@ -25,6 +26,7 @@ class Row:
     optimal_length: int | None = None
     suite: str = ""
     solvable: bool | None = None
+    cpu_seconds: float = 0.0  # CPU time (all cores) spent on the answer: the record's `seconds` are wall time
 
     def to_dict(self) -> dict:
         return {
@@ -33,6 +35,7 @@ class Row:
             "valid": self.valid,
             "optimal_length": self.optimal_length,
             "solvable": self.solvable,
+            "cpu_seconds": round(self.cpu_seconds, 4),
         }
 
     def to_json(self) -> str:
@@ -46,4 +49,5 @@ class Row:
             d.get("optimal_length"),
             d.get("suite", ""),
             d.get("solvable"),
+            d.get("cpu_seconds", 0.0),
         )

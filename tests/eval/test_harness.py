@@ -2,23 +2,14 @@
 
 import json
 
-import pytest
-
 from eval import harness
-
-
-def test_generated_suite_has_the_asked_optimal_length():
-    cases = harness.generated_cases("gen:blocksworld:steps=4", limit=4)
-    assert len(cases) == 4
-    assert all(c.optimal_length == 4 and 3 <= len(c.problem.objects) <= 8 for c in cases)
-    assert "[STATEMENT]" in cases[0].query and harness.QUESTION in cases[0].query
-    with pytest.raises(ValueError, match="gen:blocksworld:steps=K"):
-        harness.generated_cases("gen:logistics:steps=3")
+from planner.worlds.blocksworld import blocksworld_names
+from planner.worlds.oracle import solve_blocks
 
 
 def test_eval_run_is_judged_resumable_and_reported(tmp_path, planbench):
     cases = harness.load_cases("planbench:blocksworld", planbench, limit=3)
-    cases += harness.generated_cases("gen:blocksworld:steps=2", limit=2)
+    cases += harness.load_cases("gen:blocksworld:K=2", limit=2)
     assert harness.run_system("oracle", cases, tmp_path, harness.run_oracle) == 5
     assert harness.run_system("oracle", cases, tmp_path, harness.run_oracle) == 0  # resumed: nothing left
     assert harness.run_system("ami-planner", cases, tmp_path, harness.run_planner) == 5
@@ -48,3 +39,41 @@ def test_llm_system_answers_are_read_and_judged(hf_backend, planbench):
     for r in recs:
         assert r["system"] == "ar-zero-shot" and r["tokens_out"] > 0 and r["tokens_in"] > 300
         assert r["status"] in ("solved", "no_plan") and (r["status"] == "solved" or not r["valid"])
+
+
+class ScriptedBackend:
+    """A unit-test edge: answers from a script, one list of texts per call, and counts what it was asked."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.calls = []
+
+    def generate(self, requests, adapter=None, sampling=None):
+        from decoder.backends import Completion
+
+        texts = self.script.pop(0)
+        self.calls.append((len(requests), sampling.temperature))
+        return [Completion(t, 10, 5) for t in texts[: len(requests)]]
+
+
+class Tok:
+    def apply_chat_template(self, messages, **kw):
+        return {"input_ids": [1, 2, 3]}
+
+
+def test_verify_samples_until_the_validator_accepts(planbench):
+    cases = harness.load_cases("planbench:blocksworld", planbench, limit=2)
+    c0, c1 = cases
+    plan1 = solve_blocks(c1.problem, blocksworld_names(c1.domain)).plan
+    right1 = "\n".join(c1.verbalizer.action(tuple(a[1:-1].split())) for a in plan1)
+    # greedy: both wrong; round two (3 samples): the second problem right at its second sample; the first never
+    script = [["nonsense", "nonsense"], ["nonsense", "nonsense"], ["nonsense", right1]]
+    script += [["nonsense"]] * 13
+    backend = ScriptedBackend(script)
+    recs = list(harness.run_llm(cases, backend, Tok(), "ar-sft-verify", "sft", verify=True))
+    r0, r1 = recs
+    assert r1["status"] == "solved" and r1["valid"] and r1["tokens_out"] == 3 * 5
+    assert r0["status"] == "no_plan" and r0["tokens_out"] == 16 * 5 and "16 answers" in r0["reason"]
+    assert [n for n, _ in backend.calls] == [2, 2, 2] + [1] * 13  # the solved problem is not asked again
+    assert backend.calls[0][1] == 0.0 and all(t == 0.7 for _, t in backend.calls[1:])
+    assert r0["cpu_seconds"] >= r1["cpu_seconds"] >= 0
