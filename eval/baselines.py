@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 from decoder.lora import train_text_adapter
-from eval.harness import zero_shot_query
+from eval.cases import zero_shot_query
 from planner.worlds.generate import ProblemGenerator
 from planner.worlds.oracle import solve
 from planner.worlds.plans import parse_plan_text

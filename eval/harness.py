@@ -14,7 +14,6 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -22,36 +21,18 @@ import matplotlib.pyplot as plt
 import psutil
 
 from decoder.backends import Request, Sampling
+from eval.cases import QUESTION, Case, zero_shot_query  # noqa: F401  (the harness's names)
 from eval.rows import Row
+from eval.scaling import load_scaling
 from eval.suites import load_suite, resolve_planbench_dir
 from planner.api import Planner
 from planner.record import PlanRecord
 from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.nl import NLConfig, Verbalizer
 from planner.worlds.oracle import solve, solve_blocks
-from planner.worlds.pddl import Domain, Problem, load_domain, load_problem
+from planner.worlds.pddl import load_domain, load_problem
 from planner.worlds.plans import parse_plan_text, validate
 from planner.worlds.strips import Task
-
-QUESTION = "What is the plan to achieve my goal? Just give the actions in the plan."
-
-
-@dataclass
-class Case:
-    suite: str
-    name: str
-    domain: Domain
-    problem: Problem
-    verbalizer: Verbalizer
-    query: str  # the zero-shot natural-language query
-    optimal_length: int | None
-    solvable: bool | None
-
-
-def zero_shot_query(vb: Verbalizer, p: Problem) -> str:
-    """PlanBench's zero-shot query layout: the world's description, the statement, the question."""
-    intro = vb.config.domain_intro.strip()
-    return f"{intro}\n\n[STATEMENT]\n{vb.statement(p.init, p.goal)}\n\n{QUESTION}"
 
 
 def load_cases(
@@ -84,8 +65,6 @@ def load_cases(
             )
         return out
     if spec.startswith("gen:"):
-        from eval.scaling import load_scaling
-
         return load_scaling(spec, planbench_dir, limit, cache_dir)
     raise ValueError(f"unknown suite {spec!r}: planbench:NAME, gen:blocksworld:K=12 or gen:mystery:N=15")
 

@@ -18,6 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ami_agent.services import WORLDS_DIR
+from eval.cases import Case, zero_shot_query
+from eval.suites import load_suite
 from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.errors import WorldError
 from planner.worlds.generate import ProblemGenerator, object_names
@@ -59,8 +61,6 @@ def world_files(world: str, planbench_dir=None) -> tuple[Path, Path]:
     """The domain and English of a world: the project's blocksworld, or PlanBench's mystery blocksworld."""
     if world == "blocksworld":
         return WORLDS_DIR / "blocksworld.pddl", WORLDS_DIR / "blocksworld.yaml"
-    from eval.suites import load_suite
-
     inst = load_suite("planbench:mystery_blocksworld", planbench_dir, limit=1)[0]
     return inst.domain_path, inst.nl_config_path
 
@@ -116,10 +116,8 @@ def _make(domain: Domain, axis: str, value: int, count: int) -> list[tuple[Probl
 
 
 def load_scaling(spec: str, planbench_dir=None, limit: int | None = None, cache_dir: Path | None = None):
-    """The suite's cases (eval.harness.Case), `limit` of them (default 50). With `cache_dir`, the problems are
+    """The suite's cases (eval.cases.Case), `limit` of them (default 50). With `cache_dir`, the problems are
     kept there (one JSON file per axis and value, shared by both worlds) and read back on later runs."""
-    from eval.harness import Case, zero_shot_query
-
     world, axis, value = parse_spec(spec)
     domain_path, nl_path = world_files(world, planbench_dir)
     domain = load_domain(domain_path)

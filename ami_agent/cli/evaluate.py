@@ -114,8 +114,9 @@ def run_systems(
     concurrency: int,
     oracle_seconds: float = 60.0,
 ) -> None:
-    """Runs each system on the cases not yet recorded in out_dir/<system>.jsonl. The language-model systems and
-    the agent share one serving backend."""
+    """Runs each system on the cases not yet recorded in out_dir/<system>.jsonl. The language-model systems share
+    one serving backend, the agent has its own; one is closed before the other starts (each engine holds its KV
+    cache: four at once do not fit in 24 GB)."""
     from eval import harness
 
     log = lambda m, end="\n": err.print(m, end=end)  # noqa: E731
@@ -123,24 +124,28 @@ def run_systems(
     llm = None
 
     def get_agent():
-        nonlocal agent
+        nonlocal agent, llm
         if agent is None:
+            if llm is not None:
+                llm[0].close()
+                llm = None
             agent = temporary_agent(backend)
             agent.warm()
         return agent
 
     def get_llm():
-        nonlocal llm
+        nonlocal llm, agent
         if llm is None:
             from transformers import AutoTokenizer
 
             from decoder.backends import make_backend
             from decoder.base_model import resolve_base_model
 
+            if agent is not None:
+                agent.close()
+                agent = None
             mdir = Path(resolve_base_model(None))
-            # with the agent in the run, its backend: one engine for the base model
-            b = get_agent().decoder.backend if "ami" in names else make_backend(backend, mdir)
-            llm = (b, AutoTokenizer.from_pretrained(mdir))
+            llm = (make_backend(backend, mdir), AutoTokenizer.from_pretrained(mdir))
         return llm
 
     def sft_adapter():
@@ -188,7 +193,7 @@ def report_cmd(
         str, typer.Option(help="Comma-separated: blocksworld, mystery")
     ] = "blocksworld,mystery",
     sc_samples: Annotated[int, typer.Option(help="Samples for ar-sft-sc")] = 3,
-    concurrency: Annotated[int, typer.Option(help="ami: queries asked at once", min=1)] = 1,
+    concurrency: Annotated[int, typer.Option(help="ami: queries asked at once", min=1)] = 4,
     backend: Backend = "auto",
     planbench_dir: PlanbenchDir = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (records, problems, report)")] = Path(
