@@ -35,9 +35,10 @@ def _key(suite: str) -> tuple[str, str, int] | None:
 
 
 def tally(rows: list[dict]) -> dict:
-    """(world, axis, value) -> system -> {problems, valid, cpu, tokens_out, seconds}."""
+    """(world, axis, value) -> system -> {problems, valid, invalid (a plan given that the validator rejects), cpu,
+    tokens_out, seconds}."""
     out: dict = defaultdict(
-        lambda: defaultdict(lambda: dict(problems=0, valid=0, cpu=0.0, tokens_out=0, seconds=0.0))
+        lambda: defaultdict(lambda: dict(problems=0, valid=0, invalid=0, cpu=0.0, tokens_out=0, seconds=0.0))
     )
     for r in rows:
         k = _key(r["suite"])
@@ -46,6 +47,7 @@ def tally(rows: list[dict]) -> dict:
         t = out[k][r["system"]]
         t["problems"] += 1
         t["valid"] += bool(r["valid"])
+        t["invalid"] += r["status"] == "solved" and not r["valid"]
         t["cpu"] += r.get("cpu_seconds", 0.0)
         t["tokens_out"] += r["tokens_out"]
         t["seconds"] += r["seconds"]
@@ -98,6 +100,7 @@ def headline(tal: dict) -> dict:
             cost[s] = {
                 "problems": n,
                 "solved": ok,
+                "invalid_plans_given": sum(t["invalid"] for t in ts),
                 "cpu_seconds_per_problem": round(cpu / n, 2),
                 "cpu_seconds_per_solved": round(cpu / ok, 2) if ok else None,
                 "tokens_out_per_problem": round(tok / n, 1),
@@ -146,13 +149,15 @@ def write(out_dir: Path, rows: list[dict], command: str = "") -> dict:
             )
         lines += [
             "",
-            "| system | problems | solved | CPU-s per problem | CPU-s per solved | tokens out per problem |",
-            "|---|---|---|---|---|---|",
+            "| system | problems | solved | invalid plans given | CPU-s per problem | CPU-s per solved | tokens out "
+            "per problem |",
+            "|---|---|---|---|---|---|---|",
         ]
         for s, c in h["cost"].items():
             per_solved = "-" if c["cpu_seconds_per_solved"] is None else f"{c['cpu_seconds_per_solved']:.2f}"
             lines.append(
-                f"| {s} | {c['problems']} | {c['solved']} | {c['cpu_seconds_per_problem']:.2f} | {per_solved} | "
+                f"| {s} | {c['problems']} | {c['solved']} | {c['invalid_plans_given']} | "
+                f"{c['cpu_seconds_per_problem']:.2f} | {per_solved} | "
                 f"{c['tokens_out_per_problem']:.0f} |"
             )
         lines.append("")

@@ -74,6 +74,7 @@ def test_mystery_suites_are_the_same_problems_renamed(planbench):
 
 def _row(suite, system, valid, cpu=1.0, tokens=0):
     return {
+        "status": "solved" if valid else "no_plan",
         "suite": suite,
         "system": system,
         "instance": "x",
@@ -94,6 +95,7 @@ def test_report_ratios_costs_and_plots(tmp_path):
                 _row(f"gen:blocksworld:K={k}", "ar-sft-verify", i < 2, 8.0, 400),
             ]
     rows += [_row("gen:blocksworld:N=10", "ami", True), _row("gen:blocksworld:N=10", "ar-sft", False)]
+    rows += [{**_row("gen:blocksworld:K=2", "ar-zero-shot", False), "status": "solved"}]  # a plan, rejected
     rows += [_row("planbench:blocksworld", "ami", True)]  # not a scaling suite: left out
     s = report.write(tmp_path, rows, "ami-agent report")
     h = s["headline"]["blocksworld"]
@@ -102,11 +104,16 @@ def test_report_ratios_costs_and_plots(tmp_path):
     assert h["cost"]["ami"] == {
         "problems": 13,
         "solved": 13,
+        "invalid_plans_given": 0,
         "cpu_seconds_per_problem": 1.92,
         "cpu_seconds_per_solved": 1.92,
         "tokens_out_per_problem": 0.0,
     }
     assert h["cost"]["ar-sft-verify"]["cpu_seconds_per_solved"] == 16.0
+    assert (
+        h["cost"]["ar-zero-shot"]["invalid_plans_given"] == 1
+        and h["cost"]["ar-sft"]["invalid_plans_given"] == 0
+    )
     text = (tmp_path / "report.md").read_text()
     assert "| gen:blocksworld:K=16 | 4/4 | 1/4 | 2/4 |" in text
     for f in ("scaling_k.png", "scaling_n.png", "cost.png"):
