@@ -206,6 +206,7 @@ def world_sample(
 @app.command("suites")
 def suites(planbench_dir: PlanbenchDir = None):
     """List the evaluation suites and their sizes."""
+    from eval.scaling import K_VALUES, N_VALUES, PER_SUITE
     from eval.suites import load_suite, suite_names
 
     for s in suite_names():
@@ -213,6 +214,11 @@ def suites(planbench_dir: PlanbenchDir = None):
             out.print(f"{s:36s} {len(load_suite(s, planbench_dir)):4d} instances")
         except WorldError as e:
             out.print(f"{s:36s} unavailable: {e}")
+    ks, ns = ",".join(map(str, K_VALUES)), ",".join(map(str, N_VALUES))
+    out.print(
+        f"{'gen:blocksworld:K=k, gen:mystery:K=k':36s} {PER_SUITE:4d} generated, optimal plans of k steps ({ks})"
+    )
+    out.print(f"{'gen:blocksworld:N=n, gen:mystery:N=n':36s} {PER_SUITE:4d} generated, of n blocks ({ns})")
 
 
 @app.command("plan")
