@@ -31,7 +31,7 @@ WORLDS = ("blocksworld", "mystery")
 K_VALUES = (2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 28, 32)
 N_VALUES = (3, 4, 5, 6, 8, 10, 12, 15, 20, 30)
 PER_SUITE = 50
-MAX_BLOCKS = 30  # the blocks the blocksworld English names
+MAX_BLOCKS = 30  # PlanBench's 12 colours and MORE_COLOURS
 FULL_GOALS_FROM = 28
 ORACLE_SECONDS = 2.0  # A*'s budget per problem while making the suites
 _SPEC = re.compile(r"^gen:(blocksworld|mystery):([KN])=(\d+)$")
@@ -52,7 +52,7 @@ def parse_spec(spec: str) -> tuple[str, str, int]:
     if (axis == "K" and (value < 2 or value % 2)) or (axis == "N" and not 3 <= value <= MAX_BLOCKS):
         raise ValueError(
             f"{spec}: K is an even plan length of at least 2 (blocksworld plans alternate lifting and placing); "
-            f"N is 3 to {MAX_BLOCKS} blocks (the blocksworld English names {MAX_BLOCKS})"
+            f"N is 3 to {MAX_BLOCKS} blocks"
         )
     return world, axis, value
 
@@ -65,22 +65,38 @@ def world_files(world: str, planbench_dir=None) -> tuple[Path, Path]:
     return inst.domain_path, inst.nl_config_path
 
 
+# blocks 13 to 30 in the blocksworld suites' English, after PlanBench's red ... gold
+MORE_COLOURS = (
+    "pink brown grey purple teal navy maroon olive lime beige ivory coral amber indigo turquoise crimson lavender "
+    "bronze"
+).split()
+
+
 def named_config(config: NLConfig, objects: list[str]) -> NLConfig:
-    """The config with a phrase for every object: where its names follow one pattern ("object a", "object b"),
-    objects past its last name get the same ("object m"); a config of other names must name every object."""
+    """The config with a phrase for every object. Where its names follow one pattern ("object a", "object b"),
+    objects past its last name get the same ("object m"); where they are colours ("red block"), more colours."""
     enc = config.encoded_objects
     missing = [o for o in objects if o not in enc]
     if not missing:
         return config
-    prefixes = {v[: -len(k)] for k, v in enc.items() if v.endswith(k)}
-    if len(prefixes) != 1 or not all(v.endswith(k) for k, v in enc.items()):
+    if all(v.endswith(k) for k, v in enc.items()) and len({v[: -len(k)] for k, v in enc.items()}) == 1:
+        prefix = next(v[: -len(k)] for k, v in enc.items())
+        return replace(config, encoded_objects={**enc, **{o: prefix + o for o in missing}})
+    suffixes = {v.split(" ", 1)[1] for v in enc.values() if " " in v}
+    used = {v.split(" ", 1)[0] for v in enc.values()}
+    colours = [c for c in MORE_COLOURS if c not in used]
+    if len(suffixes) != 1 or len(colours) < len(missing):
         raise WorldError(
-            f"the English names {len(enc)} blocks; these problems have {len(objects)}",
+            f"the English names {len(enc)} objects; these problems have {len(objects)}",
             source=config.source,
-            hint="Name more blocks in its encoded_objects, or use fewer blocks",
+            hint="Name more objects in its encoded_objects, or use fewer",
         )
-    prefix = prefixes.pop()
-    return replace(config, encoded_objects={**enc, **{o: prefix + o for o in missing}})
+    suffix = suffixes.pop()
+    return replace(
+        config,
+        encoded_objects={**enc, **{o: f"{c} {suffix}" for o, c in zip(missing, colours)}},
+        compact_objects={**config.compact_objects, **dict(zip(missing, colours))},
+    )
 
 
 def _blocks_range(k: int) -> tuple[int, int]:
