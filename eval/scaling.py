@@ -6,7 +6,8 @@ resumed run asks the same questions); never written into the repository.
 (K/3 to K/2 + 4, at least 3 and up to 8; from K = 28 on, K/3 to K/3 + 3 blocks with the whole target as the goal). `gen:blocksworld:N=15`: 50 random problems of 15 blocks (random towers,
 a random subset of a random target's `on` facts as the goal, as `ami-agent world sample` makes them), with their
 optimal length where the A* oracle finds it within its budget. `gen:mystery:...`: the same problems, statement for
-statement, in PlanBench's mystery domain and English (read from the PlanBench folder: evaluation data only). Optimal
+statement, in PlanBench's mystery domain and English. Both worlds' domains and English are PlanBench's (read from its
+folder: evaluation data only), so every query reads as PlanBench's do. Optimal
 lengths come from `planner.worlds.oracle.solve_blocks` (A* over block moves)."""
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ def parse_spec(spec: str) -> tuple[str, str, int]:
 
 
 def world_files(world: str, planbench_dir=None) -> tuple[Path, Path]:
-    """The domain and English of a world: the project's blocksworld, or PlanBench's mystery blocksworld."""
-    if world == "blocksworld":
-        return WORLDS_DIR / "blocksworld.pddl", WORLDS_DIR / "blocksworld.yaml"
-    inst = load_suite("planbench:mystery_blocksworld", planbench_dir, limit=1)[0]
+    """A world's domain and English: PlanBench's blocksworld or mystery blocksworld (its domain file and config), so
+    the queries read as PlanBench's do."""
+    suite = "planbench:blocksworld" if world == "blocksworld" else "planbench:mystery_blocksworld"
+    inst = load_suite(suite, planbench_dir, limit=1)[0]
     return inst.domain_path, inst.nl_config_path
 
 

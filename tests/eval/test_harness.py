@@ -9,7 +9,7 @@ from planner.worlds.oracle import solve_blocks
 
 def test_eval_run_is_judged_resumable_and_reported(tmp_path, planbench):
     cases = harness.load_cases("planbench:blocksworld", planbench, limit=3)
-    cases += harness.load_cases("gen:blocksworld:K=2", limit=2)
+    cases += harness.load_cases("gen:blocksworld:K=2", planbench, limit=2)
     assert harness.run_system("oracle", cases, tmp_path, harness.run_oracle) == 5
     assert harness.run_system("oracle", cases, tmp_path, harness.run_oracle) == 0  # resumed: nothing left
     assert harness.run_system("ami-planner", cases, tmp_path, harness.run_planner) == 5

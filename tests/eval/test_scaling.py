@@ -33,23 +33,25 @@ def test_astar_oracle_is_optimal_and_valid():
     assert r.status == "solved" and validate(BW, big, parse_plan_text("\n".join(r.plan), BW, big)).valid
 
 
-def test_k_suites_have_their_optimal_length_and_are_cached(tmp_path):
-    cases = load_cases("gen:blocksworld:K=14", limit=3, cache_dir=tmp_path)
+def test_k_suites_have_their_optimal_length_and_are_cached(tmp_path, planbench):
+    cases = load_cases("gen:blocksworld:K=14", planbench, limit=3, cache_dir=tmp_path)
     assert [c.optimal_length for c in cases] == [14, 14, 14]
     names = blocksworld_names(BW)
     assert all(len(solve_blocks(c.problem, names).plan) == 14 for c in cases)
     assert "[STATEMENT]" in cases[0].query
     cached = json.loads((tmp_path / "K=14.json").read_text())
-    again = load_cases("gen:blocksworld:K=14", limit=2, cache_dir=tmp_path)
+    again = load_cases("gen:blocksworld:K=14", planbench, limit=2, cache_dir=tmp_path)
     assert len(cached) == 3 and [c.problem for c in again] == [c.problem for c in cases[:2]]
     # a longer run starts with the same problems
-    assert [c.problem for c in load_cases("gen:blocksworld:K=14", limit=4)][:3] == [c.problem for c in cases]
+    longer = load_cases("gen:blocksworld:K=14", planbench, limit=4)
+    assert [c.problem for c in longer][:3] == [c.problem for c in cases]
 
 
-def test_n_suites_name_every_block_in_words():
-    (case,) = load_scaling("gen:blocksworld:N=30", limit=1)
+def test_n_suites_name_every_block_in_words(planbench):
+    (case,) = load_scaling("gen:blocksworld:N=30", planbench, limit=1)
     assert len(case.problem.objects) == 30
     assert "bronze block" in case.query and " ad " not in case.query
+    assert "I have the following restrictions on my actions" in case.query  # PlanBench's own English
     for bad in (
         "gen:blocksworld:K=5",
         "gen:blocksworld:N=31",
