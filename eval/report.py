@@ -89,6 +89,7 @@ def headline(tal: dict) -> dict:
                 "success": {s: f"{v}/{n}" for s, (v, n) in pool.items()},
                 "best_ar": best,
                 "ami_over_best_ar": _ratio(rate.get("ami"), ars.get(best)),
+                "ami_planner_over_best_ar": _ratio(rate.get("ami-planner"), ars.get(best)),
             }
         cost: dict = {}
         for s in SYSTEMS:
@@ -145,7 +146,12 @@ def write(out_dir: Path, rows: list[dict], command: str = "") -> dict:
             lines.append(
                 f"- {part}: "
                 + ", ".join(f"{s} {x}" for s, x in v["success"].items())
-                + (f"; ami / best ar-* ({v['best_ar']}): {v['ami_over_best_ar']}" if v["best_ar"] else "")
+                + (
+                    f"; over the best ar-* system ({v['best_ar']}): ami {v['ami_over_best_ar']}, ami-planner "
+                    f"{v['ami_planner_over_best_ar']}"
+                    if v["best_ar"]
+                    else ""
+                )
             )
         lines += [
             "",
