@@ -102,7 +102,7 @@ def test_report_ratios_costs_and_plots(tmp_path):
     s = report.write(tmp_path, rows, "ami-agent report")
     h = s["headline"]["blocksworld"]
     assert h["K>=16"]["best_ar"] == "ar-sft-verify" and h["K>=16"]["ami_over_best_ar"] == 2.0
-    assert h["N>=10"]["ami_over_best_ar"] == "inf"
+    assert h["N>=10"]["ami_over_best_ar"] == "inf" and h["N>=10"]["best_ar"] == "none solved any"
     assert h["cost"]["ami"] == {
         "problems": 13,
         "solved": 13,
