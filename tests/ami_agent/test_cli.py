@@ -148,6 +148,9 @@ def test_sample_a_spec_world_with_counts_and_unsolvable(tmp_path, capsys):
             "unknown suite 'planbench:nope'",
         ),
         (["world", "sample", "--domain", "missing.pddl", "--count", "0"], "--count must be at least 1"),
+        (["report", "--systems", "ami,gpt-9"], "unknown system(s) gpt-9"),
+        (["report", "--worlds", "logistics"], "--worlds takes blocksworld, mystery"),
+        (["eval", "--suite", "gen:blocksworld:K=5"], "K is an even plan length"),
     ],
 )
 def test_errors_are_one_clear_line(argv, words, capsys):
