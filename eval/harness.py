@@ -2,9 +2,10 @@
 
 Systems: `ami` (the whole agent, from the natural-language query to text; the plan is read from the text),
 `ami-planner` (the latent planner on the PDDL problem), `ar-zero-shot` (the base model on the zero-shot query,
-greedy), `ar-sft` / `ar-sft-sc` (the base model with a LoRA adapter fine-tuned to write plans, greedy / k samples
-with a majority vote), `oracle` (optimal BFS). Every plan is judged by the validator. Runs are resumable: instances
-already written to DIR/<system>.jsonl are skipped.
+greedy), `ar-sft` / `ar-sft-sc` / `ar-sft-verify` (the base model with a LoRA adapter fine-tuned to write plans:
+greedy / k samples with a majority vote / up to 16 samples, the first the simulator accepts), `oracle` (optimal: A*
+for blocksworld-like problems, BFS otherwise). Every plan is judged by the validator; every row carries wall and CPU
+seconds and tokens. Runs are resumable: instances already written to DIR/<system>.jsonl are skipped.
 """
 
 from __future__ import annotations
