@@ -73,6 +73,10 @@ def _ratio(a: float | None, b: float | None):
     return round(a / b, 2)
 
 
+def _show(ratio) -> str:
+    return "no ratio (both 0)" if ratio is None else str(ratio)
+
+
 def headline(tal: dict) -> dict:
     """Per world: the ratio of ami's success to the best ar-* system's at K >= 16 and at N >= 10, and CPU-seconds
     per solved problem of every system."""
@@ -149,8 +153,8 @@ def write(out_dir: Path, rows: list[dict], command: str = "") -> dict:
                 f"- {part}: "
                 + ", ".join(f"{s} {x}" for s, x in v["success"].items())
                 + (
-                    f"; over the best ar-* system ({v['best_ar']}): ami {v['ami_over_best_ar']}, ami-planner "
-                    f"{v['ami_planner_over_best_ar']}"
+                    f"; over the best ar-* system ({v['best_ar']}): ami {_show(v['ami_over_best_ar'])}, "
+                    f"ami-planner {_show(v['ami_planner_over_best_ar'])}"
                     if v["best_ar"]
                     else ""
                 )
