@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import psutil
 
 from decoder.backends import Request, Sampling
-from eval.cases import QUESTION, Case, zero_shot_query  # noqa: F401  (the harness's names)
+from eval.cases import Case, zero_shot_query
 from eval.rows import Row
 from eval.scaling import load_scaling
 from eval.suites import load_suite, resolve_planbench_dir
@@ -160,7 +160,8 @@ def run_agent(cases: list[Case], agent, concurrency: int = 1):
     """The whole agent on each case's natural-language query. concurrency > 1 asks several queries at once (one
     conversation thread each), as concurrent users would: the decoder backend batches their decodes. Records
     arrive in completion order; each carries its own wall time; CPU time is exact at concurrency 1 and, above it,
-    the CPU time between two completed answers split among the answers running then."""
+    the CPU time since the previous answer finished goes to the answers that finish (shared among them when several
+    do): a rough split per answer, exact in total."""
 
     # a suite of another world (mystery blocksworld): the agent reads it with that world's English
     for c in cases:
@@ -186,12 +187,11 @@ def run_agent(cases: list[Case], agent, concurrency: int = 1):
                 break
         mark = cpu_seconds()
         while running:
-            n_running = len(running)
             done, running = wait(running, return_when=FIRST_COMPLETED)
             now = cpu_seconds()
-            share, mark = (now - mark) / n_running, now
+            share, mark = (now - mark) / len(done), now
             for f in done:
-                yield _agent_record(*f.result(), share * n_running / len(done))
+                yield _agent_record(*f.result(), share)
                 nxt = next(pending, None)
                 if nxt is not None:
                     running.add(pool.submit(one, *nxt))

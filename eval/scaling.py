@@ -148,7 +148,6 @@ def load_scaling(spec: str, planbench_dir=None, limit: int | None = None, cache_
         rows = [
             {
                 "name": p.name,
-                "blocks": len(p.objects),
                 # in the project's blocksworld; each world renames them
                 "init": sorted([a[0], *a[1:]] for a in p.init),
                 "goal": sorted([a[0], *a[1:]] for a in p.goal),

@@ -26,7 +26,18 @@ from ami_agent.cli.common import (
 )
 from eval.rows import SYSTEMS
 
-ORACLE_SECONDS = 10.0  # the report's oracle: A* a problem at most this long (30 blocks can take longer)
+REPORT_ORACLE_SECONDS = (
+    10.0  # the report's oracle: A* a problem at most this long (30 blocks can take longer)
+)
+
+
+def system_names(systems: str) -> list[str]:
+    """--systems a,b,c -> the names, each checked against SYSTEMS."""
+    names = [s.strip() for s in systems.split(",") if s.strip()]
+    bad = [s for s in names if s not in SYSTEMS]
+    if bad:
+        raise UserError(f"unknown system(s) {', '.join(bad)}: choose from {', '.join(SYSTEMS)}")
+    return names
 
 
 @app.command("eval")
@@ -53,10 +64,7 @@ def eval_cmd(
     """Systems x suites: plan records per system, summary.json, report.md and plots; resumable."""
     from eval import harness
 
-    names = [s.strip() for s in systems.split(",") if s.strip()]
-    bad = [s for s in names if s not in SYSTEMS]
-    if bad:
-        raise UserError(f"unknown system(s) {', '.join(bad)}: choose from {', '.join(SYSTEMS)}")
+    names = system_names(systems)
     cases = []
     for spec in suite or []:
         try:
@@ -66,6 +74,7 @@ def eval_cmd(
     if domain or instances:
         if not (domain and instances):
             raise UserError("--domain and --instances go together")
+        from eval.cases import Case, zero_shot_query
         from planner.worlds.nl import NLConfig, Verbalizer
         from planner.worlds.pddl import load_domain, load_problem
 
@@ -73,9 +82,7 @@ def eval_cmd(
         vb = Verbalizer(d, NLConfig.load(nl_config) if nl_config else None)
         for f in problem_files(instances)[:limit]:
             p = load_problem(f, d)
-            cases.append(
-                harness.Case(str(instances), f.name, d, p, vb, harness.zero_shot_query(vb, p), None, None)
-            )
+            cases.append(Case(str(instances), f.name, d, p, vb, zero_shot_query(vb, p), None, None))
     if not cases:
         raise UserError("nothing to evaluate: give --suite, or --domain D.pddl --instances DIR")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -211,10 +218,7 @@ def report_cmd(
     from eval import harness, report
     from eval.scaling import WORLDS, scaling_suites
 
-    names = [s.strip() for s in systems.split(",") if s.strip()]
-    bad = [s for s in names if s not in SYSTEMS]
-    if bad:
-        raise UserError(f"unknown system(s) {', '.join(bad)}: choose from {', '.join(SYSTEMS)}")
+    names = system_names(systems)
     ws = [w.strip() for w in worlds.split(",") if w.strip()]
     if not ws or any(w not in WORLDS for w in ws):
         raise UserError(f"--worlds takes {', '.join(WORLDS)}; got {worlds!r}")
@@ -229,7 +233,7 @@ def report_cmd(
     order = sorted(
         names, key=lambda s: ("oracle", "ami-planner").index(s) if s in ("oracle", "ami-planner") else 2
     )
-    run_systems(order, cases, out_dir, backend, sc_samples, concurrency, ORACLE_SECONDS)
+    run_systems(order, cases, out_dir, backend, sc_samples, concurrency, REPORT_ORACLE_SECONDS)
     keep = {(c.suite, c.name) for c in cases}
     recorded = [s for s in SYSTEMS if (out_dir / f"{s}.jsonl").exists()]
     rows = [r for r in harness.load_records(out_dir, recorded) if (r["suite"], r["instance"]) in keep]

@@ -21,6 +21,22 @@ class OracleResult:
     seconds: float = 0.0
 
 
+def _spent(expansions: int, max_expansions: int, time_limit: float | None, t0: float, every: int) -> bool:
+    """Past the expansion budget, or (checked every `every` expansions) past the time limit."""
+    return expansions > max_expansions or (
+        time_limit is not None and expansions % every == 0 and time.perf_counter() - t0 > time_limit
+    )
+
+
+def _budget_spent(expansions: int, t0: float) -> OracleResult:
+    return OracleResult(
+        "no_plan",
+        reason=f"search budget spent after {expansions - 1} expansions",
+        expansions=expansions - 1,
+        seconds=time.perf_counter() - t0,
+    )
+
+
 def solve(task: Task, max_expansions: int = 2_000_000, time_limit: float | None = None) -> OracleResult:
     t0 = time.perf_counter()
     if task.is_goal(task.init):
@@ -39,15 +55,8 @@ def solve(task: Task, max_expansions: int = 2_000_000, time_limit: float | None 
     while frontier:
         state = frontier.popleft()
         expansions += 1
-        if expansions > max_expansions or (
-            time_limit is not None and expansions % 1024 == 0 and time.perf_counter() - t0 > time_limit
-        ):
-            return OracleResult(
-                "no_plan",
-                reason=f"search budget spent after {expansions - 1} expansions",
-                expansions=expansions - 1,
-                seconds=time.perf_counter() - t0,
-            )
+        if _spent(expansions, max_expansions, time_limit, t0, every=1024):
+            return _budget_spent(expansions, t0)
         for i, a in enumerate(actions):
             if state & a.pre == a.pre:
                 nxt = (state & ~a.delete) | a.add
@@ -157,15 +166,8 @@ def solve_blocks(
                 )
             return OracleResult("solved", plan, "", expansions, time.perf_counter() - t0)
         expansions += 1
-        if expansions > max_expansions or (
-            time_limit is not None and expansions % 256 == 0 and time.perf_counter() - t0 > time_limit
-        ):
-            return OracleResult(
-                "no_plan",
-                reason=f"search budget spent after {expansions - 1} expansions",
-                expansions=expansions - 1,
-                seconds=time.perf_counter() - t0,
-            )
+        if _spent(expansions, max_expansions, time_limit, t0, every=256):
+            return _budget_spent(expansions, t0)
         covered = set(st)
         tops = [x for x in range(n) if x not in covered]
         for x in tops:
