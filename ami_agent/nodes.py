@@ -22,9 +22,12 @@ from planner.constraints import Constraint
 from planner.record import PlanRecord
 
 # Decode rounds, each one batched backend call: the latent decode and its latent+text fallback side by side
-# (a missed latent decode costs no extra round trip), then both sampled; verify takes the first candidate, in
-# order, that reads back as the plan.
-DECODE_ROUNDS = [[("latent", 0.0), ("latent+text", 0.0)], [("latent", 0.7), ("latent+text", 0.7)]]
+# (a missed latent decode costs no extra round trip), greedy with the objects' first codes, then greedy with codes
+# drawn at random from the whole codebook (the codes are arbitrary and trained as random draws: another draw is
+# another chance at copying them right), then sampled with another draw; verify takes the first candidate, in
+# order, that reads back as the plan. Per round: (temperature, seed of the code draw or None).
+DECODE_MODES = ["latent", "latent+text"]
+DECODE_ROUNDS = [(0.0, None), (0.0, 1), (0.7, 2)]
 BLOCKED = "every plan breaks a guardrail:"  # planner.search's reason when the constraints block the goal
 UNDO_DEPTH = 8  # earlier versions of a thread's problem kept for "undo the last one"
 
@@ -191,9 +194,11 @@ def decode_item(state: AgentState, services: Services) -> DecodeItem:
 def decode(state: AgentState, services: Services) -> dict:
     item = decode_item(state, services)
     attempt = state.get("decode_attempts", 0)
-    modes = [m for m, _ in DECODE_ROUNDS[attempt]]
-    temp = DECODE_ROUNDS[attempt][0][1]  # one temperature a round (one batched call)
+    modes = DECODE_MODES
+    temp, draw = DECODE_ROUNDS[attempt]
     decoder = services.decoder
+    if draw is not None:
+        item = decoder.with_codes(item, draw)
     s = Sampling(max_tokens=max_answer_tokens([item]), temperature=temp, seed=attempt)
     outs = decoder.decode_modes(item, modes, s)
     return {
@@ -205,6 +210,7 @@ def decode(state: AgentState, services: Services) -> dict:
         "_trace": {
             "modes": modes,
             "temperature": temp,
+            "codes": "first" if draw is None else f"drawn (seed {draw})",
             "round": attempt + 1,
             "backend": decoder.backend.name,
         },

@@ -8,6 +8,7 @@ one batched backend call."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -85,6 +86,15 @@ class Decoder:
 
     def worlds(self) -> list[str]:
         return sorted(self.projectors)
+
+    def with_codes(self, item: DecodeItem, seed: int) -> DecodeItem:
+        """The same plan with its objects' codes drawn at random (seeded) from the whole codebook instead of the
+        first ones in order. The codes are arbitrary symbols and training draws them the same way, so another draw
+        is another, independent chance at copying them right (the agent's later decode rounds)."""
+        self._known(item.world)
+        k = self.projectors[item.world][0].codes.shape[0]
+        order = random.Random(seed).sample(range(k), len(item.objects))
+        return replace(item, plan=replace(item.plan, order=order))
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.matrix[ids]

@@ -16,9 +16,10 @@ from decoder.projector import PlanLatents
 from decoder.prompt import PromptSpec, build_prompt
 from planner.checkpoint import load_checkpoint
 from planner.latent import LatentWorld
+from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.generate import ProblemGenerator
 from planner.worlds.nl import NLConfig, Verbalizer
-from planner.worlds.oracle import solve
+from planner.worlds.oracle import solve, solve_blocks
 from planner.worlds.pddl import Domain, Problem, load_domain
 from planner.worlds.plans import parse_plan_text
 from planner.worlds.strips import Task
@@ -71,10 +72,16 @@ class ExampleSampler:
         rng: int | random.Random = 0,
         walk_fraction: float = 0.5,
         codes_for=None,
+        codebook: int | None = None,
+        walk_steps: int = 14,
     ):
         """codes_for(world name, latent plan, objects) -> object -> code character: the codes the answer writes
-        (decoder/prompt.py); None writes none (prompts for a throughput workload, never trained on)."""
+        (decoder/prompt.py); None writes none (prompts for a throughput workload, never trained on).
+        codebook: draw each plan's codes at random from that many (training: `PlanLatents.order`); None: the
+        codebook's own order, as decoding assigns them. walk_steps: the longest random walk."""
         self.walk_fraction = walk_fraction
+        self.codebook = codebook
+        self.walk_steps = walk_steps
         self.codes_for = codes_for
         self.worlds = worlds
         self.objects = objects
@@ -91,6 +98,8 @@ class ExampleSampler:
         objects = list(p.objects)
         mode = mode or ("latent+text" if self.rng.random() < self.text_fraction else "latent")
         latents = plan_latents(w, p, actions, self.rng.randrange(1 << 30))
+        if self.codebook:
+            latents.order = self.rng.sample(range(self.codebook), len(objects))
         codes = self.codes_for(w.name, latents, objects) if self.codes_for else None
         spec = build_prompt(w.verbalizer, objects, p.init, p.goal, actions, mode, codes=codes)
         return Example(w.name, objects, latents, spec, actions, p.init, p.goal)
@@ -98,7 +107,7 @@ class ExampleSampler:
     def _optimal(self, w: World):
         for _ in range(100):
             p = self.gens[w.name].sample(self.rng.randint(*self.objects))
-            res = solve(Task(w.domain, p))
+            res = _solve(w.domain, p)
             if res.status == "solved" and res.plan:
                 return p, parse_plan_text("\n".join(res.plan), w.domain, p)
         raise RuntimeError(f"could not generate a solvable problem in world {w.name}")
@@ -108,7 +117,7 @@ class ExampleSampler:
             p = self.gens[w.name].sample(self.rng.randint(*self.objects))
             task = Task(w.domain, p)
             state, steps = task.init, []
-            for _ in range(self.rng.randint(1, 14)):
+            for _ in range(self.rng.randint(1, self.walk_steps)):
                 app = task.applicable(state)
                 if not app:
                     break
@@ -120,3 +129,15 @@ class ExampleSampler:
                 goal = frozenset(self.rng.sample(changed, self.rng.randint(1, len(changed))))
                 return Problem(p.name, p.domain_name, p.objects, p.init, goal, p.source), steps
         return self._optimal(w)
+
+
+def _solve(domain: Domain, problem: Problem):
+    """An optimal plan: A* over block moves in a blocksworld-like domain (8 blocks in well under a second),
+    breadth-first search otherwise."""
+    names = blocksworld_names(domain)
+    if names is not None:
+        try:
+            return solve_blocks(problem, names)
+        except ValueError:  # goals of other facts
+            pass
+    return solve(Task(domain, problem))

@@ -9,7 +9,10 @@ Objects are told apart by token codes, not by learned vectors: each problem's ob
 vectors' projection on a fixed random direction, and the k-th gets the k-th of a fixed list of token embeddings
 (`code_tokens`: single CJK characters, which no object name uses). The legend entry and every argument of that
 object are that same embedding; arguments come only from the plan's latent identities, and the codes are arbitrary
-symbols, not names (another problem gives the same object another code). A pretrained model already copies what
+symbols, not names (another problem gives the same object another code). Training gives each plan's ranks a random
+set of the codes in random order (`PlanLatents.order`), so every code is bound to names as often as any other and a
+problem of more objects than any trained on still has codes the decoder knows how to copy; decoding uses the
+codebook's own order. A pretrained model already copies what
 followed an earlier occurrence of the same token (induction), so binding an argument to its legend entry needs
 little learning. The decoder also writes each argument's code before its name (decoder/prompt.py), so
 `code_chars` holds the codes' characters.
@@ -32,6 +35,9 @@ class PlanLatents:
     operators: torch.Tensor  # (T, D) each step's operator embedding (the world model's action encoder)
     arguments: list[list[int]]  # per step, the argument positions into `identities`
     states: torch.Tensor  # (T+1, N+1, D) predicted latent states along the plan (one draw)
+    # the codes the objects' ranks take, by rank (training draws them at random from the whole codebook, so that
+    # every code is learned, not only the first few; None: the codebook's own order, rank k -> code k)
+    order: list[int] | None = None
 
     @classmethod
     def from_plan(
@@ -110,7 +116,7 @@ class PlanProjector(nn.Module):
             raise ValueError(
                 f"a plan of {plan.steps} steps is longer than the projector's {self.step_pos.num_embeddings}"
             )
-        codes = self.codes[self.object_codes(plan.identities)]  # (N, H)
+        codes = self.codes[self.object_codes(plan.identities, plan.order)]  # (N, H)
         steps = []
         if plan.steps:
             head = self._head(plan)
@@ -118,20 +124,25 @@ class PlanProjector(nn.Module):
                 steps.append(torch.cat([self._out(head[t : t + 1]), codes[args]]))
         return codes, steps
 
-    def object_codes(self, identities: torch.Tensor) -> torch.Tensor:
-        """(N,) each object's code: its rank by identity vector along the fixed direction."""
+    def object_codes(self, identities: torch.Tensor, order: list[int] | None = None) -> torch.Tensor:
+        """(N,) each object's code: its rank by identity vector along the fixed direction, mapped through `order`
+        (rank -> code) when given."""
         n, k = identities.shape[0], self.codes.shape[0]
         if n > k:
             raise ValueError(f"a problem of {n} objects has more objects than the projector's {k} codes")
-        order = torch.argsort(identities.float() @ self.code_dir)
-        rank = torch.empty_like(order)
-        rank[order] = torch.arange(n, device=order.device)
-        return rank
+        by_rank = torch.argsort(identities.float() @ self.code_dir)
+        rank = torch.empty_like(by_rank)
+        rank[by_rank] = torch.arange(n, device=by_rank.device)
+        if order is None:
+            return rank
+        if len(order) < n or len(set(order[:n])) < n or not all(0 <= c < k for c in order[:n]):
+            raise ValueError(f"a code order for {n} objects needs {n} distinct codes below {k}, got {order}")
+        return torch.tensor(order[:n], dtype=torch.long, device=rank.device)[rank]
 
     def code_map(self, plan: PlanLatents, objects: list[str]) -> dict[str, str]:
         """object -> the character of its code (the same code its legend entry and arguments carry)."""
         chars = self.config["code_chars"]
-        return {o: chars[int(k)] for o, k in zip(objects, self.object_codes(plan.identities))}
+        return {o: chars[int(k)] for o, k in zip(objects, self.object_codes(plan.identities, plan.order))}
 
     def _head(self, plan: PlanLatents) -> torch.Tensor:
         """(T, H) each step's operator, predicted state and position (before the output norm)."""

@@ -121,17 +121,26 @@ def faithfulness(
 KINDS = {"optimal": 0.0, "walk": 1.0}  # kind -> share of random walks
 
 
+def walk_steps_for(objects: int) -> int:
+    """The longest walk generated for a problem of that many objects: 14 up to 4 objects, 2 more per object after
+    (30 at 12), so larger problems get the longer plans they take."""
+    return max(14, 2 * objects + 6)
+
+
 def generated_faithfulness(
-    decoder, worlds, problems: int = 60, seed: int = 777, objects=(3, 5), log=None
+    decoder, worlds, problems: int = 60, seed: int = 777, objects=(3, 5), log=None, walk_steps: int = 14
 ) -> list[dict]:
     """Does the decoder read the soft plan, or re-plan from the problem text? One row per (world, kind):
     `faithful` of `problems` generated plans decoded in `latent` mode. `optimal`: the oracle's optimal plans
-    (what the planner returns; the text alone often suggests them); `walk`: random walks whose end state gives the
-    goal (their order cannot be guessed from the text, so only a decoder that reads the soft plan writes them)."""
+    (what the planner returns; the text alone often suggests them); `walk`: random walks of up to `walk_steps`
+    steps whose end state gives the goal (their order cannot be guessed from the text, so only a decoder that
+    reads the soft plan writes them)."""
     rows = []
     for w in worlds:
         for kind, walks in KINDS.items():
-            sampler = ExampleSampler([w], objects, 0.0, random.Random(seed), walk_fraction=walks)
+            sampler = ExampleSampler(
+                [w], objects, 0.0, random.Random(seed), walk_fraction=walks, walk_steps=walk_steps
+            )
             items = []
             for _ in range(problems):
                 ex = sampler.sample(w, "latent")
@@ -143,12 +152,18 @@ def generated_faithfulness(
             row = {
                 "world": w.name,
                 "kind": kind,
+                "objects": list(objects),
                 "problems": problems,
                 "faithful": sum(d.faithful for d in decoded),
                 "mean_steps": round(sum(len(it.actions) for it in items) / max(1, problems), 2),
+                "max_steps": max((len(it.actions) for it in items), default=0),
                 "seconds": round(time.perf_counter() - t0, 1),
             }
             rows.append(row)
             if log:
-                log(f"{w.name} {kind}: {row['faithful']}/{problems} read back ({row['seconds']} s)")
+                log(
+                    f"{w.name} {kind}, {'-'.join(map(str, sorted(set(objects))))} objects: "
+                    f"{row['faithful']}/{problems} read back ({row['mean_steps']} steps on average, "
+                    f"{row['seconds']} s)"
+                )
     return rows

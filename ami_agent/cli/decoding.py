@@ -41,14 +41,25 @@ def decoder_eval_cmd(
     planbench_dir: PlanbenchDir = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write per-problem records here")] = None,
     record_metrics: RecordMetrics = False,
+    generated: Annotated[
+        str | None,
+        typer.Option(
+            help="Decode generated plans instead of a suite's, for these object counts (e.g. 4,6,8,12): the "
+            "oracle's optimal plans and random walks in each of the decoder's worlds, --limit of each (24)"
+        ),
+    ] = None,
 ):
     """Faithfulness: plan each problem, decode the latent plan, read the actions back, compare with the plan."""
     from decoder.api import DEFAULT_DIR
     from eval.faithfulness import faithfulness, plan_cases
     from eval.suites import load_suite
 
+    if generated is not None:
+        if suite:
+            raise UserError("give either --suite or --generated, not both")
+        return _generated_eval(generated, limit, backend, url, decoder_dir, planbench_dir, record_metrics)
     if not suite:
-        raise UserError("give --suite, e.g. --suite planbench:blocksworld")
+        raise UserError("give --suite, e.g. --suite planbench:blocksworld, or --generated 4,6,8")
     modes = ["latent", "latent+text"] if mode == "both" else [mode]
     if any(m not in ("latent", "latent+text") for m in modes):
         raise UserError(f"--mode must be latent, latent+text or both, got {mode!r}")
@@ -68,6 +79,33 @@ def decoder_eval_cmd(
                 out.print(json.dumps({"suite": s, **r}))
                 if record_metrics:
                     key = f"{s} [{m}]" + (f" (first {limit})" if limit else "")
+                    store_benchmark(Path(decoder_dir or DEFAULT_DIR) / "decoder.json", key, r)
+    finally:
+        dec.backend.close()
+
+
+def _generated_eval(counts, limit, backend, url, decoder_dir, planbench_dir, record_metrics) -> None:
+    from decoder.api import DEFAULT_DIR
+    from eval.faithfulness import generated_faithfulness, walk_steps_for
+    from eval.suites import DECODER_WORLDS, world_for
+
+    try:
+        sizes = [int(c) for c in counts.split(",") if c.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--generated takes object counts separated by commas, e.g. 4,6,8,12; got {counts!r}")
+    worlds = [world_for(w, planbench_dir) for w in DECODER_WORLDS]
+    dec = decoder(backend, url, decoder_dir)
+    try:
+        for n in sizes:
+            rows = generated_faithfulness(
+                dec, worlds, limit or 24, objects=(n, n), walk_steps=walk_steps_for(n), log=err.print
+            )
+            for r in rows:
+                out.print(json.dumps(r))
+                if record_metrics:
+                    key = f"generated {r['world']} {r['kind']} N={n} [latent]"
                     store_benchmark(Path(decoder_dir or DEFAULT_DIR) / "decoder.json", key, r)
     finally:
         dec.backend.close()

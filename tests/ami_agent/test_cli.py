@@ -151,6 +151,9 @@ def test_sample_a_spec_world_with_counts_and_unsolvable(tmp_path, capsys):
         (["report", "--systems", "ami,gpt-9"], "unknown system(s) gpt-9"),
         (["report", "--worlds", "logistics"], "--worlds takes blocksworld, mystery"),
         (["eval", "--suite", "gen:blocksworld:K=5"], "K is an even plan length"),
+        (["decoder", "eval", "--generated", "6,eight"], "--generated takes object counts"),
+        (["decoder", "eval", "--generated", "6", "--suite", "planbench:blocksworld"], "not both"),
+        (["decoder", "eval"], "give --suite"),
     ],
 )
 def test_errors_are_one_clear_line(argv, words, capsys):

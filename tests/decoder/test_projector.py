@@ -42,6 +42,29 @@ def test_codebook_gives_each_object_a_token_code_from_its_identity(bw_domain, tm
         proj(tiny_latents(model, big, plan))
 
 
+def test_a_drawn_code_order_maps_ranks_to_any_codes(bw_domain):
+    """Training draws each problem's codes from the whole book (PlanLatents.order): rank k takes order[k], the
+    legend entry and every argument of an object the same code, and the answer's code map agrees."""
+    model = tiny_world(bw_domain)
+    proj = code_projector(48)
+    p, plan = gen_problem(bw_domain, 4, 1)
+    lat = tiny_latents(model, p, plan, seed=3)
+    ranks = proj.object_codes(lat.identities).tolist()
+    lat.order = [40, 7, 33, 12]
+    legend, steps = proj(lat)
+    rows = [int((proj.codes == r).all(1).nonzero()[0]) for r in legend]
+    assert rows == [lat.order[k] for k in ranks]
+    for t, step in enumerate(plan):
+        for k, obj in enumerate(step[1:]):
+            assert torch.equal(steps[t][1 + k], legend[list(p.objects).index(obj)])
+    chars = proj.config["code_chars"]
+    assert proj.code_map(lat, list(p.objects)) == {o: chars[r] for o, r in zip(p.objects, rows)}
+    for bad in ([1, 1, 2, 3], [1, 2, 3], [1, 2, 3, 48]):
+        lat.order = bad
+        with pytest.raises(ValueError, match="distinct codes below 48"):
+            proj(lat)
+
+
 def test_code_tokens_are_single_characters_no_name_uses(model_dir):
     from transformers import AutoTokenizer
 

@@ -215,20 +215,20 @@ def test_the_default_recipe_is_what_made_the_committed_blocksworld_model():
     assert _same_settings(replace(recipe.stages[0], lr=1e-3), runs[0]["config"]) == ["lr"]
 
 
-def test_the_mystery_recipe_file_is_what_made_the_mystery_model():
+def test_the_default_recipe_is_what_made_the_committed_mystery_model():
+    """checkpoints/mystery-4ops.pt is the default recipe run once on mystery's domain file, with no option."""
     import json
-    from dataclasses import asdict
 
     from planner.train import Recipe
 
     record = json.loads((ROOT / "checkpoints" / "mystery-4ops.json").read_text())
-    recipe = Recipe.load(ROOT / record["recipe"])
-    assert len(recipe.stages) == 1 and _same_settings(recipe.stages[0], record["config"]) == []
-    mine = asdict(recipe.model)
-    assert all(mine[k] == v for k, v in record["config"]["model"].items())
-    # fields the run's code did not have yet: what it did then
-    assert (mine["critic_kind"], mine["critic_attention"]) == ("attention", "full")
-    assert recipe.stages[0].lr_schedule == "steps" and recipe.stages[0].online_states == "all"
+    assert record["recipe"] == "default" and record["complete"]
+    assert record["config"] == json.loads(json.dumps(Recipe().to_dict()))
+    assert record["reproduce"] == (
+        "ami-agent train world-model --domain "
+        "../shared/benchmarks/planbench/instances/blocksworld/mystery/generated_domain.pddl"
+    )
+    assert not (ROOT / "recipes" / "mystery-4ops.yaml").exists()  # the older single-stage recipe lost
 
 
 def test_the_logistics_recipe_is_what_made_the_logistics_model_and_its_default():
