@@ -16,10 +16,9 @@ from decoder.projector import PlanLatents
 from decoder.prompt import PromptSpec, build_prompt
 from planner.checkpoint import load_checkpoint
 from planner.latent import LatentWorld
-from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.generate import ProblemGenerator
 from planner.worlds.nl import NLConfig, Verbalizer
-from planner.worlds.oracle import solve, solve_blocks
+from planner.worlds.oracle import solve_optimal
 from planner.worlds.pddl import Domain, Problem, load_domain
 from planner.worlds.plans import parse_plan_text
 from planner.worlds.strips import Task
@@ -107,7 +106,7 @@ class ExampleSampler:
     def _optimal(self, w: World):
         for _ in range(100):
             p = self.gens[w.name].sample(self.rng.randint(*self.objects))
-            res = _solve(w.domain, p)
+            res = solve_optimal(w.domain, p)
             if res.status == "solved" and res.plan:
                 return p, parse_plan_text("\n".join(res.plan), w.domain, p)
         raise RuntimeError(f"could not generate a solvable problem in world {w.name}")
@@ -129,15 +128,3 @@ class ExampleSampler:
                 goal = frozenset(self.rng.sample(changed, self.rng.randint(1, len(changed))))
                 return Problem(p.name, p.domain_name, p.objects, p.init, goal, p.source), steps
         return self._optimal(w)
-
-
-def _solve(domain: Domain, problem: Problem):
-    """An optimal plan: A* over block moves in a blocksworld-like domain (8 blocks in well under a second),
-    breadth-first search otherwise."""
-    names = blocksworld_names(domain)
-    if names is not None:
-        try:
-            return solve_blocks(problem, names)
-        except ValueError:  # goals of other facts
-            pass
-    return solve(Task(domain, problem))

@@ -28,12 +28,10 @@ from eval.scaling import load_scaling
 from eval.suites import load_suite, resolve_planbench_dir
 from planner.api import Planner
 from planner.record import PlanRecord
-from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.nl import NLConfig, Verbalizer
-from planner.worlds.oracle import solve, solve_blocks
+from planner.worlds.oracle import solve_optimal
 from planner.worlds.pddl import load_domain, load_problem
 from planner.worlds.plans import parse_plan_text, validate
-from planner.worlds.strips import Task
 
 
 def load_cases(
@@ -108,15 +106,7 @@ def run_oracle(cases: list[Case], time_limit: float = 60.0):
 
     for c in cases:
         t0, c0 = time.perf_counter(), cpu_seconds()
-        names = blocksworld_names(c.domain)
-        r = None
-        if names is not None:
-            try:
-                r = solve_blocks(c.problem, names, max_expansions=10_000_000, time_limit=time_limit)
-            except ValueError:  # a start with a block in the hand, or goals of other facts
-                r = None
-        if r is None:
-            r = solve(Task(c.domain, c.problem), time_limit=time_limit)
+        r = solve_optimal(c.domain, c.problem, time_limit=time_limit, blocks_expansions=10_000_000)
         steps = parse_plan_text("\n".join(r.plan), c.domain, c.problem) if r.status == "solved" else []
         yield _record(
             c,

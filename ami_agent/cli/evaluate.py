@@ -26,9 +26,8 @@ from ami_agent.cli.common import (
 )
 from eval.rows import SYSTEMS
 
-REPORT_ORACLE_SECONDS = (
-    10.0  # the report's oracle: A* a problem at most this long (30 blocks can take longer)
-)
+# the report's oracle: A* a problem at most this long (30 blocks can take longer)
+REPORT_ORACLE_SECONDS = 10.0
 
 
 def system_names(systems: str) -> list[str]:

@@ -8,7 +8,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from planner.worlds.pddl import format_atom
+from planner.worlds.blocksworld import blocksworld_names
+from planner.worlds.pddl import Domain, format_atom
 from planner.worlds.strips import Task
 
 
@@ -194,3 +195,17 @@ def solve_blocks(
         expansions=expansions,
         seconds=time.perf_counter() - t0,
     )
+
+
+def solve_optimal(
+    domain: Domain, problem, time_limit: float | None = None, blocks_expansions: int = 200_000
+) -> OracleResult:
+    """An optimal plan: A* over block moves (`solve_blocks`, at most `blocks_expansions`) where the problem is
+    blocksworld-like (the hand empty at the start, goals of `on`/`ontable` facts), breadth-first search otherwise."""
+    names = blocksworld_names(domain)
+    if names is not None:
+        try:
+            return solve_blocks(problem, names, max_expansions=blocks_expansions, time_limit=time_limit)
+        except ValueError:  # a start with a block in the hand, or goals of other facts
+            pass
+    return solve(Task(domain, problem), time_limit=time_limit)
