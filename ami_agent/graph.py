@@ -34,13 +34,16 @@ def build_graph(services: Services) -> StateGraph:
         ("guard", nodes.guard),
         ("decode", partial(nodes.decode, services=services)),
         ("verify", nodes.verify),
+        ("describe", partial(nodes.describe, services=services)),
         ("chat", partial(nodes.chat, services=services)),
         ("respond", partial(nodes.respond, services=services)),
     ):
         g.add_node(name, timed(name, fn))
     g.add_edge(START, "perceive")
     g.add_conditional_edges(
-        "perceive", lambda s: s["route"], {"plan": "plan", "chat": "chat", "respond": "respond"}
+        "perceive",
+        lambda s: s["route"],
+        {"plan": "plan", "describe": "describe", "chat": "chat", "respond": "respond"},
     )
     g.add_edge("plan", "guard")
     g.add_conditional_edges(
@@ -55,5 +58,6 @@ def build_graph(services: Services) -> StateGraph:
         {"respond": "respond", "decode": "decode"},
     )
     g.add_edge("chat", "respond")
+    g.add_edge("describe", "respond")
     g.add_edge("respond", END)
     return g

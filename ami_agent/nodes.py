@@ -1,22 +1,26 @@
 """The agent's nodes: module-level functions from the graph's state to an update, each given the services it
 needs (ami_agent/services.py). Side effects (planning, decoding) live in the modules the nodes call.
 
-perceive -> plan -> guard -> decode -> verify -> respond for a planning request; perceive -> chat -> respond for
+perceive -> plan -> guard -> decode -> verify -> respond for a planning request; perceive -> describe -> respond
+for a question about the thread's plan's states ("what is on red after step 2?"); perceive -> chat -> respond for
 anything else; perceive -> respond for a clarifying question. The answer is checked by the world model (the
-planner's plan passed a fresh ensemble's rollout) and by reading the text back equal to the plan: the symbolic
+planner's plan passed a fresh ensemble's rollout) and by reading the text back equal to the plan; a state in words
+by reading it back equal to the facts the world model's read-out finds in the same latent state: the symbolic
 simulator takes no part in answering.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from langgraph.config import get_stream_writer
 
 from ami_agent.perceive import Perception, summary
+from ami_agent.questions import StateQuestion, answer, state_question, step_of, when_phrase
 from ami_agent.services import Services, World
 from ami_agent.state import AgentState, Plan, Problem
-from decoder.api import DecodeItem, max_answer_tokens
+from decoder.api import DecodeItem, Described, StateItem, max_answer_tokens
 from decoder.backends import Request, Sampling
 from planner.constraints import Constraint
 from planner.record import PlanRecord
@@ -65,7 +69,6 @@ def _history(previous: Problem | None, depth: int = UNDO_DEPTH) -> Problem | Non
 def perceive(state: AgentState, services: Services) -> dict:
     text = state["text"]
     previous = state.get("problem")
-    world, p = services.perceive(text, previous)
     base = {
         "messages": [{"role": "user", "content": text}],
         "decode_attempts": 0,
@@ -75,7 +78,17 @@ def perceive(state: AgentState, services: Services) -> dict:
         "tokens_out": 0,
         "verified": False,
         "reply": "",
+        "end_state": None,
     }
+    asked = state_asked(state, services)
+    if asked is not None:
+        return {
+            **base,
+            "route": "describe",
+            "question": asked,
+            "_trace": {"reader": "state question", **asked},
+        }
+    world, p = services.perceive(text, previous)
     if p.kind == "chat":
         return {**base, "route": "chat", "status": "chat", "_trace": {"reader": "none"}}
     if p.kind == "clarify":
@@ -99,6 +112,18 @@ def perceive(state: AgentState, services: Services) -> dict:
         "understood": summary(p.objects, p.init, p.goal, p.constraints, world.reader),
         "_trace": {"reader": p.reader, "kind": p.kind},
     }
+
+
+def state_asked(state: AgentState, services: Services) -> dict | None:
+    """A question about the thread's last plan's states, when there is a plan and the text is one."""
+    prob, result = state.get("problem"), state.get("plan") or {}
+    if not prob or result.get("status") != "solved":
+        return None
+    world = _world(state, services)
+    # blocks by colour in the blocks world; elsewhere questions about the whole state
+    colours = {o: world.reader.colour(o) for o in prob["objects"]} if world is services.world else {}
+    q = state_question(state["text"], colours)
+    return None if q is None else {"when": q.when, "kind": q.kind, "block": q.block}
 
 
 def plan(state: AgentState, services: Services) -> dict:
@@ -191,22 +216,47 @@ def decode_item(state: AgentState, services: Services) -> DecodeItem:
     )
 
 
+def describe_state(services: Services, item: DecodeItem, t: int, predicted) -> tuple[Described, bool]:
+    """The plan's state before it (t = 0) or after step t in words, and whether it reads back as the facts the
+    world model's read-out finds in the same latent state (`predicted`); a second try with codes drawn at random
+    when the first does not."""
+    decoder = services.decoder
+    wanted = _facts(predicted)
+    d = decoder.describe([StateItem.at(item, t)])[0]
+    if d.facts != wanted or d.unread:
+        d = decoder.describe([StateItem.at(decoder.with_codes(item, 1), t)])[0]
+    return d, d.facts == wanted and not d.unread
+
+
 def decode(state: AgentState, services: Services) -> dict:
     item = decode_item(state, services)
     attempt = state.get("decode_attempts", 0)
     modes = DECODE_MODES
     temp, draw = DECODE_ROUNDS[attempt]
     decoder = services.decoder
+    end = None
+    if attempt == 0:  # the end state in words, on the same engine while the plan is written
+        predicted = state["plan"]["predicted"][-1]
+        end = _POOL.submit(describe_state, services, item, item.plan.steps, predicted)
     if draw is not None:
         item = decoder.with_codes(item, draw)
     s = Sampling(max_tokens=max_answer_tokens([item]), temperature=temp, seed=attempt)
     outs = decoder.decode_modes(item, modes, s)
+    update = {}
+    if end is not None:
+        d, ok = end.result()
+        update["end_state"] = {"text": d.text, "equal_to_prediction": ok}
+        update["tokens_in"] = d.tokens_in
+        update["tokens_out"] = d.tokens_out
     return {
         # each candidate read back (`Decoder` compares the actions its text says with the plan's)
         "decoded": [{"mode": m, "text": d.text, "equal_to_plan": d.faithful} for m, d in zip(modes, outs)],
+        **update,
         "decode_attempts": attempt + 1,
-        "tokens_in": state.get("tokens_in", 0) + sum(d.tokens_in for d in outs),
-        "tokens_out": state.get("tokens_out", 0) + sum(d.tokens_out for d in outs),
+        "tokens_in": state.get("tokens_in", 0) + update.get("tokens_in", 0) + sum(d.tokens_in for d in outs),
+        "tokens_out": state.get("tokens_out", 0)
+        + update.get("tokens_out", 0)
+        + sum(d.tokens_out for d in outs),
         "_trace": {
             "modes": modes,
             "temperature": temp,
@@ -221,13 +271,21 @@ def verify(state: AgentState) -> dict:
     """The first candidate whose text reads back as exactly the planner's plan (which the world model's own
     check accepted) is the answer; none after the last round: an error, never an unverified answer."""
     checks = [{"mode": c["mode"], "equal_to_plan": c["equal_to_plan"]} for c in state["decoded"]]
+    end = state.get("end_state") or {}
     for cand in state["decoded"]:
         if cand["equal_to_plan"]:
+            reply = cand["text"].strip()
+            if end.get("equal_to_prediction"):  # said only when it reads back as the world model's end state
+                reply += f"\nAt the end: {end['text']}"
             return {
                 "verified": True,
                 "decode_mode": cand["mode"],
-                "reply": cand["text"].strip(),
-                "_trace": {"candidates": checks, "chosen": cand["mode"]},
+                "reply": reply,
+                "_trace": {
+                    "candidates": checks,
+                    "chosen": cand["mode"],
+                    "end_state": bool(end.get("equal_to_prediction")),
+                },
             }
     update = {"verified": False, "_trace": {"candidates": checks}}
     if state["decode_attempts"] >= len(DECODE_ROUNDS):
@@ -237,6 +295,50 @@ def verify(state: AgentState) -> dict:
             "answer. Please ask again."
         )
     return update
+
+
+def describe(state: AgentState, services: Services) -> dict:
+    """A question about a state of the thread's plan: the decoder says the world model's predicted state, read
+    back against the world model's own read-out of it; the direct answer is picked from what it said."""
+    q = state["question"]
+    result = state["plan"]
+    steps = len(result["actions"])
+    t = step_of(q["when"], steps)
+    if t is None:
+        return {
+            "status": "clarify",
+            "reply": f"The plan has {steps} step{'s' if steps != 1 else ''}: ask about a step from 1 to {steps}, "
+            "before the first step or at the end.",
+            "_trace": {"step": q["when"]},
+        }
+    item = decode_item(state, services)
+    d, ok = describe_state(services, item, t, result["predicted"][t])
+    trace = {"step": t, "equal_to_prediction": ok}
+    if not ok:
+        return {
+            "status": "error",
+            "reply": "I could not put that state into words faithfully (what I wrote does not read back as my "
+            "world model's prediction), so I will not guess. Please ask again.",
+            "_trace": trace,
+        }
+    world = _world(state, services)
+    when = when_phrase(t, steps)
+    direct = (
+        answer(StateQuestion(**q), set(d.facts), lambda o: "the " + world.verbalizer.object_phrase(o))
+        if q["kind"] != "describe"
+        else ""
+    )
+    reply = (f"{when}: {direct}\n" if direct else "") + f"{when}, my world model predicts: {d.text}"
+    return {
+        "status": "state",
+        "reply": reply,
+        "tokens_in": d.tokens_in,
+        "tokens_out": d.tokens_out,
+        "_trace": trace,
+    }
+
+
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="describe")
 
 
 def chat(state: AgentState, services: Services) -> dict:

@@ -39,8 +39,10 @@ class AgentState(TypedDict, total=False):
     text: str  # this turn's user text
     problem: Problem | None  # the thread's current problem (follow-ups edit it)
     plan: Plan | None  # the thread's last plan
-    route: str  # plan | chat | respond
-    status: str  # solved | no_plan | clarify | chat | error
+    route: str  # plan | describe | chat | respond
+    status: str  # solved | no_plan | clarify | chat | state | error
+    question: dict | None  # a question about a state of the thread's plan: {"when", "kind", "block"}
+    end_state: dict | None  # the plan's end state in words: {"text", "equal_to_prediction"}
     reply: str
     understood: str  # this turn's problem in one line ("You have: ... You want: ..."), the reply's first line
     decode_attempts: int

@@ -1,6 +1,7 @@
-"""`Decoder`: the latent plan -> answer text. The projector runs in this process (it needs only the base model's
-embedding matrix, read from the safetensors file, not the model); a backend generates with the LoRA adapter, merged
-into the base weights (decoder.merge: far faster on vLLM-CPU than LoRA at run time).
+"""`Decoder`: the latent plan -> answer text, and a predicted latent state -> its description (`describe`). The
+projector runs in this process (it needs only the base model's embedding matrix, read from the safetensors file, not
+the model); a backend generates with the LoRA adapter, merged into the base weights (decoder.merge: far faster on
+vLLM-CPU than LoRA at run time).
 
 The answer is written a line a round (decoder/prompt.py): round 0 writes the explanation, round t + 1 puts in step
 t's number and soft vectors and the language model writes that step's line. Every round of a batch of answers is
@@ -17,8 +18,18 @@ from safetensors import safe_open
 from transformers import AutoTokenizer
 
 from decoder.backends import Backend, BackendError, Completion, Request, Sampling
-from decoder.projector import PlanLatents, Tokens, assemble, load_projectors
-from decoder.prompt import PromptSpec, answer_end, answer_rounds, build_prompt, read_answer, strip_codes
+from decoder.projector import PlanLatents, StateLatents, Tokens, assemble, load_projectors
+from decoder.prompt import (
+    PromptSpec,
+    Slot,
+    answer_end,
+    answer_rounds,
+    build_prompt,
+    build_state_prompt,
+    read_answer,
+    read_state,
+    strip_codes,
+)
 from planner.encoding import ProblemSymbols
 from planner.worlds.nl import Verbalizer
 
@@ -47,6 +58,31 @@ class DecodeItem:
         ids = identities[0] if identities.dim() == 3 else identities
         plan = PlanLatents.from_plan(model, ids, actions, symbols, trajectory, draw=0)
         return cls(world, vb, list(objects), frozenset(init), frozenset(goal), list(actions), plan)
+
+
+@dataclass
+class StateItem:
+    """A predicted latent state to put into words (`Decoder.describe`)."""
+
+    world: str
+    verbalizer: Verbalizer
+    objects: list[str]
+    state: StateLatents
+
+    @classmethod
+    def at(cls, item: DecodeItem, t: int) -> StateItem:
+        """The state of a plan's item before the plan (t = 0) or after step t, as the world model predicts it."""
+        return cls(item.world, item.verbalizer, item.objects, item.plan.state_at(t))
+
+
+@dataclass
+class Described:
+    text: str  # the description as the user reads it
+    facts: frozenset  # the facts it says (read back)
+    unread: list[str]  # its clauses that say no fact of the world
+    tokens_in: int
+    tokens_out: int
+    raw: str = ""  # as written, codes and all
 
 
 @dataclass
@@ -127,6 +163,36 @@ class Decoder:
             for st, o in zip(live, self.backend.generate(reqs, ADAPTER, _line_sampling(sampling, r))):
                 st.wrote(o.text, o.tokens_out, o.finish_reason)
         return [st.done() for st in states]
+
+    def describe(self, items: list[StateItem], sampling: Sampling | None = None) -> list[Described]:
+        """Each predicted state in the world's words, one batched call: the prompt holds only the objects' codes
+        and names and the state's vectors (`build_state_prompt`), so what is said comes from the latents. The
+        answer is begun with the first object's code, as every trained answer begins (each object's facts open
+        with its code; in blocks worlds every object has a fact)."""
+        reqs = [Request(prompt_embeds=self.state_embeds(it)) for it in items]
+        sampling = sampling or Sampling(max_tokens=max_state_tokens(items))
+        sampling = replace(sampling, stop=["\n"])
+        outs = self.backend.generate(reqs, ADAPTER, sampling) if reqs else []
+        described = []
+        for it, req, o in zip(items, reqs, outs):
+            chars = self.projectors[it.world][0].config["code_chars"]
+            text = strip_codes(o.text, chars).strip()
+            facts, unread = read_state(it.verbalizer, text, it.objects)
+            raw = o.text if text != o.text.strip() else ""
+            described.append(
+                Described(text, facts, unread, int(req.prompt_embeds.shape[0]), o.tokens_out, raw)
+            )
+        return described
+
+    def state_embeds(self, item: StateItem) -> torch.Tensor:
+        """The prompt's embeddings and the answer's first piece: the first object's code."""
+        self._known(item.world)
+        spec = build_state_prompt(item.verbalizer, item.objects)
+        with torch.no_grad():
+            slots = self.projectors[item.world][0].state_slots(item.state, spec)
+        return torch.cat(
+            [assemble(spec, self.tokens, self.embed, slots), slots[Slot("object", 0)].to(self.matrix.dtype)]
+        )
 
     def decode(
         self, items: list[DecodeItem], mode: str = "latent", sampling: Sampling | None = None
@@ -224,6 +290,11 @@ class _Rounds:
         text = strip_codes(self.text, self.chars)
         raw = self.text if text != self.text else ""
         return Completion(text, self.tokens_in, self.tokens_out, self.finish, raw)
+
+
+def max_state_tokens(items: list[StateItem]) -> int:
+    """Room for every fact of a blocks-like state (about 2 facts an object, 12 tokens a fact) and more."""
+    return 32 + 32 * max((len(it.objects) for it in items), default=0)
 
 
 def max_answer_tokens(items: list[DecodeItem]) -> int:

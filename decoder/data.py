@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from decoder.projector import PlanLatents
-from decoder.prompt import PromptSpec, build_prompt
+from decoder.projector import PlanLatents, StateLatents
+from decoder.prompt import PromptSpec, build_prompt, build_state_prompt
 from planner.checkpoint import load_checkpoint
 from planner.latent import LatentWorld
 from planner.worlds.generate import ProblemGenerator
@@ -52,6 +52,8 @@ class Example:
     actions: list[tuple[str, ...]]
     init: frozenset = frozenset()
     goal: frozenset = frozenset()
+    state: StateLatents | None = None  # a state to describe (then `plan` is the walk that reached it)
+    facts: frozenset = frozenset()  # the described state's true facts
 
 
 def plan_latents(world: World, problem: Problem, actions, seed: int) -> PlanLatents:
@@ -102,6 +104,33 @@ class ExampleSampler:
         codes = self.codes_for(w.name, latents, objects) if self.codes_for else None
         spec = build_prompt(w.verbalizer, objects, p.init, p.goal, actions, mode, codes=codes)
         return Example(w.name, objects, latents, spec, actions, p.init, p.goal)
+
+    def sample_state(self, world: World | None = None, walk_steps: int | None = None) -> Example:
+        """A state to describe: a random walk of 0 to `walk_steps` (default: the sampler's) steps from a generated
+        problem's initial state; the world model's latent state predicted at the walk's end (encoded at the start:
+        no step), the simulator's true state as the answer."""
+        w = world or self.rng.choice(self.worlds)
+        for _ in range(100):
+            p = self.gens[w.name].sample(self.rng.randint(*self.objects))
+            task = Task(w.domain, p)
+            state, steps = task.init, []
+            for _ in range(self.rng.randint(0, walk_steps or self.walk_steps)):
+                app = task.applicable(state)
+                if not app:
+                    break
+                a = task.actions[self.rng.choice(app)]
+                state = task.apply(state, a)
+                steps.append((a.name, *a.args))
+            objects = list(p.objects)
+            latents = plan_latents(w, p, steps, self.rng.randrange(1 << 30))
+            if self.codebook:
+                latents.order = self.rng.sample(range(self.codebook), len(objects))
+            described = latents.state_at(len(steps))
+            facts = task.state_facts(state)
+            codes = self.codes_for(w.name, latents, objects) if self.codes_for else None
+            spec = build_state_prompt(w.verbalizer, objects, facts, codes)
+            return Example(w.name, objects, latents, spec, steps, p.init, p.goal, described, facts)
+        raise RuntimeError(f"could not generate a state in world {w.name}")
 
     def _optimal(self, w: World):
         for _ in range(100):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from peft.helpers import disable_input_dtype_casting
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.cache_utils import DynamicCache
@@ -26,12 +26,20 @@ MIN_SHARED_PREFIX = 64  # tokens; below this the plain batched forward is as fas
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def lora_model(model_dir: Path, rank: int, alpha: int):
-    """-> (tokenizer, PEFT model over the frozen base). The base is bf16 where the hardware computes bf16 natively, else float32 (`decoder.backends.default_dtype`: on an AVX2
-    CPU one bf16 backward step of the test's tiny training took 71 s)."""
+def lora_model(model_dir: Path, rank: int, alpha: int, adapter: Path | None = None):
+    """-> (tokenizer, PEFT model over the frozen base); `adapter`: a saved adapter to train on from (its own rank
+    and alpha), its weights in float32 as a new adapter's. The base is bf16 where the hardware computes bf16
+    natively, else float32 (`decoder.backends.default_dtype`: on an AVX2 CPU one bf16 backward step of the test's
+    tiny training took 71 s)."""
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, default_dtype()))
+    if adapter is not None:
+        model = PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.data = p.data.float()
+        return tok, model
     cfg = LoraConfig(
         r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
     )
@@ -145,8 +153,11 @@ def train_loop(
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         batch = make_batch()
+        aux = batch.pop("aux_loss", None)  # a loss the batch's own modules add (the decoder's state pointers)
         with bf16_adapters(model):
             loss_t = shared_prefix_loss(model, batch) if "prefix_len" in batch else answer_loss(model, batch)
+        if aux is not None:
+            loss_t = loss_t + aux
         opt.zero_grad(set_to_none=True)
         loss_t.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

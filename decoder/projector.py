@@ -51,13 +51,25 @@ class PlanLatents:
         with torch.no_grad():
             op_emb = model.predictor.action.symbol(torch.tensor(ops, dtype=torch.long)).float()
         args = [[symbols.object_index[o] for o in a[1:]] for a in actions]
-        return cls(
-            identities.detach().float(), op_emb.reshape(len(ops), -1), args, trajectory.detach().float()
-        )
+        return cls(identities.detach().float(), op_emb, args, trajectory.detach().float())
 
     @property
     def steps(self) -> int:
         return len(self.arguments)
+
+    def state_at(self, t: int) -> StateLatents:
+        """The predicted latent state before the plan (t = 0) or after step t."""
+        return StateLatents(self.identities, self.states[t], self.order)
+
+
+@dataclass
+class StateLatents:
+    """One predicted latent state to put into words: the objects' identity vectors (N, D) (they give the codes) and
+    the state's latents (N+1, D): one vector per object, then the global one."""
+
+    identities: torch.Tensor
+    state: torch.Tensor
+    order: list[int] | None = None
 
 
 class PlanProjector(nn.Module):
@@ -71,10 +83,15 @@ class PlanProjector(nn.Module):
         codes: torch.Tensor | None = None,
         max_steps: int = 128,
         shared: PlanProjector | None = None,
+        relations: int = 1,
+        unary: int = 0,
+        nullary: int = 0,
     ):
         """codebook: the code tokens' ids (`code_tokens`), `codes` their embeddings (K, hidden) (loading fills them
         from the state dict), `code_chars` their characters. shared: a projector whose output norm and scale this
-        one uses (one world's projector shares them with another's of the same widths, trained together)."""
+        one uses (one world's projector shares them with another's of the same widths, trained together).
+        relations: the world's binary predicates, one pointer each in a described state; unary, nullary: its
+        predicates of one and of no argument (the state head's auxiliary read-outs in training)."""
         super().__init__()
         if len(code_chars) != len(codebook):
             raise ValueError(f"{len(codebook)} codes need as many characters, got {len(code_chars)}")
@@ -85,6 +102,9 @@ class PlanProjector(nn.Module):
             "codebook": list(codebook),
             "code_chars": list(code_chars),
             "max_steps": max_steps,
+            "relations": relations,
+            "unary": unary,
+            "nullary": nullary,
         }
         if codes is not None and tuple(codes.shape) != (len(codebook), hidden):
             raise ValueError(f"codes must be ({len(codebook)}, {hidden}), got {tuple(codes.shape)}")
@@ -105,6 +125,21 @@ class PlanProjector(nn.Module):
         self.state = _mlp(2 * latent_dim, hidden)
         self.step_pos = nn.Embedding(max_steps, hidden)
         nn.init.normal_(self.step_pos.weight, std=0.02)
+        # a described state (`state_slots`): each object's own latent, the global latent, and per binary predicate
+        # a pointer: attention from the object's latent over the other objects' latents (and "none"), which mixes
+        # their codes
+        self.own = _mlp(latent_dim, hidden)
+        self.world = _mlp(latent_dim, hidden)
+        self.rel_pool = nn.Linear(hidden, 1)  # the global vector also pools the objects' own vectors
+        # training's auxiliary read-outs: each object's one-argument facts from its vector, the state's
+        # no-argument facts from the global one (they make the vectors say the facts plainly)
+        self.rel_unary = nn.Linear(hidden, max(1, unary))
+        self.rel_nullary = nn.Linear(hidden, max(1, nullary))
+        self.rel_from = nn.Linear(latent_dim, POINTER * relations)
+        self.rel_to = nn.Linear(latent_dim, POINTER * relations)
+        self.rel_none = nn.Parameter(torch.zeros(relations, POINTER))
+        self.rel_score = nn.Parameter(torch.randn(relations, POINTER) / POINTER**0.5)
+        self.rel_empty = nn.Parameter(torch.randn(relations, hidden) * float(embed_rms))
 
     def _out(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x) * self.scale
@@ -151,6 +186,62 @@ class PlanProjector(nn.Module):
         state_in = torch.cat([after[:, n], after[:, :n].mean(1)], -1)
         return self.op(plan.operators) + self.state(state_in) + self.step_pos.weight[: plan.steps]
 
+    def pointer_logits(self, state: StateLatents) -> torch.Tensor:
+        """(N, R, N + 1): per object and binary predicate, a score for each object as its second argument, and for
+        none (last). An object never points at itself."""
+        n = state.identities.shape[0]
+        r = self.config["relations"]
+        s = state.state[:n].float()
+        a = self.rel_from(s).view(n, r, POINTER)
+        b = self.rel_to(s).view(n, r, POINTER)
+        pair = torch.nn.functional.gelu(a.unsqueeze(2) + b.transpose(0, 1).unsqueeze(0))  # (N, R, N, P)
+        none = torch.nn.functional.gelu(a + self.rel_none)  # (N, R, P)
+        scores = torch.cat([pair, none.unsqueeze(2)], 2) @ self.rel_score.unsqueeze(-1)  # (N, R, N+1, 1)
+        scores = scores.squeeze(-1)
+        self_mask = torch.eye(n, dtype=torch.bool, device=s.device).unsqueeze(1)  # (N, 1, N)
+        scores[..., :n] = scores[..., :n].masked_fill(self_mask, float("-inf"))
+        return scores
+
+    def state_slots(self, state: StateLatents, spec: PromptSpec) -> dict[Slot, torch.Tensor]:
+        """A described state's slots: ("object", i) object i's code; ("state", i) its own latent's vector, then one
+        pointer per binary predicate (the mixture of the codes its attention picks, or "none"'s vector);
+        ("world", 0) the global latent's vector, with a pool of the objects' own."""
+        codes = self.codes[self.object_codes(state.identities, state.order)]  # (N, H)
+        weights = self.pointer_logits(state).softmax(-1)  # (N, R, N+1)
+        r = self.config["relations"]
+        targets = torch.cat(
+            [codes.unsqueeze(0).expand(r, -1, -1), self.rel_empty.unsqueeze(1)], 1
+        )  # (R, N+1, H)
+        pointers = torch.einsum("nrk,rkh->nrh", weights, targets)
+        own, world = self._state_vectors(state)
+        out = {}
+        for s in spec.segments:
+            if not isinstance(s, Slot):
+                continue
+            if s.kind == "object":
+                out[s] = codes[s.index : s.index + 1]
+            elif s.kind == "state":
+                out[s] = torch.cat([own[s.index : s.index + 1], pointers[s.index]])
+            elif s.kind == "world":
+                out[s] = world
+        return out
+
+    def _state_hidden(self, state: StateLatents) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, H) the objects' own vectors and (1, H) the global one, before the output norm."""
+        n = state.identities.shape[0]
+        own = self.own(state.state[:n].float())
+        pool = (self.rel_pool(own).softmax(0) * own).sum(0, keepdim=True)
+        return own, self.world(state.state[n:].float()) + pool
+
+    def _state_vectors(self, state: StateLatents) -> tuple[torch.Tensor, torch.Tensor]:
+        own, world = self._state_hidden(state)
+        return self._out(own), self._out(world)
+
+    def fact_logits(self, state: StateLatents) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training's auxiliary read-outs: (N, U) each object's one-argument facts, (1, Z) the no-argument ones."""
+        own, world = self._state_hidden(state)
+        return self.rel_unary(own), self.rel_nullary(world)
+
     def slots(self, plan: PlanLatents, spec: PromptSpec) -> dict[Slot, torch.Tensor]:
         """Every slot of the prompt (the answer's slots are the prompt's plan slots again) -> its vectors."""
         legend, steps = self(plan)
@@ -159,6 +250,38 @@ class PlanProjector(nn.Module):
             if isinstance(s, Slot):
                 out[s] = legend[s.index : s.index + 1] if s.kind == "object" else steps[s.index]
         return out
+
+
+STATE_HEAD = ("own.", "world.", "rel_")  # the parameters that describe states (stage 2 of the training)
+POINTER = 128  # the width of a state pointer's attention scores
+
+
+def predicate_names(domain, arity: int) -> list[str]:
+    """The domain's predicates of that arity, sorted (the order of a projector's state read-outs)."""
+    return sorted(p for p, a in domain.predicates.items() if a == arity)
+
+
+def fact_targets(objects: list[str], facts, unary: list[str], nullary: list[str]):
+    """(N, U) and (1, Z) 0/1: which one-argument facts hold of each object, which no-argument facts hold."""
+    place = {o: i for i, o in enumerate(objects)}
+    u = torch.zeros(len(objects), max(1, len(unary)))
+    z = torch.zeros(1, max(1, len(nullary)))
+    for a in facts:
+        if len(a) == 2 and a[0] in unary:
+            u[place[a[1]], unary.index(a[0])] = 1.0
+        elif len(a) == 1 and a[0] in nullary:
+            z[0, nullary.index(a[0])] = 1.0
+    return u, z
+
+
+def pointer_targets(objects: list[str], facts, relations: list[str]) -> torch.Tensor:
+    """(N, R) per object and binary predicate: the index of the object it relates to, N for none."""
+    place = {o: i for i, o in enumerate(objects)}
+    out = torch.full((len(objects), len(relations)), len(objects), dtype=torch.long)
+    for a in facts:
+        if len(a) == 3 and a[0] in relations:
+            out[place[a[1]], relations.index(a[0])] = place[a[2]]
+    return out
 
 
 def code_tokens(tokenizer, k: int = 64) -> list[int]:
@@ -224,6 +347,8 @@ def load_projectors(path: Path) -> dict[str, tuple[PlanProjector, dict]]:
     out = {}
     for name, entry in blob["worlds"].items():
         p = PlanProjector(**entry["config"])
-        p.load_state_dict({k: v.float() for k, v in entry["state_dict"].items()})
+        state = {k: v.float() for k, v in entry["state_dict"].items()}
+        # a projector saved before states were described: its state head stays untrained
+        p.load_state_dict(state, strict="relations" in entry["config"])
         out[name] = (p.eval(), entry)
     return out

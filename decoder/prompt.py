@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from planner.worlds.nl import Verbalizer
+from planner.worlds.errors import WorldError
+from planner.worlds.nl import Verbalizer, join_and, split_and
 
 MODES = ("latent", "latent+text")
 SYSTEM = "You put plans made by a world model into words."
@@ -83,6 +84,70 @@ def build_prompt(
     return PromptSpec(_merge(segments), answer, names, answer_segments(verbalizer, actions, codes))
 
 
+STATE_SYSTEM = "You put states predicted by a world model into words."
+STATE_INSTRUCTION = "Describe this state."
+
+
+def build_state_prompt(
+    verbalizer: Verbalizer, objects: list[str], facts=(), codes: dict[str, str] | None = None
+) -> PromptSpec:
+    """A predicted state to describe: no text of the problem or plan, only the legend (each object's code and name,
+    then its state vectors: Slot("state", i)) and the global vector (Slot("world", 0)). The answer (training) is
+    the state's facts in the world's phrasing, `state_answer`; `codes` as in `build_prompt`."""
+    user: list = ["Objects:"]
+    for i, o in enumerate(objects):
+        user += [" ", Slot("object", i), " " + verbalizer.object_phrase(o) + " ", Slot("state", i)]
+        user.append("," if i < len(objects) - 1 else ".")
+    user += ["\nWorld: ", Slot("world", 0), "\n" + STATE_INSTRUCTION]
+    segments = [f"<|im_start|>system\n{STATE_SYSTEM}<|im_end|>\n<|im_start|>user\n", *user, "<|im_end|>\n"]
+    segments.append("<|im_start|>assistant\n")
+    names = [verbalizer.object_phrase(o) for o in objects]
+    answer = state_answer(verbalizer, objects, facts)
+    coded = state_answer(verbalizer, objects, facts, codes) if codes is not None else answer
+    return PromptSpec(_merge(segments), answer, names, [coded])
+
+
+def state_order(objects: list[str], facts) -> list[tuple[str, ...]]:
+    """The order a state's facts are said in: object by object as the legend lists them (each fact under its first
+    argument, by predicate, then by its other arguments' places in the legend), facts without arguments last."""
+    place = {o: i for i, o in enumerate(objects)}
+    return sorted(
+        (tuple(a) for a in facts),
+        key=lambda a: (place[a[1]] if len(a) > 1 else len(objects), a[0], [place[x] for x in a[2:]]),
+    )
+
+
+def state_answer(
+    verbalizer: Verbalizer, objects: list[str], facts, codes: dict[str, str] | None = None
+) -> str:
+    """The state in the world's phrasing, one sentence (`state_order`): "the red block is clear, the red block is
+    on top of the blue block, ... and the hand is empty." With `codes`, each object's code before its name, and
+    before the first of its facts."""
+    parts, group = [], None
+    for a in state_order(objects, facts):
+        said = verbalizer.fact(a) if codes is None else coded_fact(verbalizer, a, codes)
+        if not said:
+            continue
+        if codes is not None and len(a) > 1 and a[1] != group:
+            # an object's facts open with its code, whatever the phrase starts with ("the hand is currently
+            # holding ..."): which object comes next is decided before how its facts are said
+            group = a[1]
+            said = said if said.startswith(codes[group]) else codes[group] + said
+        parts.append(said)
+    return (join_and(parts) or "nothing holds") + "."
+
+
+def read_state(verbalizer: Verbalizer, text: str, objects: list[str]) -> tuple[frozenset, list[str]]:
+    """The facts a description says, and the clauses that say none."""
+    facts, unread = set(), []
+    for clause in split_and(text):
+        try:
+            facts.add(verbalizer.read_fact(clause, objects))
+        except WorldError:
+            unread.append(clause.strip())
+    return frozenset(facts), unread
+
+
 def answer_text(verbalizer: Verbalizer, actions: list[tuple[str, ...]]) -> str:
     n = len(actions)
     head = (
@@ -129,13 +194,23 @@ def answer_end(steps: int) -> str:
 def coded_action(verbalizer: Verbalizer, step: tuple[str, ...], codes: dict[str, str]) -> str:
     """The action's phrase with each argument's code character right before its name (before the space that
     precedes the name, when there is one): `strip_codes` of it is `verbalizer.action(step)`."""
-    marks = [f"\x00{k}\x00" for k in range(len(step) - 1)]
-    text = verbalizer.config.actions[step[0]].format(
-        *(m + verbalizer.object_phrase(a) for m, a in zip(marks, step[1:]))
-    )
-    for m, a in zip(marks, step[1:]):
+    return _coded(verbalizer, verbalizer.config.actions[step[0]], step[1:], codes)
+
+
+def _coded(verbalizer: Verbalizer, template: str, args, codes: dict[str, str]) -> str:
+    marks = [f"\x00{k}\x00" for k in range(len(args))]
+    text = template.format(*(m + verbalizer.object_phrase(a) for m, a in zip(marks, args)))
+    for m, a in zip(marks, args):
         text = text.replace(" " + m, codes[a] + " ", 1) if " " + m in text else text.replace(m, codes[a], 1)
     return text
+
+
+def coded_fact(verbalizer: Verbalizer, atom: tuple[str, ...], codes: dict[str, str]) -> str:
+    """A fact's phrase with each argument's code right before its name, as `coded_action` writes actions."""
+    template = verbalizer.config.predicates.get(atom[0])
+    if not template:
+        return ""
+    return _coded(verbalizer, template, atom[1:], codes)
 
 
 def strip_codes(text: str, chars) -> str:

@@ -6,16 +6,21 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from decoder.api import DecodeItem, Decoder
+import torch
+
+from decoder.api import DecodeItem, Decoder, StateItem
 from decoder.data import ExampleSampler
+from decoder.projector import StateLatents
 from planner.api import Planner
+from planner.latent import LatentWorld
 from planner.search import PlanResult
 from planner.worlds.nl import NLConfig, Verbalizer
 from planner.worlds.pddl import Domain, Problem, load_domain, load_problem
 from planner.worlds.plans import validate
+from planner.worlds.strips import Task
 
 
 def decode_item(world: str, planner: Planner, vb: Verbalizer, problem: Problem, r: PlanResult) -> DecodeItem:
@@ -40,6 +45,7 @@ class Case:
     problem: Problem
     item: DecodeItem | None
     status: str
+    predicted_end: frozenset | None = None  # the facts the world model reads off its predicted end state
 
 
 def plan_cases(instances, planner_for, log=None) -> list[Case]:
@@ -55,7 +61,8 @@ def plan_cases(instances, planner_for, log=None) -> list[Case]:
         world, planner = planner_for(d)
         r = planner.plan(list(p.objects), p.init, p.goal)
         item = decode_item(world, planner, vb, p, r) if r.status == "solved" else None
-        cases.append(Case(name, d, p, item, r.status))
+        end = frozenset(r.predicted_facts[-1]) if r.status == "solved" and r.predicted_facts else None
+        cases.append(Case(name, d, p, item, r.status, end))
         if log:
             log(f"\rplanning [{k}/{len(instances)}] {name}: {r.status}   ", end="")
     if log:
@@ -64,9 +71,22 @@ def plan_cases(instances, planner_for, log=None) -> list[Case]:
 
 
 def faithfulness(
-    decoder: Decoder, cases: list[Case], mode: str, out_path: Path | None = None, chunk: int = 64, log=None
+    decoder: Decoder,
+    cases: list[Case],
+    mode: str,
+    out_path: Path | None = None,
+    chunk: int = 64,
+    log=None,
+    ablation: str = "as is",
 ) -> dict:
+    """`ablation` (one of ABLATIONS): what is taken from the decoder's input (a shuffled input comes from another
+    problem of the suite)."""
     todo = [c for c in cases if c.item is not None]
+    if ablation != "as is":
+        give = donors(len(todo))
+        todo = [
+            replace(c, item=ablate_plan(c.item, ablation, todo[give[k]].item)) for k, c in enumerate(todo)
+        ]
     faithful = valid = tokens_out = 0
     t0 = time.perf_counter()
     rows = []
@@ -107,6 +127,7 @@ def faithfulness(
     n = len(todo)
     return {
         "mode": mode,
+        "ablation": ablation,
         "problems": len(cases),
         "planned": n,
         "faithful": faithful,
@@ -167,3 +188,186 @@ def generated_faithfulness(
                     f"{row['seconds']} s)"
                 )
     return rows
+
+
+# ---- states: does the decoder say what the world model predicts? ----------------------------------------------
+
+ABLATIONS = ("as is", "states zeroed", "states shuffled", "no operators or arguments")
+
+
+@dataclass
+class StateCase:
+    name: str
+    item: StateItem
+    truth: frozenset  # the simulator's state
+    steps: int  # the steps from the problem's initial state to it
+    reference: frozenset | None = (
+        None  # what the world model's own read-out (its fact probe) finds in the latent
+    )
+
+
+def generated_state_cases(
+    worlds, counts, per_count: int, seed: int = 909, walk_steps: int = 24
+) -> list[StateCase]:
+    """`per_count` states for each object count in each world: the end of a random walk of 0 to `walk_steps`
+    steps from a generated problem, as the world model predicts it along the walk; the truth from the simulator."""
+    out = []
+    for w in worlds:
+        sampler = ExampleSampler([w], (3, 3), 0.0, random.Random(seed), walk_steps=walk_steps)
+        for n in counts:
+            sampler.objects = (n, n)
+            for k in range(per_count):
+                ex = sampler.sample_state(w)
+                item = StateItem(w.name, w.verbalizer, ex.objects, ex.state)
+                lw = LatentWorld(w.model, ex.objects, 0)
+                probe = lw.facts_of(lw.fact_probs(ex.state.state.unsqueeze(0))[0])
+                out.append(
+                    StateCase(f"{w.name} N={n} #{k}", item, frozenset(ex.facts), len(ex.actions), probe)
+                )
+    return out
+
+
+def end_state_cases(cases: list[Case]) -> list[StateCase]:
+    """The predicted end state of each solved plan; the truth: the simulator's state after the plan."""
+    out = []
+    for c in cases:
+        if c.item is None:
+            continue
+        task = Task(c.domain, c.problem)
+        state = task.init
+        for a in c.item.actions:
+            state = task.apply(state, task.actions[task.action_index[(a[0], tuple(a[1:]))]])
+        steps = len(c.item.actions)
+        truth = task.state_facts(state)
+        out.append(StateCase(c.instance, StateItem.at(c.item, steps), truth, steps, c.predicted_end))
+    return out
+
+
+def _transplant(states: torch.Tensor, donor: torch.Tensor) -> torch.Tensor:
+    """The donor's latents in the shape of `states` ((..., N+1, D)): its objects' rows cycled to N, its global row
+    last, its first dimension (steps) cut or its last entry repeated."""
+    n = states.shape[-2] - 1
+    rows = donor[..., torch.arange(n) % (donor.shape[-2] - 1), :]
+    out = torch.cat([rows, donor[..., -1:, :]], -2)
+    if states.dim() == 3:
+        idx = torch.arange(states.shape[0]).clamp(max=donor.shape[0] - 1)
+        out = out[idx]
+    return out
+
+
+def ablate_state(state: StateLatents, kind: str, donor: StateLatents) -> StateLatents:
+    if kind == "states zeroed":
+        return replace(state, state=torch.zeros_like(state.state))
+    if kind == "states shuffled":
+        return replace(state, state=_transplant(state.state, donor.state))
+    return state  # a described state carries no operator or argument vectors
+
+
+def ablate_plan(item: DecodeItem, kind: str, donor: DecodeItem) -> DecodeItem:
+    p = item.plan
+    if kind == "states zeroed":
+        p = replace(p, states=torch.zeros_like(p.states))
+    elif kind == "states shuffled":
+        p = replace(p, states=_transplant(p.states, donor.plan.states))
+    elif kind == "no operators or arguments":
+        p = replace(p, operators=torch.zeros_like(p.operators), arguments=[[] for _ in p.arguments])
+    return replace(item, plan=p)
+
+
+def donors(n: int, seed: int = 5) -> list[int]:
+    """A derangement of range(n): each case's donor is another case (seeded)."""
+    if n < 2:
+        return list(range(n))
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return [order[(order.index(i) + 1) % n] for i in range(n)]
+
+
+def fact_scores(said: frozenset, truth: frozenset) -> tuple[int, int, int]:
+    """(facts said that hold, facts said, facts that hold)."""
+    return len(said & truth), len(said), len(truth)
+
+
+def state_accuracy(
+    decoder,
+    cases: list[StateCase],
+    ablation: str = "as is",
+    out_path: Path | None = None,
+    chunk: int = 64,
+    log=None,
+) -> dict:
+    """Descriptions judged against the simulator's state: exactly right (every fact, nothing more), fact precision
+    and recall; beside them how often the world model's own read-out of the same latent state is exactly right (what
+    the latent holds) and how often the description says just what that read-out says. `chance`: the same scores for another case's true state said instead (objects matched by position,
+    donors as the shuffled ablation's): what a describer that ignores the latents would score."""
+    give = donors(len(cases))
+    exact = hit = said = held = agree = model_exact = 0
+    c_exact = c_hit = c_said = 0
+    rows = []
+    t0 = time.perf_counter()
+    for i in range(0, len(cases), chunk):
+        part = list(range(i, min(i + chunk, len(cases))))
+        items = [
+            replace(
+                cases[j].item, state=ablate_state(cases[j].item.state, ablation, cases[give[j]].item.state)
+            )
+            for j in part
+        ]
+        for j, d in zip(part, decoder.describe(items)):
+            c = cases[j]
+            h, s_, t = fact_scores(d.facts, c.truth)
+            ok = d.facts == c.truth and not d.unread
+            exact, hit, said, held = exact + ok, hit + h, said + s_, held + t
+            agree += c.reference is not None and d.facts == c.reference and not d.unread
+            model_exact += c.reference == c.truth
+            other = _renamed(cases[give[j]], c)
+            ch, cs, _ = fact_scores(other, c.truth)
+            c_exact, c_hit, c_said = c_exact + (other == c.truth), c_hit + ch, c_said + cs
+            rows.append(
+                {
+                    "case": c.name,
+                    "ablation": ablation,
+                    "objects": len(c.item.objects),
+                    "steps": c.steps,
+                    "exact": ok,
+                    "as_world_model_reads": c.reference is not None and d.facts == c.reference,
+                    "world_model_exact": c.reference == c.truth,
+                    "text": d.text,
+                    "missing": sorted(" ".join(a) for a in c.truth - d.facts),
+                    "wrong": sorted(" ".join(a) for a in d.facts - c.truth),
+                    "unread": d.unread,
+                    "tokens_out": d.tokens_out,
+                }
+            )
+        if log:
+            log(f"\rdescribing ({ablation}) [{part[-1] + 1}/{len(cases)}] exactly right {exact}   ", end="")
+    if log:
+        log("")
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    n = len(cases)
+    return {
+        "ablation": ablation,
+        "states": n,
+        "exact": exact,
+        "exact_rate": round(exact / n, 4) if n else None,
+        "fact_precision": round(hit / said, 4) if said else 0.0,
+        "fact_recall": round(hit / held, 4) if held else None,
+        # the latent's own content: the world model's read-out of the same state, exactly right, and said alike
+        "world_model_exact": model_exact,
+        "as_world_model_reads": agree,
+        "chance": {
+            "exact_rate": round(c_exact / n, 4) if n else None,
+            "fact_precision": round(c_hit / c_said, 4) if c_said else 0.0,
+            "fact_recall": round(c_hit / held, 4) if held else None,
+        },
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _renamed(donor: StateCase, case: StateCase) -> frozenset:
+    """The donor's true state with its objects renamed to the case's by position (cycled where it has fewer)."""
+    objs, theirs = case.item.objects, donor.item.objects
+    name = {o: objs[k % len(objs)] for k, o in enumerate(theirs)}
+    return frozenset((a[0], *(name[x] for x in a[1:])) for a in donor.truth)

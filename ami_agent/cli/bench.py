@@ -1,5 +1,6 @@
-"""`ami-agent bench agent`, `bench reader`, `bench load` and `bench guardrails`: the agent on suites and phrasings,
-the free-phrasing reader alone, concurrent clients, stated constraints. The simulator judges every answer."""
+"""`ami-agent bench agent`, `bench reader`, `bench load`, `bench guardrails` and `bench states`: the agent on suites
+and phrasings, the free-phrasing reader alone, concurrent clients, stated constraints, questions about a plan's
+states. The simulator judges every answer."""
 
 from __future__ import annotations
 
@@ -305,3 +306,47 @@ def bench_guardrails_cmd(
     err.print()
     _write_records(out_path, rows)
     out.print(json.dumps({"suite": suite, **guardrail_summary(rows), "backend": backend}))
+
+
+@bench_app.command("states")
+def bench_states_cmd(limit: Limit = None, backend: Backend = "auto", out_path: OutRecords = None):
+    """Follow-up questions about a plan's states (eval/data/state_questions.jsonl, written apart), each after a
+    planning request in a thread of its own; the simulator's states judge the answers."""
+    from ami_agent.services import blocksworld
+    from eval.state_questions import judge, load_cases
+
+    d, vb = blocksworld()
+    cases = load_cases(d, vb, limit=limit)
+    a = temporary_agent(backend)
+    a.warm()
+    rows = []
+    try:
+        for k, c in enumerate(cases, start=1):
+            first = a.ask(c.request, thread=f"states-{c.id}")
+            t0 = time.perf_counter()
+            res = a.ask(c.question, thread=f"states-{c.id}")
+            steps = len((first.get("plan_record") or {}).get("plan") or [])
+            rows.append(
+                judge(d, vb, c, res, steps)
+                | {"plan_status": first["status"]}
+                | {"seconds": round(time.perf_counter() - t0, 3)}
+            )
+            _progress(
+                k, len(cases), f"right {sum(r['right'] for r in rows)}/{k}  last {c.id} {res['status']}"
+            )
+    finally:
+        a.close()
+    err.print()
+    _write_records(out_path, rows)
+    out.print(
+        json.dumps(
+            {
+                "questions": len(rows),
+                "right": sum(r["right"] for r in rows),
+                "by_kind": _by(rows, "kind", "right"),
+                "by_style": _by(rows, "style", "right"),
+                "median_seconds": round(statistics.median(r["seconds"] for r in rows), 2) if rows else None,
+                "backend": backend,
+            }
+        )
+    )

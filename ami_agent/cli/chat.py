@@ -117,6 +117,7 @@ DEMO_TURNS = [
     "Red sits on blue. Yellow and orange are each on the table by themselves. I'd like blue on top of orange, but "
     "never put red on the table.",
     "Now put the red block on top of the blue block as well.",
+    "What is on the blue block after step 4?",
     "Undo the last one.",
     "Also, do not use unstack.",
     "What is a world model, in one sentence?",
@@ -125,8 +126,8 @@ DEMO_TURNS = [
 
 @app.command("demo")
 def demo_cmd(backend: Backend = "auto", memory: Memory = None):
-    """A scripted conversation through the real agent: a request in free words with a guardrail, a follow-up, an
-    undo, a blocked goal, a general question."""
+    """A scripted conversation through the real agent: a request in free words with a guardrail, a follow-up, a
+    question about a state of the plan, an undo, a blocked goal, a general question."""
     import time
     import uuid
 

@@ -48,15 +48,37 @@ def decoder_eval_cmd(
             "oracle's optimal plans and random walks in each of the decoder's worlds, --limit of each (24)"
         ),
     ] = None,
+    states: Annotated[
+        bool,
+        typer.Option(
+            "--states",
+            help="Describe states instead of writing plans: the predicted end state of each suite problem's plan, "
+            "or with --generated the end states of random walks (--limit of each count, 100); judged fact by fact "
+            "against the simulator's",
+        ),
+    ] = False,
+    ablations: Annotated[
+        bool,
+        typer.Option(
+            "--ablations",
+            help="Also with the predicted state vectors zeroed, shuffled between problems, and the operator and "
+            "argument vectors removed: plan faithfulness and state accuracy under each",
+        ),
+    ] = False,
 ):
-    """Faithfulness: plan each problem, decode the latent plan, read the actions back, compare with the plan."""
+    """Faithfulness: plan each problem, decode the latent plan, read the actions back, compare with the plan.
+    With --states: the decoder's descriptions of predicted states, against the simulator's states."""
     from decoder.api import DEFAULT_DIR
-    from eval.faithfulness import faithfulness, plan_cases
+    from eval.faithfulness import ABLATIONS, faithfulness, plan_cases
     from eval.suites import load_suite
 
+    variants = list(ABLATIONS) if ablations else ["as is"]
     if generated is not None:
         if suite:
             raise UserError("give either --suite or --generated, not both")
+        if states:
+            return _generated_states(generated, limit, backend, url, decoder_dir, planbench_dir, record_metrics,
+                                     variants, out_dir)  # fmt: skip
         return _generated_eval(generated, limit, backend, url, decoder_dir, planbench_dir, record_metrics)
     if not suite:
         raise UserError("give --suite, e.g. --suite planbench:blocksworld, or --generated 4,6,8")
@@ -70,18 +92,74 @@ def decoder_eval_cmd(
         err.print(f"{s}: {len(items)} problems")
         planned[s] = plan_cases(items, planner_for(planners), log=lambda m, end="\n": err.print(m, end=end))
     dec = decoder(backend, url, decoder_dir)
+    log = lambda x, end="\n": err.print(x, end=end)  # noqa: E731
+    record = Path(decoder_dir or DEFAULT_DIR) / "decoder.json"
+    first = f" (first {limit})" if limit else ""
     try:
         for s, cases in planned.items():
-            for m in modes:
-                path = out_dir / f"{s.replace(':', '_')}.{m.replace('+', '_')}.jsonl" if out_dir else None
-                r = faithfulness(dec, cases, m, path, log=lambda x, end="\n": err.print(x, end=end))
-                r["backend"] = dec.backend.name
-                out.print(json.dumps({"suite": s, **r}))
+            name = s.replace(":", "_")
+            for v in variants:
+                tag = "" if v == "as is" else f" ({v})"
+                if states or ablations:
+                    from eval.faithfulness import end_state_cases, state_accuracy
+
+                    path = out_dir / f"{name}.states{_slug(v)}.jsonl" if out_dir else None
+                    r = state_accuracy(dec, end_state_cases(cases), v, path, log=log)
+                    out.print(json.dumps({"suite": s, "described": "end states", **r}))
+                    if record_metrics:
+                        store_benchmark(record, f"{s} end states{tag}{first}", r)
+                if states and not ablations:
+                    continue
+                for m in modes:
+                    path = out_dir / f"{name}.{m.replace('+', '_')}{_slug(v)}.jsonl" if out_dir else None
+                    r = faithfulness(dec, cases, m, path, log=log, ablation=v)
+                    r["backend"] = dec.backend.name
+                    out.print(json.dumps({"suite": s, **r}))
+                    if record_metrics:
+                        store_benchmark(record, f"{s} [{m}]{tag}{first}", r)
+    finally:
+        dec.backend.close()
+
+
+def _slug(variant: str) -> str:
+    return "" if variant == "as is" else "." + variant.replace(" ", "_")
+
+
+def _generated_states(
+    counts, limit, backend, url, decoder_dir, planbench_dir, record_metrics, variants, out_dir
+):
+    from decoder.api import DEFAULT_DIR
+    from eval.faithfulness import generated_state_cases, state_accuracy
+    from eval.suites import DECODER_WORLDS, world_for
+
+    sizes = _counts(counts)
+    worlds = [world_for(w, planbench_dir) for w in DECODER_WORLDS]
+    dec = decoder(backend, url, decoder_dir)
+    log = lambda x, end="\n": err.print(x, end=end)  # noqa: E731
+    try:
+        for w in worlds:
+            cases = generated_state_cases([w], sizes, limit or 100)
+            for v in variants:
+                path = out_dir / f"generated_states.{w.name}{_slug(v)}.jsonl" if out_dir else None
+                r = state_accuracy(dec, cases, v, path, log=log)
+                r = {"world": w.name, "objects": sizes, **r}
+                out.print(json.dumps(r))
                 if record_metrics:
-                    key = f"{s} [{m}]" + (f" (first {limit})" if limit else "")
+                    tag = "" if v == "as is" else f" ({v})"
+                    key = f"generated states {w.name} N={','.join(map(str, sizes))}, {limit or 100} each{tag}"
                     store_benchmark(Path(decoder_dir or DEFAULT_DIR) / "decoder.json", key, r)
     finally:
         dec.backend.close()
+
+
+def _counts(counts: str) -> list[int]:
+    try:
+        sizes = [int(c) for c in counts.split(",") if c.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--generated takes object counts separated by commas, e.g. 4,6,8,12; got {counts!r}")
+    return sizes
 
 
 def _generated_eval(counts, limit, backend, url, decoder_dir, planbench_dir, record_metrics) -> None:
@@ -89,12 +167,7 @@ def _generated_eval(counts, limit, backend, url, decoder_dir, planbench_dir, rec
     from eval.faithfulness import generated_faithfulness, walk_steps_for
     from eval.suites import DECODER_WORLDS, world_for
 
-    try:
-        sizes = [int(c) for c in counts.split(",") if c.strip()]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise UserError(f"--generated takes object counts separated by commas, e.g. 4,6,8,12; got {counts!r}")
+    sizes = _counts(counts)
     worlds = [world_for(w, planbench_dir) for w in DECODER_WORLDS]
     dec = decoder(backend, url, decoder_dir)
     try:

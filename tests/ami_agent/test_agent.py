@@ -12,11 +12,13 @@ from support import free_port
 
 from ami_agent.agent import Agent
 from ami_agent.nodes import decode_item
-from ami_agent.services import WORLDS_DIR, AgentConfig
+from ami_agent.services import WORLDS_DIR, AgentConfig, blocksworld
+from decoder.prompt import read_state
 from planner.worlds.pddl import Problem, load_domain
 from planner.worlds.plans import parse_plan_text, validate
+from planner.worlds.strips import Task
 
-DOMAIN = load_domain(WORLDS_DIR / "blocksworld.pddl")
+DOMAIN, VB = blocksworld()
 
 
 START = (
@@ -33,6 +35,16 @@ INIT = {
     ("clear", "a"), ("clear", "d"), ("handempty",), ("on", "a", "b"), ("on", "d", "c"), ("ontable", "b"),
     ("ontable", "c"),
 }  # fmt: skip
+
+
+def _end(plan: list[str]) -> frozenset:
+    """The simulator's state after the plan's steps from INIT."""
+    p = Problem("t", DOMAIN.name, {o: "object" for o in "abcd"}, frozenset(INIT), frozenset())
+    task = Task(DOMAIN, p)
+    state = task.init
+    for a in parse_plan_text("\n".join(plan), DOMAIN, p):
+        state = task.apply(state, task.actions[task.action_index[(a[0], tuple(a[1:]))]])
+    return task.state_facts(state)
 
 
 def _valid(plan: list[str], goal: set) -> bool:
@@ -55,6 +67,39 @@ def test_planning_turn_is_planned_decoded_and_verified(agent):
     assert planned["escalated"] is (planned["escalated_by"] == "time"), planned
     assert planned["budget_spent"] is False
     assert "orange block" in res["reply"] and "[PLAN]" in res["reply"]
+    # the reply closes with the end state in words, as the world model predicts it; true of the plan's end
+    last = res["reply"].splitlines()[-1]
+    assert last.startswith("At the end: "), res["reply"]
+    assert read_state(VB, last.removeprefix("At the end: "), list("abcd")) == (_end(rec["plan"]), [])
+
+
+def test_questions_about_the_plans_states(agent):
+    """After a plan, questions about its states are answered by the decoder from the predicted latent states,
+    checked against the world model's own read-out (here judged by the simulator)."""
+    first = agent.ask(f"{START} {GOAL}", thread="s1")
+    assert first["status"] == "solved"
+    plan = first["plan_record"]["plan"]
+    res = agent.ask("What's on the blue block after step 1?", thread="s1")
+    assert res["status"] == "state" and [t["node"] for t in res["trace"]] == [
+        "perceive",
+        "describe",
+        "respond",
+    ]
+    after1 = _end(plan[:1])
+    above = [a[1] for a in after1 if a[0] == "on" and a[2] == "b"]
+    said = (
+        f"the {VB.object_phrase(above[0])} is on top of the blue block"
+        if above
+        else "nothing is on the blue block"
+    )
+    assert res["reply"].startswith("After step 1: ") and said in res["reply"].lower(), res["reply"]
+    whole = agent.ask("and what does it all look like before you start?", thread="s1")
+    assert whole["status"] == "state" and whole["reply"].startswith(
+        "Before the first step, my world model predicts"
+    )
+    assert read_state(VB, whole["reply"].split("predicts: ", 1)[1], list("abcd"))[0] == frozenset(INIT)
+    beyond = agent.ask(f"what is on red after step {len(plan) + 1}?", thread="s1")
+    assert beyond["status"] == "clarify" and f"{len(plan)} step" in beyond["reply"]
 
 
 def test_free_phrasing_is_read_by_the_reader_adapter(agent):
@@ -122,6 +167,13 @@ def test_the_thread_survives_a_restart(agent):
         assert torch.equal(after.plan.states, before.plan.states)
         assert torch.equal(after.plan.identities, before.plan.identities)
         assert again.decoder.decode([after])[0].faithful  # and it still reads back as the plan
+        asked = again.ask(
+            "what will it look like at the end?", thread="t4"
+        )  # the stored plan, after a restart
+        assert asked["status"] == "state" and asked["reply"].startswith("At the end"), asked
+        assert read_state(VB, asked["reply"].split("predicts: ", 1)[1], list("abcd"))[0] == _end(
+            first["plan_record"]["plan"]
+        )
         res = again.ask("Now put the yellow block on top of the orange block as well.", thread="t4")
         assert res["status"] == "solved", res
         assert _valid(res["plan_record"]["plan"], {("on", "c", "a"), ("on", "d", "c")})

@@ -5,7 +5,7 @@ import torch
 from support import CharTokens, code_projector, gen_problem, tiny_latents, tiny_world
 
 from decoder.projector import PlanProjector, assemble, load_projectors, projector_state
-from decoder.prompt import build_prompt
+from decoder.prompt import Slot, build_prompt
 from planner.worlds.nl import Verbalizer
 
 
@@ -105,3 +105,31 @@ def test_assemble_splices_soft_vectors_and_passes_gradients(bw_domain):
     assert emb.shape == (n_text + n_soft, 16)
     (emb * torch.randn_like(emb)).sum().backward()  # (a plain sum of layer-normed vectors has no gradient)
     assert proj.op[0].weight.grad is not None and proj.op[0].weight.grad.abs().sum() > 0
+
+
+def test_state_slots_point_at_other_objects_codes(bw_domain):
+    """A described state's slots: each object's code, its own vector and one pointer per binary predicate (a
+    mixture of the other objects' codes and "none"); an object never points at itself; the pointer's target is
+    the object it relates to."""
+    from decoder.projector import pointer_targets, predicate_names
+
+    model = tiny_world(bw_domain)
+    p, plan = gen_problem(bw_domain, 4, 1)
+    latents = tiny_latents(model, p, plan)
+    proj = code_projector(16, relations=len(predicate_names(bw_domain, 2)))
+    state = latents.state_at(len(plan))
+    from decoder.prompt import build_state_prompt
+
+    spec = build_state_prompt(Verbalizer(bw_domain), list(p.objects))
+    slots = proj.state_slots(state, spec)
+    n = len(p.objects)
+    assert len(slots) == 2 * n + 1
+    assert all(slots[Slot("state", i)].shape == (2, 16) for i in range(n))
+    assert slots[Slot("world", 0)].shape == (1, 16)
+    logits = proj.pointer_logits(state)
+    assert logits.shape == (n, 1, n + 1) and torch.isinf(logits[range(n), 0, range(n)]).all()
+    weights = logits.softmax(-1)
+    assert torch.allclose(weights.sum(-1), torch.ones(n, 1))
+    objects = list(p.objects)
+    target = pointer_targets(objects, {("on", objects[0], objects[2]), ("ontable", objects[1])}, ["on"])
+    assert target[:, 0].tolist() == [2, n, n, n]

@@ -119,3 +119,46 @@ def test_written_codes_sit_before_each_argument_and_are_cut_from_the_answer(bw_d
         assert t.coded("the" + chars[0] + " red", chars) == t("the") + [ids[0]] + t(" red")
     with pytest.raises(ValueError, match="as many characters"):
         PlanProjector(32, 16, 0.05, ids, chars[:-1], codes)
+
+
+def test_a_state_is_said_object_by_object_and_reads_back(bw_domain, planbench):
+    """Every fact of random states is said once, under its first argument in legend order (facts without
+    arguments last), codes before names only where codes are given, and reads back exactly."""
+    import random
+
+    from decoder.prompt import build_state_prompt, read_state, state_order, strip_codes
+    from planner.worlds.strips import Task
+
+    vb = Verbalizer(bw_domain, NLConfig.load(planbench / "configs" / "blocksworld.yaml"))
+    rng = random.Random(3)
+    for n in (3, 5, 7):
+        p, _ = gen_problem(bw_domain, n, seed=n)
+        task = Task(bw_domain, p)
+        state = task.init
+        for _ in range(rng.randint(0, 9)):
+            state = task.apply(state, task.actions[rng.choice(task.applicable(state))])
+        facts = task.state_facts(state)
+        objects = list(p.objects)
+        codes = {o: chr(0x4E00 + i) for i, o in enumerate(objects)}
+        spec = build_state_prompt(vb, objects, facts, codes)
+        assert (
+            "on top of" not in spec.text() and "Describe this state." in spec.text()
+        )  # no fact in the prompt
+        order = state_order(objects, facts)
+        firsts = [objects.index(a[1]) if len(a) > 1 else len(objects) for a in order]
+        assert firsts == sorted(firsts)
+        assert ("handempty",) not in facts or order[-1] == ("handempty",)
+        said = strip_codes(spec.answer_segments[0], set(codes.values()))
+        assert said == spec.answer
+        assert read_state(vb, said, objects) == (frozenset(facts), [])
+        assert all(spec.answer_segments[0].count(c) >= 1 for c in codes.values())
+
+
+def test_a_clause_that_says_no_fact_is_reported(bw_domain, planbench):
+    from decoder.prompt import read_state
+
+    vb = Verbalizer(bw_domain, NLConfig.load(planbench / "configs" / "blocksworld.yaml"))
+    facts, unread = read_state(
+        vb, "the red block is clear, the red block is purple and the hand is empty.", ["a"]
+    )
+    assert facts == {("clear", "a"), ("handempty",)} and unread == ["the red block is purple"]

@@ -38,6 +38,31 @@ def test_training_batch_learns_the_words_never_the_vectors(bw_domain):
     assert torch.allclose(x[0, at : at + len(plan[0])], steps[Slot("step", 0)])
 
 
+def test_a_state_example_learns_its_description_and_the_pointers(bw_domain):
+    """A described state's batch: the answer's tokens carry the loss, the prompt's vectors do not, and the state
+    head's auxiliary loss (pointers against the state's true relations, read-outs against its facts) comes with it."""
+    from decoder.data import ExampleSampler, World
+    from decoder.train import batch_tensors
+
+    model = tiny_world(bw_domain)
+    world = World("bw", bw_domain, Verbalizer(bw_domain), Path("bw.pt"), model)
+    proj = code_projector(16, relations=1, unary=3, nullary=1)
+    sampler = ExampleSampler(
+        [world], (4, 4), rng=2, codes_for=lambda w, plan, objs: proj.code_map(plan, objs)
+    )
+    ex = sampler.sample_state(world, walk_steps=6)
+    assert ex.state is not None and ex.facts and ex.prompt.answer.endswith(".")
+    tokenize = CharTokens()
+    table = torch.nn.Embedding(300, 16)
+    names = {"bw": (["on"], ["clear", "holding", "ontable"], ["handempty"])}
+    x, mask, y, pointer = batch_tensors([ex], {"bw": proj}, tokenize, table, 299, names)
+    answer = y[0][y[0] != -100].tolist()
+    assert answer == tokenize.coded(ex.prompt.answer_segments[0], proj.config["code_chars"]) + [299]
+    assert pointer is not None and pointer.item() > 0 and pointer.requires_grad
+    x2, *_ = batch_tensors([ex], {"bw": proj}, tokenize, table, 299)
+    assert torch.equal(x, x2)  # the loss only: the same inputs
+
+
 def test_train_decoder_writes_a_servable_adapter(model_dir, bw_domain, tmp_path):
     from decoder.data import World
     from decoder.train import DecoderTrainConfig, train_decoder
@@ -51,9 +76,12 @@ def test_train_decoder_writes_a_servable_adapter(model_dir, bw_domain, tmp_path)
 
     world = World("bw", bw_domain, Verbalizer(bw_domain), ckpt, load_checkpoint(ckpt)[0])
     twin = World("bw2", bw_domain, Verbalizer(bw_domain), ckpt, load_checkpoint(ckpt)[0])
-    cfg = DecoderTrainConfig(rank=4, alpha=8, batch=2, max_steps=2, minutes=5, objects=(3, 3))
+    cfg = DecoderTrainConfig(rank=4, alpha=8, batch=2, max_steps=2, minutes=5, objects=(3, 3), state_steps=2)
     rec = train_decoder([world, twin], Path(model_dir), tmp_path / "dec", cfg, "test", log=lambda m: None)
-    assert rec["steps"] == 2 and rec["history"][0]["loss"] > 0
+    assert rec["steps"] == 4 and [s["steps"] for s in rec["stages"].values()] == [2, 2]
+    assert (
+        rec["stages"]["plans"]["history"][0]["loss"] > 0 and rec["stages"]["states"]["history"][0]["loss"] > 0
+    )
     conf = json.loads((tmp_path / "dec" / "adapter" / "adapter_config.json").read_text())
     assert conf["r"] == 4 and conf["peft_type"] == "LORA"
     assert not conf.get("modules_to_save")
