@@ -242,21 +242,18 @@ def decode(state: AgentState, services: Services) -> dict:
         item = decoder.with_codes(item, draw)
     s = Sampling(max_tokens=max_answer_tokens([item]), temperature=temp, seed=attempt)
     outs = decoder.decode_modes(item, modes, s)
-    update = {}
+    update, tokens_in, tokens_out = {}, sum(o.tokens_in for o in outs), sum(o.tokens_out for o in outs)
     if end is not None:
-        d, ok = end.result()
-        update["end_state"] = {"text": d.text, "equal_to_prediction": ok}
-        update["tokens_in"] = d.tokens_in
-        update["tokens_out"] = d.tokens_out
+        said, ok = end.result()
+        update["end_state"] = {"text": said.text, "equal_to_prediction": ok}
+        tokens_in, tokens_out = tokens_in + said.tokens_in, tokens_out + said.tokens_out
     return {
-        # each candidate read back (`Decoder` compares the actions its text says with the plan's)
-        "decoded": [{"mode": m, "text": d.text, "equal_to_plan": d.faithful} for m, d in zip(modes, outs)],
         **update,
+        # each candidate read back (`Decoder` compares the actions its text says with the plan's)
+        "decoded": [{"mode": m, "text": o.text, "equal_to_plan": o.faithful} for m, o in zip(modes, outs)],
         "decode_attempts": attempt + 1,
-        "tokens_in": state.get("tokens_in", 0) + update.get("tokens_in", 0) + sum(d.tokens_in for d in outs),
-        "tokens_out": state.get("tokens_out", 0)
-        + update.get("tokens_out", 0)
-        + sum(d.tokens_out for d in outs),
+        "tokens_in": state.get("tokens_in", 0) + tokens_in,
+        "tokens_out": state.get("tokens_out", 0) + tokens_out,
         "_trace": {
             "modes": modes,
             "temperature": temp,

@@ -118,3 +118,20 @@ def test_training_batches_group_examples_of_like_length():
         spans = sorted((min(b), max(b)) for b in pool)
         assert all(hi <= lo2 for (_, hi), (lo2, _) in zip(spans, spans[1:]))  # batches do not interleave
     assert [min(b) for b in batches[:8]] != sorted(min(b) for b in batches[:8])  # served in random order
+
+
+def test_the_default_recipe_is_what_made_the_committed_decoder():
+    """`ami-agent train decoder` with no option runs the recipe recorded with checkpoints/decoder, both stages."""
+    from dataclasses import asdict
+
+    from decoder.train import DecoderTrainConfig
+
+    record = json.loads(
+        (Path(__file__).resolve().parents[2] / "checkpoints/decoder/decoder.json").read_text()
+    )
+    assert json.loads(json.dumps(asdict(DecoderTrainConfig()))) == record["config"]
+    assert [s["steps"] for s in record["stages"].values()] == [
+        DecoderTrainConfig().max_steps,
+        DecoderTrainConfig().state_steps,
+    ]
+    assert record["reproduce"] == "ami-agent train decoder"
