@@ -76,6 +76,8 @@ def decoder_eval_cmd(
     if generated is not None:
         if suite:
             raise UserError("give either --suite or --generated, not both")
+        if ablations and not states:
+            raise UserError("--ablations with --generated measures states: add --states (or give --suite)")
         if states:
             return _generated_states(generated, limit, backend, url, decoder_dir, planbench_dir, record_metrics,
                                      variants, out_dir)  # fmt: skip
