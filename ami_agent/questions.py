@@ -134,14 +134,9 @@ def _said_when(text: str) -> bool:
     return any(p.search(text) for p in (_BEFORE_STEP, _LAST_STEP, _STEP_K, _END, _START))
 
 
-def blocks_named(text: str, colours: dict[str, str]) -> list[str]:
-    """The objects a text names by colour (object -> colour word), in the order said; a misspelt colour counts
-    when it is close to one ("yelow")."""
-    return [o for o, _ in _named(text, colours)]
-
-
 def _named(text: str, colours: dict[str, str]) -> list[tuple[str, str]]:
-    """(object, the word that names it), in the order said, each object once."""
+    """(object, the word that names it) for the objects a text names by colour (object -> colour word), in the order
+    said, each once; a misspelt colour counts when it is close to one ("yelow")."""
     by_word = {c.lower(): o for o, c in colours.items()}
     found: list[tuple[int, str]] = []
     for m in re.finditer(r"[a-z]+", text.lower()):

@@ -110,27 +110,31 @@ class ExampleSampler:
         problem's initial state; the world model's latent state predicted at the walk's end (encoded at the start:
         no step), the simulator's true state as the answer."""
         w = world or self.rng.choice(self.worlds)
-        for _ in range(100):
-            p = self.gens[w.name].sample(self.rng.randint(*self.objects))
-            task = Task(w.domain, p)
-            state, steps = task.init, []
-            for _ in range(self.rng.randint(0, walk_steps or self.walk_steps)):
-                app = task.applicable(state)
-                if not app:
-                    break
-                a = task.actions[self.rng.choice(app)]
-                state = task.apply(state, a)
-                steps.append((a.name, *a.args))
-            objects = list(p.objects)
-            latents = plan_latents(w, p, steps, self.rng.randrange(1 << 30))
-            if self.codebook:
-                latents.order = self.rng.sample(range(self.codebook), len(objects))
-            described = latents.state_at(len(steps))
-            facts = task.state_facts(state)
-            codes = self.codes_for(w.name, latents, objects) if self.codes_for else None
-            spec = build_state_prompt(w.verbalizer, objects, facts, codes)
-            return Example(w.name, objects, latents, spec, steps, p.init, p.goal, described, facts)
-        raise RuntimeError(f"could not generate a state in world {w.name}")
+        p = self.gens[w.name].sample(self.rng.randint(*self.objects))
+        task = Task(w.domain, p)
+        state, steps = self._random_walk(task, self.rng.randint(0, walk_steps or self.walk_steps))
+        objects = list(p.objects)
+        latents = plan_latents(w, p, steps, self.rng.randrange(1 << 30))
+        if self.codebook:
+            latents.order = self.rng.sample(range(self.codebook), len(objects))
+        facts = task.state_facts(state)
+        codes = self.codes_for(w.name, latents, objects) if self.codes_for else None
+        spec = build_state_prompt(w.verbalizer, objects, facts, codes)
+        return Example(
+            w.name, objects, latents, spec, steps, p.init, p.goal, latents.state_at(len(steps)), facts
+        )
+
+    def _random_walk(self, task: Task, length: int):
+        """(the state reached, the steps taken): up to `length` random applicable actions from the initial state."""
+        state, steps = task.init, []
+        for _ in range(length):
+            app = task.applicable(state)
+            if not app:
+                break
+            a = task.actions[self.rng.choice(app)]
+            state = task.apply(state, a)
+            steps.append((a.name, *a.args))
+        return state, steps
 
     def _optimal(self, w: World):
         for _ in range(100):
@@ -144,14 +148,7 @@ class ExampleSampler:
         for _ in range(100):
             p = self.gens[w.name].sample(self.rng.randint(*self.objects))
             task = Task(w.domain, p)
-            state, steps = task.init, []
-            for _ in range(self.rng.randint(1, self.walk_steps)):
-                app = task.applicable(state)
-                if not app:
-                    break
-                a = task.actions[self.rng.choice(app)]
-                state = task.apply(state, a)
-                steps.append((a.name, *a.args))
+            state, steps = self._random_walk(task, self.rng.randint(1, self.walk_steps))
             changed = sorted(task.state_facts(state) - task.state_facts(task.init))
             if steps and changed:
                 goal = frozenset(self.rng.sample(changed, self.rng.randint(1, len(changed))))

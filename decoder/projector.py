@@ -213,7 +213,7 @@ class PlanProjector(nn.Module):
             [codes.unsqueeze(0).expand(r, -1, -1), self.rel_empty.unsqueeze(1)], 1
         )  # (R, N+1, H)
         pointers = torch.einsum("nrk,rkh->nrh", weights, targets)
-        own, world = self._state_vectors(state)
+        own, world = (self._out(v) for v in self._state_hidden(state))
         out = {}
         for s in spec.segments:
             if not isinstance(s, Slot):
@@ -232,10 +232,6 @@ class PlanProjector(nn.Module):
         own = self.own(state.state[:n].float())
         pool = (self.rel_pool(own).softmax(0) * own).sum(0, keepdim=True)
         return own, self.world(state.state[n:].float()) + pool
-
-    def _state_vectors(self, state: StateLatents) -> tuple[torch.Tensor, torch.Tensor]:
-        own, world = self._state_hidden(state)
-        return self._out(own), self._out(world)
 
     def fact_logits(self, state: StateLatents) -> tuple[torch.Tensor, torch.Tensor]:
         """Training's auxiliary read-outs: (N, U) each object's one-argument facts, (1, Z) the no-argument ones."""

@@ -3,7 +3,6 @@ the actions back from the text and compare them with the planner's plan (and val
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass, replace
@@ -14,13 +13,13 @@ import torch
 from decoder.api import DecodeItem, Decoder, StateItem
 from decoder.data import ExampleSampler
 from decoder.projector import StateLatents
+from eval.rows import write_jsonl
 from planner.api import Planner
 from planner.latent import LatentWorld
 from planner.search import PlanResult
 from planner.worlds.nl import NLConfig, Verbalizer
 from planner.worlds.pddl import Domain, Problem, load_domain, load_problem
 from planner.worlds.plans import validate
-from planner.worlds.strips import Task
 
 
 def decode_item(world: str, planner: Planner, vb: Verbalizer, problem: Problem, r: PlanResult) -> DecodeItem:
@@ -121,9 +120,7 @@ def faithfulness(
     if log:
         log("")
     seconds = time.perf_counter() - t0
-    if out_path:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(out_path, rows)
     n = len(todo)
     return {
         "mode": mode,
@@ -233,12 +230,8 @@ def end_state_cases(cases: list[Case]) -> list[StateCase]:
     for c in cases:
         if c.item is None:
             continue
-        task = Task(c.domain, c.problem)
-        state = task.init
-        for a in c.item.actions:
-            state = task.apply(state, task.actions[task.action_index[(a[0], tuple(a[1:]))]])
         steps = len(c.item.actions)
-        truth = task.state_facts(state)
+        truth = validate(c.domain, c.problem, c.item.actions).final_state
         out.append(StateCase(c.instance, StateItem.at(c.item, steps), truth, steps, c.predicted_end))
     return out
 
@@ -343,9 +336,7 @@ def state_accuracy(
             log(f"\rdescribing ({ablation}) [{part[-1] + 1}/{len(cases)}] exactly right {exact}   ", end="")
     if log:
         log("")
-    if out_path:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(out_path, rows)
     n = len(cases)
     return {
         "ablation": ablation,

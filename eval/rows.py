@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from planner.record import PlanRecord
 
@@ -51,3 +52,10 @@ class Row:
             d.get("solvable"),
             d.get("cpu_seconds", 0.0),
         )
+
+
+def write_jsonl(path: Path | None, rows: list[dict]) -> None:
+    """Rows as JSON lines into `path` (its folder made); nothing when no path is given."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -21,8 +21,7 @@ from planner.worlds.generate import ProblemGenerator
 from planner.worlds.nl import Verbalizer
 from planner.worlds.oracle import solve_optimal
 from planner.worlds.pddl import Domain, Problem
-from planner.worlds.plans import parse_plan_text
-from planner.worlds.strips import Task
+from planner.worlds.plans import parse_plan_text, validate
 
 DATA = Path(__file__).resolve().parent / "data" / "state_questions.jsonl"
 COLOURS = {"red": "a", "blue": "b", "orange": "c", "yellow": "d"}
@@ -71,11 +70,7 @@ def _problem(domain: Domain, rng: random.Random) -> tuple[Problem, list[tuple[st
 
 
 def truth_at(domain: Domain, case: StateQuestionCase, t: int) -> frozenset:
-    task = Task(domain, case.problem)
-    state = task.init
-    for a in case.plan[:t]:
-        state = task.apply(state, task.actions[task.action_index[(a[0], tuple(a[1:]))]])
-    return task.state_facts(state)
+    return validate(domain, case.problem, case.plan[:t]).final_state
 
 
 _WHEN = re.compile(r"^(Before the first step|At the end \(after step (\d+)\)|After step (\d+))", re.M)

@@ -34,9 +34,9 @@ Phrasing = Annotated[
 
 
 def _write_records(out_path: Path | None, rows: list[dict]) -> None:
-    if out_path:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from eval.rows import write_jsonl
+
+    write_jsonl(out_path, rows)
 
 
 def _progress(k: int, n: int, text: str) -> None:
@@ -136,27 +136,37 @@ def _by(rows: list[dict], key: str, field: str) -> dict:
     return {k: f"{n}/{t}" for k, (n, t) in sorted(out.items())}
 
 
-def _bench_free(limit: int | None, backend: str, out_path: Path | None, files: list[Path] | None) -> None:
-    """The hand-written requests end to end: each thread's turns asked in order, the last answer judged."""
-    from eval.free_requests import judge_answer
-
-    cases, d = _free_cases(limit, files)
+def _judged_threads(backend: str, cases, out_path: Path | None, answer) -> list[dict]:
+    """answer(agent, case) -> the case's judged row (with "right" and "status"), each case in a thread of its own on
+    one warm agent; progress as it goes; the rows written to out_path."""
     a = temporary_agent(backend)
     a.warm()
     rows = []
     try:
         for k, c in enumerate(cases, start=1):
-            t0 = time.perf_counter()
-            for turn in c.turns:
-                res = a.ask(turn, thread=f"free-{c.id}")
-            rows.append(judge_answer(c, d, res) | {"seconds": round(time.perf_counter() - t0, 3)})
-            _progress(
-                k, len(cases), f"right {sum(r['right'] for r in rows)}/{k}  last {c.id} {res['status']}"
-            )
+            rows.append(answer(a, c))
+            right = sum(r["right"] for r in rows)
+            _progress(k, len(cases), f"right {right}/{k}  last {c.id} {rows[-1]['status']}")
     finally:
         a.close()
     err.print()
     _write_records(out_path, rows)
+    return rows
+
+
+def _bench_free(limit: int | None, backend: str, out_path: Path | None, files: list[Path] | None) -> None:
+    """The hand-written requests end to end: each thread's turns asked in order, the last answer judged."""
+    from eval.free_requests import judge_answer
+
+    cases, d = _free_cases(limit, files)
+
+    def answer(a, c) -> dict:
+        t0 = time.perf_counter()
+        for turn in c.turns:
+            res = a.ask(turn, thread=f"free-{c.id}")
+        return judge_answer(c, d, res) | {"seconds": round(time.perf_counter() - t0, 3)}
+
+    rows = _judged_threads(backend, cases, out_path, answer)
     summary = {
         **_free_summary(rows, "right"),
         "no_plan_to_reachable": sum(r["no_plan_to_reachable"] for r in rows),
@@ -316,28 +326,18 @@ def bench_states_cmd(limit: Limit = None, backend: Backend = "auto", out_path: O
     from eval.state_questions import judge, load_cases
 
     d, vb = blocksworld()
-    cases = load_cases(d, vb, limit=limit)
-    a = temporary_agent(backend)
-    a.warm()
-    rows = []
-    try:
-        for k, c in enumerate(cases, start=1):
-            first = a.ask(c.request, thread=f"states-{c.id}")
-            t0 = time.perf_counter()
-            res = a.ask(c.question, thread=f"states-{c.id}")
-            steps = len((first.get("plan_record") or {}).get("plan") or [])
-            rows.append(
-                judge(d, vb, c, res, steps)
-                | {"plan_status": first["status"]}
-                | {"seconds": round(time.perf_counter() - t0, 3)}
-            )
-            _progress(
-                k, len(cases), f"right {sum(r['right'] for r in rows)}/{k}  last {c.id} {res['status']}"
-            )
-    finally:
-        a.close()
-    err.print()
-    _write_records(out_path, rows)
+
+    def answer(a, c) -> dict:
+        first = a.ask(c.request, thread=f"states-{c.id}")
+        t0 = time.perf_counter()
+        res = a.ask(c.question, thread=f"states-{c.id}")
+        steps = len((first.get("plan_record") or {}).get("plan") or [])
+        return judge(d, vb, c, res, steps) | {
+            "plan_status": first["status"],
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+
+    rows = _judged_threads(backend, load_cases(d, vb, limit=limit), out_path, answer)
     out.print(
         json.dumps(
             {

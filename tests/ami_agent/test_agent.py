@@ -16,7 +16,6 @@ from ami_agent.services import WORLDS_DIR, AgentConfig, blocksworld
 from decoder.prompt import read_state
 from planner.worlds.pddl import Problem, load_domain
 from planner.worlds.plans import parse_plan_text, validate
-from planner.worlds.strips import Task
 
 DOMAIN, VB = blocksworld()
 
@@ -40,11 +39,7 @@ INIT = {
 def _end(plan: list[str]) -> frozenset:
     """The simulator's state after the plan's steps from INIT."""
     p = Problem("t", DOMAIN.name, {o: "object" for o in "abcd"}, frozenset(INIT), frozenset())
-    task = Task(DOMAIN, p)
-    state = task.init
-    for a in parse_plan_text("\n".join(plan), DOMAIN, p):
-        state = task.apply(state, task.actions[task.action_index[(a[0], tuple(a[1:]))]])
-    return task.state_facts(state)
+    return validate(DOMAIN, p, parse_plan_text("\n".join(plan), DOMAIN, p)).final_state
 
 
 def _valid(plan: list[str], goal: set) -> bool:
