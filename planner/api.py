@@ -12,6 +12,7 @@ import torch
 from planner.cem import CEMConfig, cem_search
 from planner.checkpoint import load_checkpoint
 from planner.constraints import Constraint
+from planner.encoding import ProblemSymbols
 from planner.energies import ForbidActions, ForbidFact, Guardrail, RequireFact
 from planner.latent import EnsembleWorld, LatentWorld
 from planner.memory import release_freed_memory
@@ -77,6 +78,18 @@ class Planner:
             search = SearchConfig(**{**world, **(search or {})})
         return cls(model, search, record, **kw)
 
+    def _world(self, objects, seeds, init, symbols: ProblemSymbols | None = None) -> EnsembleWorld:
+        """The model bound to one problem under identity draws `seeds`, reading facts the world's way."""
+        return EnsembleWorld(
+            self.model,
+            list(objects),
+            list(seeds),
+            init,
+            self.search.ensemble_readout,
+            self.search.fact_threshold,
+            symbols,
+        )
+
     def guardrails(self, world: LatentWorld, constraints: list[Constraint]) -> list[Guardrail]:
         out: list[Guardrail] = []
         for c in constraints:
@@ -111,7 +124,8 @@ class Planner:
         t0 = time.perf_counter()
         e = self.ensemble
         draws = [list(range(seed + k * e, seed + (k + 1) * e)) for k in range(self.attempts + 3)]
-        worlds = [EnsembleWorld(self.model, list(objects), d, init) for d in draws]
+        symbols = ProblemSymbols(self.model.vocab, list(objects), init)  # grounded once for every draw
+        worlds = [self._world(objects, d, init, symbols) for d in draws]
         constraints = list(constraints)
         unknown = [g for g in goal if g not in worlds[0].symbols.fact_index]
         if unknown:
@@ -215,7 +229,7 @@ class Planner:
         """The latent trajectory (T+1, E, N+1, D) and identity vectors (E, N, D) of a plan the search returned,
         computed again from plain data: the same identity draws (`PlanResult.seeds`) roll the same actions out
         from the same start, as the search's result did. What the decoder reads survives as facts and labels."""
-        world = EnsembleWorld(self.model, list(objects), list(seeds), init)
+        world = self._world(objects, seeds, init)
         root = world.encode([world.fact_ids(init)])
         ids = [world.symbols.action_index[tuple(a)] for a in actions]
         return world.unroll(root, ids), world.ids
@@ -227,7 +241,7 @@ class Planner:
         state before the plan and after each step, the critic's steps to go and the task energy (-sum log p(goal
         fact): 0 when the model is sure the goal holds); for each step, its feasibility energy (-log p(the action
         could run))."""
-        world = EnsembleWorld(self.model, list(objects), list(seeds), init)
+        world = self._world(objects, seeds, init)
         ids = [world.symbols.action_index[tuple(a)] for a in actions]
         trajectory = world.unroll(world.encode([world.fact_ids(init)]), ids)
         probs = world.fact_probs(trajectory)

@@ -56,14 +56,23 @@ class LatentWorld:
     max_rows = 2048
     max_cells = 2048 * 64
 
-    def __init__(self, model: WorldModel, objects: list[str], seed: int = 0, init=None):
-        """`init`: the problem's facts, read for its static ones when the world's candidates follow them."""
+    def __init__(
+        self,
+        model: WorldModel,
+        objects: list[str],
+        seed: int = 0,
+        init=None,
+        symbols: ProblemSymbols | None = None,
+    ):
+        """`init`: the problem's facts, read for its static ones when the world's candidates follow them;
+        `symbols`: the problem's candidate symbols when the caller has them (they depend on the objects and the
+        static facts only, and grounding a large typed problem takes a fraction of a second)."""
         if len(objects) > model.cfg.identity_slots:
             raise ValueError(
                 f"{len(objects)} objects, but the model has {model.cfg.identity_slots} identity slots"
             )
         self.model = model.eval()
-        self.symbols = ProblemSymbols(model.vocab, objects, init)
+        self.symbols = symbols or ProblemSymbols(model.vocab, objects, init)
         g = torch.Generator().manual_seed(seed)
         slots = torch.randperm(model.cfg.identity_slots, generator=g)[: len(objects)]
         with torch.no_grad():
@@ -160,16 +169,32 @@ class LatentWorld:
 
 
 class EnsembleWorld(LatentWorld):
-    """Several identity draws of the same model, averaged: latents are (B, E, N+1, D), read-outs are the mean of the
-    draws' probabilities. Object identities are arbitrary, so their draws act as an ensemble of world models. The
-    draws run as one batch through the model."""
+    """Several identity draws of the same model, averaged: latents are (B, E, N+1, D), read-outs combine the draws'.
+    Object identities are arbitrary, so their draws act as an ensemble of world models. The draws run as one batch
+    through the model.
 
-    def __init__(self, model: WorldModel, objects: list[str], seeds: list[int], init=None):
-        draws = [LatentWorld(model, objects, s, init) for s in seeds]
+    Facts: `readout` "probability" averages the draws' probabilities, "logit" their logits; a fact holds when that
+    is above `threshold`. `fact_probs` reports each fact's combined probability shifted so that 0.5 is the
+    threshold (exactly the same numbers at the defaults), so every reader of facts keeps one rule: p > 0.5 holds."""
+
+    def __init__(
+        self,
+        model: WorldModel,
+        objects: list[str],
+        seeds: list[int],
+        init=None,
+        readout: str = "probability",
+        threshold: float = 0.5,
+        symbols: ProblemSymbols | None = None,
+    ):
+        symbols = symbols or ProblemSymbols(model.vocab, objects, init)
+        draws = [LatentWorld(model, objects, s, init, symbols) for s in seeds]
         self.model = model.eval()
         self.symbols = draws[0].symbols
         self.ids = torch.cat([w.ids for w in draws], 0)  # (E, N, D)
         self.e = len(seeds)
+        self.readout = readout
+        self.shift = -float(torch.logit(torch.tensor(threshold, dtype=torch.float64)))
 
     def _ids(self, b: int) -> torch.Tensor:
         return self.ids.repeat(b, 1, 1)  # (B*E, N, D), draw-minor
@@ -195,8 +220,12 @@ class EnsembleWorld(LatentWorld):
     @torch.no_grad()
     @_chunked(readout="fact_rows")
     def fact_probs(self, latents: torch.Tensor) -> torch.Tensor:
-        p = torch.sigmoid(self.model.fact_probe(latents.flatten(0, 1), self.symbols.fact_rows))
-        return p.view(latents.shape[0], self.e, -1).mean(1)
+        logits = self.model.fact_probe(latents.flatten(0, 1), self.symbols.fact_rows)
+        logits = logits.view(latents.shape[0], self.e, -1)
+        if self.readout == "logit":
+            return torch.sigmoid(logits.mean(1) + self.shift)
+        p = torch.sigmoid(logits).mean(1)
+        return p if not self.shift else torch.sigmoid(torch.logit(p) + self.shift)
 
     @torch.no_grad()
     @_chunked(readout="action_rows")

@@ -48,6 +48,11 @@ class SearchConfig:
     # its estimates for each fact alone, `LatentWorld.steps_to_go_each`: for a world whose goals name many
     # independent facts, such as logistics' packages)
     critic_goals: str = "joint"
+    # how the search reads facts off a state: an ensemble of identity draws combines its read-outs as the mean of
+    # the draws' "probability" or the mean of their "logit" (one unsure draw then does not outvote surer ones), and
+    # a fact holds when the combined read-out is above `fact_threshold` (`EnsembleWorld`)
+    ensemble_readout: str = "probability"
+    fact_threshold: float = 0.5
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -56,10 +61,17 @@ class SearchConfig:
             raise ValueError(
                 f"critic_goals must be one of {', '.join(CRITIC_GOALS)}, got {self.critic_goals!r}"
             )
+        if self.ensemble_readout not in READOUTS:
+            raise ValueError(
+                f"ensemble_readout must be one of {', '.join(READOUTS)}, got {self.ensemble_readout!r}"
+            )
+        if not 0.0 < self.fact_threshold < 1.0:
+            raise ValueError(f"fact_threshold must be between 0 and 1, got {self.fact_threshold!r}")
 
 
 STRATEGIES = ("beam", "best-first")
 CRITIC_GOALS = ("joint", "each")
+READOUTS = ("probability", "logit")
 
 
 @dataclass

@@ -97,3 +97,43 @@ def test_the_additive_estimate_sums_the_critic_over_each_goal_fact(bw_domain):
     held = world.steps_to_go_each(goal, probs)
     assert torch.allclose(held[:2], each[:2], atol=1e-5)
     assert torch.allclose(held[2:], sum(world.steps_to_go(z, [g], probs) for g in goal[1:])[2:], atol=1e-5)
+
+
+def test_an_ensemble_reads_facts_from_its_draws_mean_logit_above_a_threshold(bw_domain):
+    """`EnsembleWorld(readout=..., threshold=...)`: by default a fact's probability is the mean of the draws'; with
+    `readout="logit"` the mean of their logits decides, and a fact holds (reported p > 0.5) exactly when that mean
+    is above the threshold's logit. Where one draw is sure and the others lean the other way, the mean of
+    probabilities and the mean of logits disagree: the case the logistics world reads by logit."""
+    from planner.encoding import Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.latent import EnsembleWorld
+    from planner.search import SearchConfig
+
+    vocab = Vocabulary.from_domain(bw_domain)
+    torch.manual_seed(0)
+    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, attention="local"))
+    blocks = [f"b{i}" for i in range(5)]
+    seeds = [0, 1, 2]
+    plain = EnsembleWorld(model, blocks, seeds)
+    facts = plain.fact_ids(
+        {("ontable", b) for b in blocks} | {("clear", b) for b in blocks} | {("handempty",)}
+    )
+    z = plain.encode([facts] * 4)
+    logits = model.fact_probe(z.flatten(0, 1), plain.symbols.fact_rows).view(4, 3, -1).detach()
+    assert torch.allclose(plain.fact_probs(z), torch.sigmoid(logits).mean(1), atol=1e-6)
+    for threshold in (0.5, 0.3):
+        world = EnsembleWorld(model, blocks, seeds, readout="logit", threshold=threshold)
+        p = world.fact_probs(z)
+        mean = logits.mean(1)
+        sure = (mean - torch.logit(torch.tensor(threshold))).abs() > 1e-4  # away from the boundary
+        assert torch.equal((p > 0.5)[sure], (mean > torch.logit(torch.tensor(threshold)))[sure])
+        if threshold == 0.5:  # an untrained model's logits lie near 0: some facts on each side
+            assert 0 < int((p > 0.5).sum()) < p.numel()
+    # a threshold of 0.3 under the mean of probabilities holds more facts than 0.5 does
+    low = EnsembleWorld(model, blocks, seeds, threshold=0.3).fact_probs(z)
+    probs = torch.sigmoid(logits).mean(1)
+    assert torch.equal(low > 0.5, probs > 0.3)
+    with pytest.raises(ValueError, match="ensemble_readout"):
+        SearchConfig(ensemble_readout="median")
+    with pytest.raises(ValueError, match="fact_threshold"):
+        SearchConfig(fact_threshold=1.0)

@@ -273,6 +273,8 @@ def test_a_recipe_carries_search_settings_and_refuses_unknown_ones(tmp_path):
         ("search:\n  beam: 4\n", "unknown field.*beam"),
         ("search:\n  beam_width: wide\n", "beam_width must be a int"),
         ("search:\n  critic_goals: max\n", "critic_goals must be one of joint, each"),
+        ("search:\n  ensemble_readout: median\n", "ensemble_readout must be one of probability, logit"),
+        ("search:\n  fact_threshold: 1.5\n", "fact_threshold must be between 0 and 1"),
         ("searches: {}\n", "sections"),
     ]:
         f.write_text(text)
