@@ -189,7 +189,9 @@ def run_agent(cases: list[Case], agent, concurrency: int = 1):
 
 def _agent_record(c: Case, res: dict, dt: float, cpu: float) -> dict:
     rec = res.get("plan_record") or {}
-    steps = c.verbalizer.read_plan(res["reply"].split("[PLAN]", 1)[-1], list(c.problem.objects))
+    steps = c.verbalizer.read_plan(
+        res["reply"].split("[PLAN]", 1)[-1], list(c.problem.objects), facts=c.problem.init
+    )
     status = (
         "solved"
         if res["status"] == "solved" and steps
@@ -243,7 +245,7 @@ def run_llm(
         )
 
     def plan_of(c: Case, o) -> tuple:
-        return tuple(c.verbalizer.read_plan(o.text, list(c.problem.objects)))
+        return tuple(c.verbalizer.read_plan(o.text, list(c.problem.objects), facts=c.problem.init))
 
     for i in range(0, len(cases), chunk):
         part = cases[i : i + chunk]

@@ -181,14 +181,24 @@ class Verbalizer:
     def read_facts(self, text: str, objects: list[str]) -> frozenset[Atom]:
         return frozenset(self.read_fact(c, objects) for c in split_and(text))
 
-    def read_action(self, line: str, objects: list[str]) -> tuple[str, ...] | None:
+    def read_action(self, line: str, objects: list[str], facts=None) -> tuple[str, ...] | None:
+        """The action a line says, or None. Where several actions share one phrasing (logistics' "load {} into {}
+        at {}" is `load-truck` and `load-airplane`), `facts` (the problem's, of which the static ones are read)
+        pick the action whose static preconditions hold for the objects named; without them the first reading
+        stands."""
         clause = _clean(re.sub(r"^\s*(?:\d+[.)]|[-*•]|step\s+\d+:?)\s*", "", line, flags=re.IGNORECASE))
         table = self.object_reader(objects)
+        found = []
         # longer templates first: "unstack the {} from on top of the {}" before "stack the {} on top of the {}"
         for name, t in sorted(self.config.actions.items(), key=lambda kv: -len(kv[1])):
             m = self._pattern(t, objects).match(clause)
             if m:
-                return (name, *(table[g.lower()] for g in m.groups()))
+                found.append((name, *(table[g.lower()] for g in m.groups())))
+        if found:
+            if facts is not None and len(found) > 1:
+                fitting = [a for a in found if self._static_preconditions_hold(a, facts)]
+                return (fitting or found)[0]
+            return found[0]
         pddl = re.match(r"^\(\s*([^\s()]+)((?:\s+[^\s()]+)*)\s*\)$", clause)
         if pddl and pddl.group(1).lower() in self.domain.actions:
             args = pddl.group(2).lower().split()
@@ -198,14 +208,28 @@ class Verbalizer:
                 return (pddl.group(1).lower(), *args)
         return None
 
-    def read_plan(self, text: str, objects: list[str], strict: bool = False, source: str = "<text>"):
+    def _static_preconditions_hold(self, action: tuple[str, ...], facts) -> bool:
+        schema = self.domain.actions[action[0]]
+        changed = {a[0] for s in self.domain.actions.values() for a in (*s.add, *s.delete)}
+        bind = dict(zip(schema.parameters, action[1:]))
+        return all(
+            (p[0], *(bind.get(x, x) for x in p[1:])) in facts
+            for p in schema.precondition
+            if p[0] not in changed
+        )
+
+    def read_plan(
+        self, text: str, objects: list[str], strict: bool = False, source: str = "<text>", facts=None
+    ):
         """The actions in the text, one per line. Lines that are no action are skipped (an explanation may
-        surround the plan), or are errors with strict=True."""
+        surround the plan), or are errors with strict=True. `facts`: the problem's, to tell apart actions said
+        alike (`read_action`)."""
+        facts = None if facts is None else set(facts)
         steps = []
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            step = self.read_action(line, objects)
+            step = self.read_action(line, objects, facts)
             if step is None:
                 if strict:
                     raise WorldError(

@@ -77,6 +77,25 @@ def test_english_matches_planbench_queries_and_reads_back(planbench, suite):
         assert vb.read_plan(vb.plan(plan), list(problem.objects), strict=True) == plan
 
 
+def test_logistics_plans_read_back_where_two_actions_are_said_alike(planbench):
+    """PlanBench's logistics English says `load-truck` and `load-airplane` alike ("load package_0 into airplane_0 at
+    location_1_0"), and the same for unloading: the problem's static facts (`AIRPLANE a0`) tell them apart. Without
+    them the first reading stands, so an airplane would be loaded as a truck."""
+    instances = [i for i in load_suite("planbench:logistics", planbench, limit=40) if i.ground_truth_plan]
+    domain = load_domain(instances[0].domain_path)
+    vb = Verbalizer(domain, NLConfig.load(instances[0].nl_config_path))
+    flown = 0
+    for inst in instances:
+        problem = load_problem(inst.problem_path, domain)
+        plan = parse_plan_text("\n".join(inst.ground_truth_plan), domain, problem)
+        text = vb.plan(plan)
+        assert vb.read_plan(text, list(problem.objects), strict=True, facts=problem.init) == plan, inst.name
+        if any(a[0] in ("load-airplane", "unload-airplane") for a in plan):
+            flown += 1
+            assert vb.read_plan(text, list(problem.objects)) != plan
+    assert flown >= 10
+
+
 def test_reading_free_lines_of_a_model_answer(planbench):
     inst = load_suite("planbench:blocksworld", planbench, limit=1)[0]
     domain = load_domain(inst.domain_path)
