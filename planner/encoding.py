@@ -32,8 +32,7 @@ class Vocabulary:
 
     @classmethod
     def from_domain(cls, domain) -> Vocabulary:
-        changed = {a[0] for s in domain.actions.values() for a in s.add + s.delete}
-        static = tuple(sorted(p for p in domain.predicates if p not in changed))
+        static = tuple(sorted(domain.static_predicates))
         typing = []
         if any(a[0] in static for s in domain.actions.values() for a in s.precondition):
             for name, s in sorted(domain.actions.items()):

@@ -100,6 +100,7 @@ class Verbalizer:
         self.domain = domain
         self.config = config or NLConfig.plain(domain)
         self.config.check(domain)
+        self.static = domain.static_predicates
 
     # ---- objects -------------------------------------------------------------------------------------------
     def object_phrase(self, name: str) -> str:
@@ -210,12 +211,11 @@ class Verbalizer:
 
     def _static_preconditions_hold(self, action: tuple[str, ...], facts) -> bool:
         schema = self.domain.actions[action[0]]
-        changed = {a[0] for s in self.domain.actions.values() for a in (*s.add, *s.delete)}
         bind = dict(zip(schema.parameters, action[1:]))
         return all(
             (p[0], *(bind.get(x, x) for x in p[1:])) in facts
             for p in schema.precondition
-            if p[0] not in changed
+            if p[0] in self.static
         )
 
     def read_plan(

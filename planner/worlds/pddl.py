@@ -50,6 +50,13 @@ class Domain:
     constants: dict[str, str] = field(default_factory=dict)  # name -> type
     source: str = "<domain>"
 
+    @property
+    def static_predicates(self) -> frozenset[str]:
+        """The predicates no action adds or deletes: a problem's types and fixed structure (logistics' TRUCK,
+        in-city)."""
+        changed = {a[0] for s in self.actions.values() for a in (*s.add, *s.delete)}
+        return frozenset(p for p in self.predicates if p not in changed)
+
 
 @dataclass
 class Problem:

@@ -159,9 +159,7 @@ class Task:
         self.action_index = {(a.name, a.args): i for i, a in enumerate(self.actions)}
         self.init = self.mask(problem.init)
         self.goal = self.mask(problem.goal)
-        static_preds = {p for p in domain.predicates} - {
-            a[0] for s in domain.actions.values() for a in s.add + s.delete
-        }
+        static_preds = domain.static_predicates
         self.static_mask = self.mask([f for f in facts if f[0] in static_preds])
 
     def rebased(self, problem: Problem) -> Task:
