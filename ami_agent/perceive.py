@@ -96,8 +96,14 @@ class Reader:
 
     # ---- the world's own phrasing ----------------------------------------------------------------------------
     def statement(self, text: str) -> tuple[set[Atom], set[Atom]]:
-        init, goal = self.vb.read_statement(text, self.all_objects)
-        return set(init), set(goal)
+        """In a world of numbered names (logistics' "truck_0"), the objects are the ones the text names, and the
+        types their names imply are added to the initial state."""
+        if not self.vb.numbered:
+            init, goal = self.vb.read_statement(text, self.all_objects)
+            return set(init), set(goal)
+        init, goal = self.vb.read_statement(text, self.vb.objects_in(text))
+        named = sorted({o for a in init | goal for o in a[1:]})
+        return set(init) | self.vb.type_facts(named), set(goal)
 
     # ---- short patterns ------------------------------------------------------------------------------------------
     def goal_phrases(self, text: str) -> set[Atom]:
@@ -120,7 +126,10 @@ class Reader:
                 goals.add((pred, *(self.obj(g) for g in m.groups())))
         return goals
 
-    def constraints(self, text: str) -> list[Constraint]:
+    def constraints(self, text: str, init: set[Atom] | None = None) -> list[Constraint]:
+        """The rules a text states. init: the problem's initial facts ("keep package_3 where it is" keeps them)."""
+        if blocksworld_names(self.vb.domain) is None:
+            return world_rules(text, self.vb, init or set())
         o = self.obj_re
         out: list[Constraint] = []
         neg = _NEG
@@ -171,6 +180,58 @@ class Reader:
             except WorldError:
                 continue
         return out
+
+
+_KEEP_PLACE = (
+    r"(?:where\s+(?:it|they)\s+(?:is|are|was|were|stands?)|in\s+place|put|at\s+its\s+place|untouched)"
+)
+
+
+def world_rules(text: str, vb: Verbalizer, init: set[Atom]) -> list[Constraint]:
+    """Rules in any world's terms, read with its action templates and object names: "do not use airplane_1"
+    (no action on it), "never unload at location_1_0" (the actions whose template starts with that word, with
+    that object), "don't fly" (the operator), "keep package_3 where it is" (its place in the initial state, at
+    every step)."""
+    objects = vb.objects_in(text) if vb.numbered else sorted(vb.config.encoded_objects)
+    table = vb.object_reader(objects)
+    if not table:
+        return []
+    alt = "|".join(re.escape(p) for p in sorted(table, key=len, reverse=True))
+    o = rf"(?:the\s+)?(?<![\w-])({alt})(?![\w-])"
+    verbs: dict[str, list[str]] = {}
+    for op, tmpl in vb.config.actions.items():
+        verbs.setdefault(tmpl.split()[0].lower(), []).append(op)
+    verb = "|".join(re.escape(v) for v in sorted(verbs, key=len, reverse=True))
+    static = vb.static
+    out: list[Constraint] = []
+    for sentence in re.split(r"(?<=[.!?;])\s+|\n", text):
+        for m in re.finditer(
+            rf"{_NEG}\s+(?:ever\s+)?(?:use|using|touch|touching|move|moving)\s+{o}", sentence, re.I
+        ):
+            out.append(Constraint("forbid_object", (table[m.group(1).lower()],), _said(m)))
+        for m in re.finditer(rf"\bleave\s+{o}\s+alone\b", sentence, re.I):
+            out.append(Constraint("forbid_object", (table[m.group(1).lower()],), _said(m)))
+        for m in re.finditer(
+            rf"{_NEG}\s+(?:ever\s+)?(?:use\s+)?(?:any\s+)?({verb})(?:s|es|ing)?\b((?:(?!\band\b|\bbut\b|,)[^.;!?])*)",
+            sentence,
+            re.I,
+        ):
+            named = [table[x.lower()] for x in re.findall(o, m.group(2), re.I)]
+            for op in verbs[m.group(1).lower()]:
+                out.append(Constraint("forbid_operator", (op, *named), _said(m)))
+        for m in re.finditer(
+            rf"(?:keep|leave)\s+{o}\s+{_KEEP_PLACE}|{o}\s+(?:must|should|has\s+to|needs?\s+to)\s+stay\s+{_KEEP_PLACE}",
+            sentence,
+            re.I,
+        ):
+            x = table[(m.group(1) or m.group(2)).lower()]
+            for f in sorted(init):
+                if f[0] not in static and len(f) > 1 and f[1] == x:
+                    out.append(Constraint("require_fact", f, _said(m)))
+    unique: dict[tuple, Constraint] = {}
+    for c in out:
+        unique.setdefault((c.kind, c.target), c)
+    return list(unique.values())
 
 
 def state_problems(init: set[Atom], objects: list[str], reader: Reader) -> list[str]:
@@ -270,7 +331,7 @@ def perceive(text: str, reader: Reader, previous: dict | None, read_free=None) -
             )
         objects = sorted({o for a in init | goal for o in a[1:]})
         rest = _after_statement(text)
-        rules = reader.constraints(rest)
+        rules = reader.constraints(rest, init)
         # a rule in words the patterns do not know, said with the request (not in the world's description)
         said = _ASK_FOR_PLAN.sub(" ", rest.rsplit("[STATEMENT]", 1)[-1]).strip()
         if not rules and read_free is not None and _RULE_WORDS.search(said):
@@ -343,7 +404,7 @@ def followup(text: str, reader: Reader, previous: dict, read_free=None) -> Perce
             p = Perception("followup", objects, init, prev_goal, prev_cons, reader="patterns")
             return _checked(p, reader, text)
     goals = reader.goal_phrases(text)
-    cons = reader.constraints(text)
+    cons = reader.constraints(text, prev_init)
     how = "patterns"
     if (
         read_free is not None
@@ -481,8 +542,11 @@ def summary(objects, init: set[Atom], goal: set[Atom], constraints: list[Constra
     blue on yellow." (and the rules), so that a misreading shows."""
     w = reader.colour
     roles = {v: k for k, v in (blocksworld_names(reader.vb.domain) or {}).items()}
-    if not roles:  # another world: its facts in its own words
-        out = f"You have: {'; '.join(reader.vb.fact(a) for a in sorted(init))}."
+    if not roles:  # another world: the facts that can change in its own words, the fixed ones counted
+        static = reader.vb.static
+        said = [reader.vb.fact(a) for a in sorted(init) if a[0] not in static and reader.vb.fact(a)]
+        fixed = sum(1 for a in init if a[0] in static)
+        out = f"You have: {', '.join(said)}" + (f" (and {fixed} facts that never change)." if fixed else ".")
         if goal:
             out += f" You want: {'; '.join(reader.vb.fact(a) for a in sorted(goal))}."
         return out + (f" Rules: {'; '.join(c.describe() for c in constraints)}." if constraints else "")
@@ -544,7 +608,7 @@ def _edit_goal(goal: set[Atom], new: set[Atom]) -> set[Atom]:
 
 def _checked(p: Perception, reader: Reader, text: str) -> Perception:
     if not p.goal:
-        return Perception("clarify", question="What should the blocks look like in the end? I found no goal.")
+        return Perception("clarify", question="What should hold in the end? I found no goal.")
     objects = set(p.objects)
     stray = sorted({o for a in p.goal for o in a[1:]} - objects)
     if stray:

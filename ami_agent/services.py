@@ -65,6 +65,20 @@ def blocksworld() -> tuple[Domain, Verbalizer]:
     return d, Verbalizer(d, NLConfig.load(WORLDS_DIR / "blocksworld.yaml"))
 
 
+def packaged_worlds() -> list[tuple[Domain, Verbalizer]]:
+    """The other worlds packaged with the agent (ami_agent/worlds/NAME.pddl with its English NAME.yaml) whose world
+    model is committed (checkpoints/DOMAIN.pt): logistics. A request in a world's phrasing goes to that world."""
+    out = []
+    for f in sorted(WORLDS_DIR.glob("*.pddl")):
+        english = f.with_suffix(".yaml")
+        if f.stem == "blocksworld" or not english.exists():
+            continue
+        d = load_domain(f)
+        if (CHECKPOINTS / f"{d.name}.pt").exists():
+            out.append((d, Verbalizer(d, NLConfig.load(english))))
+    return out
+
+
 class Services:
     def __init__(self, config: AgentConfig, backend=None):
         """backend: a serving backend the caller already runs (decoder.backends, e.g. a started vLLM engine), used
@@ -74,6 +88,8 @@ class Services:
         # the default world: chat, clarifying questions and free phrasing go here
         self.world = make_world(d, vb, CHECKPOINTS / "blocksworld-4ops.pt", config.budget)
         self.worlds: dict[str, World] = {self.world.name: self.world}
+        for d, vb in packaged_worlds():
+            self.add_world(d, vb)
         self.model_dir = Path(resolve_base_model(str(config.model_dir) if config.model_dir else None))
         self.memory_path = Path(config.memory or cache_dir() / "agent.sqlite")
         self.backend = backend

@@ -94,8 +94,8 @@ class Planner:
         out: list[Guardrail] = []
         for c in constraints:
             if c.kind == "forbid_operator":
-                ids = {i for i, a in enumerate(world.symbols.actions) if a[0] == c.target[0]}
-                out.append(ForbidActions(f"no-{c.target[0]}", description=c.describe(), forbidden=ids))
+                ids = {i for i, a in enumerate(world.symbols.actions) if c.forbids(a)}
+                out.append(ForbidActions(f"no-{'-'.join(c.target)}", description=c.describe(), forbidden=ids))
             elif c.kind == "forbid_object":
                 ids = {i for i, a in enumerate(world.symbols.actions) if c.target[0] in a[1:]}
                 out.append(ForbidActions(f"untouched-{c.target[0]}", description=c.describe(), forbidden=ids))

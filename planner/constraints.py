@@ -13,8 +13,9 @@ KINDS = ("forbid_operator", "forbid_object", "forbid_fact", "require_fact")
 
 @dataclass(frozen=True)
 class Constraint:
-    """kind is forbid_operator (target ("stack",)), forbid_object (("c",)), forbid_fact (("ontable", "a")) or
-    require_fact (("on", "a", "b")); text: the user's words, quoted back when the constraint blocks the goal."""
+    """kind is forbid_operator (target ("stack",), or ("unload-truck", "l1-0"): the operator with those objects
+    among its arguments), forbid_object (("c",)), forbid_fact (("ontable", "a")) or require_fact (("on", "a", "b"));
+    text: the user's words, quoted back when the constraint blocks the goal."""
 
     kind: str
     target: tuple[str, ...]
@@ -30,13 +31,17 @@ class Constraint:
     def breaks(self, action: tuple[str, ...] | None, state) -> bool:
         """Does this action (None: no action) or the state it leads to break the constraint?"""
         if action is not None:
-            if self.kind == "forbid_operator" and action[0] == self.target[0]:
+            if self.kind == "forbid_operator" and self.forbids(action):
                 return True
             if self.kind == "forbid_object" and self.target[0] in action[1:]:
                 return True
         if self.kind == "forbid_fact" and tuple(self.target) in state:
             return True
         return self.kind == "require_fact" and tuple(self.target) not in state
+
+    def forbids(self, action: tuple[str, ...]) -> bool:
+        """A forbid_operator constraint's actions: its operator, with its objects (if any) among the arguments."""
+        return action[0] == self.target[0] and set(self.target[1:]) <= set(action[1:])
 
     def first_break(self, actions: list[tuple[str, ...]], states: list) -> str:
         """The first step of a plan that breaks the constraint, in words, or "". states: the facts before the

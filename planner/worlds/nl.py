@@ -22,6 +22,9 @@ class NLConfig:
         default_factory=dict
     )  # pddl name or prefix -> phrase (may hold {})
     compact_objects: dict[str, str] = field(default_factory=dict)  # shorter phrases accepted when reading
+    # name prefix -> the one-argument predicate every object of that prefix holds, left unsaid in text
+    # (logistics: t -> truck, so "truck_0" is a truck without "truck_0 is a truck" being said)
+    object_types: dict[str, str] = field(default_factory=dict)
     domain_intro: str = ""
     source: str = "<nl-config>"
 
@@ -51,6 +54,9 @@ class NLConfig:
             encoded_objects={str(k).lower(): str(v) for k, v in (data.get("encoded_objects") or {}).items()},
             compact_objects={
                 str(k).lower(): str(v) for k, v in (data.get("encoded_objects_compact") or {}).items()
+            },
+            object_types={
+                str(k).lower(): str(v).lower() for k, v in (data.get("object_types") or {}).items()
             },
             domain_intro=str(data.get("domain_intro") or ""),
             source=str(path),
@@ -88,6 +94,21 @@ class NLConfig:
                     source=self.source,
                     token=t,
                 )
+        for prefix, pred in self.object_types.items():
+            if domain.predicates.get(pred) != 1:
+                raise WorldError(
+                    f"object_types gives prefix '{prefix}' the type '{pred}', which is not a predicate of one "
+                    "argument in the domain",
+                    source=self.source,
+                    token=pred,
+                )
+            if "{}" not in self.encoded_objects.get(prefix, ""):
+                raise WorldError(
+                    f"object_types names prefix '{prefix}', which encoded_objects does not give a numbered "
+                    "phrase (such as 'truck_{}')",
+                    source=self.source,
+                    token=prefix,
+                )
 
 
 _NUMBERED = re.compile(r"^([a-z]+)(\d+(?:-\d+)*)$")
@@ -114,6 +135,36 @@ class Verbalizer:
             if tmpl.count("{}") == len(parts):
                 return tmpl.format(*parts)
         return name
+
+    @property
+    def numbered(self) -> bool:
+        """Objects are named by numbered prefixes ("truck_0" for t0): any number of them, found in the text."""
+        return any("{}" in v for v in self.config.encoded_objects.values())
+
+    def objects_in(self, text: str) -> list[str]:
+        """The objects a text names by the numbered phrases ("package_3" -> p3, "location_1_0" -> l1-0; the raw
+        names too), in order of first mention."""
+        found: dict[str, int] = {}
+        for prefix, tmpl in self.config.encoded_objects.items():
+            if "{}" not in tmpl:
+                continue
+            pieces = [re.escape(piece) for piece in tmpl.split("{}")]
+            phrase = r"(\d+)".join(pieces)
+            raw = re.escape(prefix) + "-".join([r"(\d+)"] * tmpl.count("{}"))
+            for pat in (phrase, raw):
+                for m in re.finditer(rf"(?<![\w-])(?:{pat})(?![\w-])", text, re.IGNORECASE):
+                    name = prefix + "-".join(str(int(g)) for g in m.groups())
+                    found.setdefault(name, m.start())
+        return sorted(found, key=found.get)
+
+    def type_facts(self, objects: list[str]) -> set[Atom]:
+        """The unsaid type facts of numbered objects (`object_types`): {("truck", "t0"), ...}."""
+        out: set[Atom] = set()
+        for o in objects:
+            m = _NUMBERED.match(o)
+            if m and m.group(1) in self.config.object_types:
+                out.add((self.config.object_types[m.group(1)], o))
+        return out
 
     def object_reader(self, objects: list[str]) -> dict[str, str]:
         """phrase (lower-case) -> object name, for the given objects: full phrase, compact phrase and raw name."""

@@ -155,3 +155,65 @@ def test_summary_says_what_was_understood(reader):
     assert summary(p.objects, p.init, p.goal, p.constraints, reader) == (
         "You have: red and blue on the table. You want: red on blue. Rules: Never put the red block on the table."
     )
+
+
+@pytest.fixture(scope="module")
+def logistics_reader():
+    from ami_agent.perceive import Reader
+    from ami_agent.services import packaged_worlds
+
+    (d, vb), *_ = [w for w in packaged_worlds() if w[0].name == "logistics-strips"]
+    return Reader(vb)
+
+
+def _logistics_problem(seed: int, **counts):
+    import random
+
+    from ami_agent.services import WORLDS_DIR
+    from planner.worlds.spec import WorldSpec
+
+    d = load_domain(WORLDS_DIR / "logistics.pddl")
+    return WorldSpec.beside(d).sample(d, random.Random(seed), counts=counts or None)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_logistics_queries_are_read_with_the_types_their_names_imply(logistics_reader, seed):
+    """PlanBench's logistics phrasing never says "truck_0 is a truck": the names imply it (object_types)."""
+    p = _logistics_problem(seed)
+    text = logistics_reader.vb.statement(p.init, p.goal) + " What is the plan to achieve my goal?"
+    assert "is a truck" not in text and "truck_0" in text
+    got = perceive(text, logistics_reader, None)
+    assert got.kind == "problem", got.question
+    assert got.init == set(p.init) and got.goal == set(p.goal)
+    assert set(got.objects) == set(p.objects)
+    assert got.constraints == []
+
+
+def test_logistics_rules_in_the_worlds_terms(logistics_reader):
+    p = _logistics_problem(4, city=2, location=2, package=3, airplane=2)
+    pkg = sorted(o for o in p.objects if o.startswith("p"))[0]
+    placed = {f for f in p.init if f[0] == "at" and f[1] == pkg}
+    text = (
+        logistics_reader.vb.statement(p.init, p.goal)
+        + " Do not use airplane_1. Never unload at location_1_0, and don't fly. "
+        + f"Keep package_{pkg[1:]} where it is."
+    )
+    got = perceive(text, logistics_reader, None)
+    kinds = {(c.kind, c.target) for c in got.constraints}
+    assert ("forbid_object", ("a1",)) in kinds
+    assert ("forbid_operator", ("unload-truck", "l1-0")) in kinds
+    assert ("forbid_operator", ("unload-airplane", "l1-0")) in kinds
+    assert ("forbid_operator", ("fly-airplane",)) in kinds
+    assert {c.target for c in got.constraints if c.kind == "require_fact"} == placed
+    # "and don't fly" is a rule of its own, not objects of the unload rule
+    assert len([c for c in got.constraints if c.kind == "forbid_operator"]) == 3
+
+
+def test_a_logistics_summary_says_what_moves(logistics_reader):
+    from ami_agent.perceive import summary
+
+    p = _logistics_problem(5, city=2, location=2, package=2, airplane=1)
+    got = perceive(logistics_reader.vb.statement(p.init, p.goal), logistics_reader, None)
+    line = summary(got.objects, got.init, got.goal, got.constraints, logistics_reader)
+    assert "package_0 is at" in line and "facts that never change" in line
+    assert "is in the city" not in line and line.count("You want:") == 1

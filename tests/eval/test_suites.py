@@ -136,3 +136,22 @@ def test_planbench_dir_option(tmp_path, planbench):
     assert resolve_planbench_dir(tmp_path) == tmp_path / "llm_planning_analysis"
     with pytest.raises(WorldError, match="unknown suite"):
         load_suite("planbench:nope", planbench)
+
+
+def test_numbered_names_are_found_in_text_with_the_types_they_imply(tmp_path):
+    from ami_agent.services import WORLDS_DIR
+
+    domain = load_domain(WORLDS_DIR / "logistics.pddl")
+    vb = Verbalizer(domain, NLConfig.load(WORLDS_DIR / "logistics.yaml"))
+    assert vb.numbered
+    text = "truck_0 is at location_1_0; load p3 into a1 at l2-0 (package_12 is in city_1), not location_1_0x."
+    assert vb.objects_in(text) == ["t0", "l1-0", "p3", "a1", "l2-0", "p12", "c1"]
+    assert vb.type_facts(["t0", "p3", "l2-0", "zz"]) == {("truck", "t0"), ("obj", "p3"), ("location", "l2-0")}
+    config = (WORLDS_DIR / "logistics.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(config.replace("t: truck", "t: at"))
+    with pytest.raises(WorldError, match="not a predicate of one argument"):
+        Verbalizer(domain, NLConfig.load(bad))
+    bad.write_text(config.replace("  c: city\n", "  c: city\n  x: city\n"))
+    with pytest.raises(WorldError, match="does not give a numbered"):
+        Verbalizer(domain, NLConfig.load(bad))
