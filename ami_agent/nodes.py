@@ -235,7 +235,7 @@ def decode(state: AgentState, services: Services) -> dict:
     temp, draw = DECODE_ROUNDS[attempt]
     decoder = services.decoder
     end = None
-    if attempt == 0:  # the end state in words, on the same engine while the plan is written
+    if attempt == 0 and decoder.describes(item.world):  # the end state in words, while the plan is written
         predicted = state["plan"]["predicted"][-1]
         end = _POOL.submit(describe_state, services, item, item.plan.steps, predicted)
     if draw is not None:
@@ -307,6 +307,13 @@ def describe(state: AgentState, services: Services) -> dict:
             "reply": f"The plan has {steps} step{'s' if steps != 1 else ''}: ask about a step from 1 to {steps}, "
             "before the first step or at the end.",
             "_trace": {"step": q["when"]},
+        }
+    if not services.decoder.describes(_world(state, services).name):
+        return {
+            "status": "clarify",
+            "reply": "I can put this world's plans into words but not yet its states: my decoder was not trained "
+            "to describe them. The plan's steps above say where each thing goes.",
+            "_trace": {"step": t},
         }
     item = decode_item(state, services)
     d, ok = describe_state(services, item, t, result["predicted"][t])

@@ -10,6 +10,7 @@ one batched backend call."""
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -115,13 +116,40 @@ class Decoder:
                 f"{decoder_dir}: no trained decoder (projector.pt missing). Train one with `ami-agent train decoder`"
             )
         self.backend = backend
+        self.dir = decoder_dir
         self.projectors = load_projectors(decoder_dir / "projector.pt")
+        self._added: set[str] = set()  # the added worlds' adapters loaded so far (each on first use)
+        self._adapter_lock = threading.Lock()
         self.tokens = Tokens(AutoTokenizer.from_pretrained(model_dir))
         self.matrix = load_embedding_matrix(model_dir).to(torch.bfloat16)
         backend.add_adapter(ADAPTER, decoder_dir / "adapter", merge=True)
 
+    def adapter(self, world: str) -> str:
+        """The adapter that writes this world's text: the decoder's own, or one of a world added to it
+        (`train_added_world`), loaded on first use (merged into an engine of its own)."""
+        self._known(world)
+        folder = self.projectors[world][1].get("adapter")
+        if not folder:
+            return ADAPTER
+        name = f"{ADAPTER}-{world}"
+        with self._adapter_lock:
+            if name not in self._added:
+                if not (self.dir / folder / "adapter_config.json").exists():
+                    raise BackendError(
+                        f"{self.dir / folder}: world {world!r}'s adapter is missing. Train it with "
+                        f"`ami-agent train decoder --add-world ...`"
+                    )
+                self.backend.add_adapter(name, self.dir / folder, merge=True)
+                self._added.add(name)
+        return name
+
     def worlds(self) -> list[str]:
         return sorted(self.projectors)
+
+    def describes(self, world: str) -> bool:
+        """Whether the decoder was trained to describe this world's states (a world added to a trained decoder
+        has its plans written, not its states)."""
+        return world in self.projectors and self.projectors[world][1].get("states", True)
 
     def with_codes(self, item: DecodeItem, seed: int) -> DecodeItem:
         """The same plan with its objects' codes drawn at random (seeded) from the whole codebook instead of the
@@ -157,11 +185,15 @@ class Decoder:
         if not jobs:
             return []
         states = [_Rounds(self, item, mode) for item, mode in jobs]
-        for r in range(max(len(st.rounds) for st in states)):
-            live = [st for st in states if r < len(st.rounds)]
-            reqs = [st.begin(r) for st in live]
-            for st, o in zip(live, self.backend.generate(reqs, ADAPTER, _line_sampling(sampling, r))):
-                st.wrote(o.text, o.tokens_out, o.finish_reason)
+        groups: dict[str, list[_Rounds]] = {}  # one batch per adapter
+        for (item, _), st in zip(jobs, states):
+            groups.setdefault(self.adapter(item.world), []).append(st)
+        for adapter, group in groups.items():
+            for r in range(max(len(st.rounds) for st in group)):
+                live = [st for st in group if r < len(st.rounds)]
+                reqs = [st.begin(r) for st in live]
+                for st, o in zip(live, self.backend.generate(reqs, adapter, _line_sampling(sampling, r))):
+                    st.wrote(o.text, o.tokens_out, o.finish_reason)
         return [st.done() for st in states]
 
     def describe(self, items: list[StateItem], sampling: Sampling | None = None) -> list[Described]:
@@ -222,7 +254,7 @@ class Decoder:
             if put:
                 yield put
             written = ""
-            for piece in self.backend.stream(req, ADAPTER, _line_sampling(s, r)):
+            for piece in self.backend.stream(req, self.adapter(item.world), _line_sampling(s, r)):
                 cut = piece.split("\n")[0]
                 written += cut
                 if said := strip_codes(cut, st.chars):
@@ -234,7 +266,7 @@ class Decoder:
 
     @staticmethod
     def _judge(item: DecodeItem, out: Completion) -> Decoded:
-        got = read_answer(item.verbalizer, out.text, item.objects)
+        got = read_answer(item.verbalizer, out.text, item.objects, facts=item.init)
         faithful = got == [tuple(a) for a in item.actions]
         return Decoded(out.text, got, faithful, out.tokens_in, out.tokens_out, raw=out.raw)
 

@@ -125,10 +125,15 @@ class ExampleSampler:
         )
 
     def _random_walk(self, task: Task, length: int):
-        """(the state reached, the steps taken): up to `length` random applicable actions from the initial state."""
+        """(the state reached, the steps taken): up to `length` random applicable actions from the initial state,
+        of distinct arguments (the world model's candidate actions; "drive a truck from l1 to l1" is none)."""
         state, steps = task.init, []
         for _ in range(length):
-            app = task.applicable(state)
+            app = [
+                i
+                for i in task.applicable(state)
+                if len(set(task.actions[i].args)) == len(task.actions[i].args)
+            ]
             if not app:
                 break
             a = task.actions[self.rng.choice(app)]

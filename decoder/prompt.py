@@ -232,13 +232,14 @@ def split_codes(text: str, chars) -> list[str]:
     return out + ([cur] if cur else [])
 
 
-def read_answer(verbalizer: Verbalizer, text: str, objects: list[str]) -> list[tuple[str, ...]]:
-    """The actions written in an answer (explanation and markers skipped)."""
+def read_answer(verbalizer: Verbalizer, text: str, objects: list[str], facts=None) -> list[tuple[str, ...]]:
+    """The actions written in an answer (explanation and markers skipped); `facts`: the problem's, which tell
+    apart actions said alike (`Verbalizer.read_action`)."""
     body = text
     if "[PLAN]" in body:
         body = body.split("[PLAN]", 1)[1]
     body = body.split("[PLAN END]", 1)[0]
-    return verbalizer.read_plan(body, objects)
+    return verbalizer.read_plan(body, objects, facts=facts)
 
 
 def _merge(segments: list) -> list:

@@ -281,3 +281,133 @@ def save_decoder(model, projectors: dict[str, PlanProjector], worlds: list[World
         }
     }
     torch.save(blob, out_dir / "projector.pt")
+
+
+@dataclass
+class AddedWorldConfig:
+    """Adding a world to a trained decoder: a projector and an adapter of its own, the adapter started from the
+    decoder's, trained on that world's generated plans; the worlds already there keep theirs, bit for bit."""
+
+    lr: float = 1e-3  # its adapter
+    projector_lr: float = 2e-3
+    batch: int = 4
+    minutes: float = (
+        45.0  # a cap: the steps end the committed recipe first (30.3 minutes on 2 cores with bf16)
+    )
+    max_steps: int = 117
+    warmup: int = 10
+    objects: tuple[int, int] = (8, 16)  # problem sizes (object counts)
+    walk_steps: int = 24  # plans are random walks of 1 to this many steps (an optimal oracle is out of reach)
+    text_fraction: float = 0.25
+    seed: int = 0
+    pool: int = 8
+
+
+def train_added_world(
+    world: World,
+    model_dir: Path,
+    decoder_dir: Path,
+    out_dir: Path,
+    cfg: AddedWorldConfig,
+    command: str = "",
+    log=None,
+) -> dict:
+    """A projector and an adapter for `world`, added to the decoder in `decoder_dir` (its adapter and other
+    projectors kept as they are); writes the whole decoder to out_dir (which may be decoder_dir), the new adapter
+    under out_dir/WORLD/adapter."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    decoder_dir, out_dir = Path(decoder_dir), Path(out_dir)
+    record = json.loads((decoder_dir / "decoder.json").read_text())
+    blob = torch.load(decoder_dir / "projector.pt", map_location="cpu", weights_only=True)
+    torch.manual_seed(cfg.seed)
+    tok, model = lora_model(
+        model_dir, record["lora"]["rank"], record["lora"]["alpha"], decoder_dir / "adapter"
+    )
+    emb_matrix = model.get_input_embeddings().weight.detach()
+    embed = model.get_input_embeddings()
+    codebook = code_tokens(tok)
+    binary, unary, nullary = (predicate_names(world.domain, k) for k in (2, 1, 0))
+    projector = PlanProjector(
+        world.model.cfg.dim,
+        emb_matrix.shape[1],
+        float(emb_matrix.float().pow(2).mean().sqrt()),
+        codebook,
+        [tok.decode([i]) for i in codebook],
+        emb_matrix[codebook].float(),
+        relations=max(1, len(binary)),
+        unary=len(unary),
+        nullary=len(nullary),
+    )
+    # started from a trained projector of the same widths: its output map already speaks to the frozen model
+    twin = next(
+        (e for e in blob["worlds"].values() if e["config"]["latent_dim"] == world.model.cfg.dim), None
+    )
+    if twin is not None:
+        own = projector.state_dict()
+        start = {
+            k: v.float()
+            for k, v in twin["state_dict"].items()
+            if k in own
+            and own[k].shape == v.shape
+            and not k.startswith(STATE_HEAD)
+            and k not in ("codes", "code_dir")
+        }
+        projector.load_state_dict(start, strict=False)
+    params = list(projector.parameters())
+    lora_params = [p for p in model.parameters() if p.requires_grad]
+    tokens = Tokens(tok)
+    end_id = tok.convert_tokens_to_ids("<|im_end|>")
+    sampler = ExampleSampler(
+        [world],
+        cfg.objects,
+        cfg.text_fraction,
+        cfg.seed,
+        walk_fraction=1.0,
+        codes_for=lambda w, plan, objects: projector.code_map(plan, objects),
+        codebook=len(codebook),
+        walk_steps=cfg.walk_steps,
+    )
+    log(
+        f"adding world {world.name} to the decoder in {decoder_dir}: its projector "
+        f"({sum(p.numel() for p in params) / 1e6:.2f}M params) and adapter "
+        f"({sum(p.numel() for p in lora_params) / 1e6:.2f}M), {cfg.max_steps} steps"
+    )
+    batches = length_batches(sampler.sample, cfg.batch, cfg.pool, sampler.rng)
+
+    def make_batch() -> dict:
+        x, mask, y = batch_tensors(next(batches), {world.name: projector}, tokens, embed, end_id)
+        return {"inputs_embeds": x, "attention_mask": mask, "labels": y}
+
+    groups = [{"params": lora_params, "lr": cfg.lr}, {"params": params, "lr": cfg.projector_lr}]
+    res = train_loop(model, groups, make_batch, cfg.minutes, cfg.max_steps, cfg.warmup, log)
+    blob["worlds"][world.name] = {
+        "config": projector.config,
+        "state_dict": projector_state(projector),
+        "checkpoint": world.checkpoint.name,
+        "domain": world.domain.name,
+        "states": False,  # its state head is untrained: the decoder does not describe this world's states
+        "adapter": f"{world.name}/adapter",
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.resolve() != decoder_dir.resolve():
+        import shutil
+
+        shutil.copytree(decoder_dir / "adapter", out_dir / "adapter", dirs_exist_ok=True)
+    save_adapter(model, out_dir / world.name / "adapter")
+    torch.save(blob, out_dir / "projector.pt")
+    added = {
+        "domain": world.domain.name,
+        "checkpoint": f"checkpoints/{world.checkpoint.name}",
+        "config": asdict(cfg),
+        "projector_parameters": sum(p.numel() for p in params),
+        "adapter_parameters": sum(p.numel() for p in lora_params),
+        "steps": res.steps,
+        "minutes_training": round(res.minutes, 2),
+        "final_loss_ema": round(res.final_loss_ema, 4),
+        "history": res.history,
+        "command": command,
+        "machine": f"{torch.get_num_threads()} CPU threads",
+    }
+    record.setdefault("added_worlds", {})[world.name] = added
+    (out_dir / "decoder.json").write_text(json.dumps(record, indent=1) + "\n")
+    return added

@@ -176,6 +176,9 @@ DECODER_WORLDS = [
     "planbench:blocksworld",
     "planbench:mystery_blocksworld",
 ]  # the decoder's and ar-sft's default
+# worlds added to the trained decoder with an adapter of their own (`train_added_world`)
+_PACKAGED = Path(__file__).resolve().parent.parent / "ami_agent" / "worlds"
+ADDED_DECODER_WORLDS = [f"{_PACKAGED / 'logistics.pddl'},{_PACKAGED / 'logistics.yaml'}"]
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 

@@ -102,25 +102,50 @@ def _shown(path: Path) -> str:
 
 @train_app.command("decoder")
 def train_decoder_cmd(
-    world: Worlds = None, minutes: Minutes = None, planbench_dir: PlanbenchDir = None, out_dir: OutDir = None
+    world: Worlds = None,
+    add_world: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--add-world",
+            help="Add a world (DOMAIN.pddl[,CONFIG.yaml] or planbench:SUITE) to the trained decoder in --out: "
+            "a projector and adapter of its own, the others kept (repeatable)",
+        ),
+    ] = None,
+    minutes: Minutes = None,
+    planbench_dir: PlanbenchDir = None,
+    out_dir: OutDir = None,
 ):
-    """Train the plan projectors and the LoRA adapter jointly on generated problems and plans (the recipe of
-    checkpoints/decoder: 255 steps)."""
+    """Train the plan projectors and the LoRA adapter jointly on generated problems and plans, then add the worlds
+    that get an adapter of their own (the recipe of checkpoints/decoder: blocksworld and mystery, 255 + 850 steps,
+    then logistics added). --add-world adds worlds to a decoder already trained."""
     from decoder.api import DEFAULT_DIR
     from decoder.base_model import resolve_base_model
-    from decoder.train import DecoderTrainConfig, train_decoder
-    from eval.suites import DECODER_WORLDS, world_for
+    from decoder.train import AddedWorldConfig, DecoderTrainConfig, train_added_world, train_decoder
+    from eval.suites import ADDED_DECODER_WORLDS, DECODER_WORLDS, world_for
 
-    worlds = [world_for(w, planbench_dir) for w in (world or DECODER_WORLDS)]
-    cfg = DecoderTrainConfig() if minutes is None else DecoderTrainConfig(minutes=_positive(minutes))
     target = out_dir or DEFAULT_DIR
-    rec = train_decoder(
-        worlds, Path(resolve_base_model(None)), target, cfg, this_command(), log=lambda m: err.print(m)
-    )
-    out.print(
-        f"wrote {target}/adapter, {target}/projector.pt and {target}/decoder.json "
-        f"({rec['steps']} steps, {rec['minutes_training']} min)"
-    )
+    base = Path(resolve_base_model(None))
+    if not add_world:
+        worlds = [world_for(w, planbench_dir) for w in (world or DECODER_WORLDS)]
+        cfg = DecoderTrainConfig() if minutes is None else DecoderTrainConfig(minutes=_positive(minutes))
+        rec = train_decoder(worlds, base, target, cfg, this_command(), log=lambda m: err.print(m))
+        out.print(
+            f"wrote {target}/adapter, {target}/projector.pt and {target}/decoder.json "
+            f"({rec['steps']} steps, {rec['minutes_training']} min)"
+        )
+        add_world = [] if world else ADDED_DECODER_WORLDS
+    elif not (target / "projector.pt").exists():
+        raise UserError(
+            f"{target}: no trained decoder to add a world to; train one first (without --add-world)"
+        )
+    for spec in add_world:
+        w = world_for(spec, planbench_dir)
+        cfg = AddedWorldConfig() if minutes is None else AddedWorldConfig(minutes=_positive(minutes))
+        rec = train_added_world(w, base, target, target, cfg, this_command(), log=lambda m: err.print(m))
+        out.print(
+            f"added world {w.name}: wrote {target}/{w.name}/adapter and its projector "
+            f"({rec['steps']} steps, {rec['minutes_training']} min)"
+        )
 
 
 @train_app.command("reader")

@@ -277,6 +277,27 @@ def test_another_world_read_in_its_own_english(agent, planbench):
     assert back["status"] == "solved" and agent.thread_state("m2")["problem"]["world"] == DOMAIN.name
 
 
+def test_logistics_is_planned_and_spoken_in_its_own_world(agent):
+    """A logistics request in PlanBench's phrasing goes to the packaged logistics world: read with the types its
+    names imply, planned by its world model under a rule in its terms, written by its own adapter, verified."""
+    import random
+
+    from planner.worlds.spec import WorldSpec
+
+    d = load_domain(WORLDS_DIR / "logistics.pddl")
+    p = WorldSpec.beside(d).sample(
+        d, random.Random(3), counts={"city": 2, "location": 2, "package": 1, "airplane": 2}
+    )
+    vb = agent.services.worlds[d.name].verbalizer
+    res = agent.ask(vb.statement(p.init, p.goal) + " Do not use airplane_1.", thread="lg1")
+    assert res["status"] == "solved", res
+    plan = parse_plan_text("\n".join(res["plan_record"]["plan"]), d, p)
+    assert validate(d, p, plan).valid and all("a1" not in step for step in plan)
+    assert agent.thread_state("lg1")["problem"]["world"] == d.name
+    assert res["reply"].startswith("You have: ") and "Rules: Do not use airplane_1" in res["reply"]
+    assert vb.read_plan(res["reply"].split("\n", 1)[1], list(p.objects), facts=p.init) == plan
+
+
 def test_a_killed_server_keeps_the_thread(tmp_path):
     """`ami-agent serve` killed (SIGKILL) between a plan and its follow-up: a new server on the same SQLite file
     takes the follow-up in the same thread."""
