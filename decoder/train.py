@@ -9,6 +9,7 @@ then states mixed with plans (`state_steps`).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -291,9 +292,7 @@ class AddedWorldConfig:
     lr: float = 1e-3  # its adapter
     projector_lr: float = 2e-3
     batch: int = 4
-    minutes: float = (
-        45.0  # a cap: the steps end the committed recipe first (30.3 minutes on 2 cores with bf16)
-    )
+    minutes: float = 45.0  # a cap: the steps end the recipe first (30.3 minutes on 2 cores, bf16)
     max_steps: int = 117
     warmup: int = 10
     objects: tuple[int, int] = (8, 16)  # problem sizes (object counts)
@@ -338,7 +337,7 @@ def train_added_world(
         unary=len(unary),
         nullary=len(nullary),
     )
-    # started from a trained projector of the same widths: its output map already speaks to the frozen model
+    # started from a trained projector of the same widths: its output map already speaks to the language model
     twin = next(
         (e for e in blob["worlds"].values() if e["config"]["latent_dim"] == world.model.cfg.dim), None
     )
@@ -390,8 +389,6 @@ def train_added_world(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     if out_dir.resolve() != decoder_dir.resolve():
-        import shutil
-
         shutil.copytree(decoder_dir / "adapter", out_dir / "adapter", dirs_exist_ok=True)
     save_adapter(model, out_dir / world.name / "adapter")
     torch.save(blob, out_dir / "projector.pt")
