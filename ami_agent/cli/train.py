@@ -123,11 +123,12 @@ def train_decoder_cmd(
     from decoder.train import AddedWorldConfig, DecoderTrainConfig, train_added_world, train_decoder
     from eval.suites import ADDED_DECODER_WORLDS, DECODER_WORLDS, world_for
 
+    minutes = None if minutes is None else _positive(minutes)  # refused before anything loads
     target = out_dir or DEFAULT_DIR
     base = Path(resolve_base_model(None))
     if not add_world:
         worlds = [world_for(w, planbench_dir) for w in (world or DECODER_WORLDS)]
-        cfg = DecoderTrainConfig() if minutes is None else DecoderTrainConfig(minutes=_positive(minutes))
+        cfg = DecoderTrainConfig() if minutes is None else DecoderTrainConfig(minutes=minutes)
         rec = train_decoder(worlds, base, target, cfg, this_command(), log=lambda m: err.print(m))
         out.print(
             f"wrote {target}/adapter, {target}/projector.pt and {target}/decoder.json "
@@ -140,7 +141,7 @@ def train_decoder_cmd(
         )
     for spec in add_world:
         w = world_for(spec, planbench_dir)
-        cfg = AddedWorldConfig() if minutes is None else AddedWorldConfig(minutes=_positive(minutes))
+        cfg = AddedWorldConfig() if minutes is None else AddedWorldConfig(minutes=minutes)
         rec = train_added_world(w, base, target, target, cfg, this_command(), log=lambda m: err.print(m))
         out.print(
             f"added world {w.name}: wrote {target}/{w.name}/adapter and its projector "
