@@ -175,6 +175,27 @@ def train_decoder(
     return record
 
 
+def new_projector(
+    world: World, tok, emb_matrix: torch.Tensor, shared: PlanProjector | None = None
+) -> PlanProjector:
+    """An untrained projector for a world: the base model's widths and code tokens, one pointer per binary
+    predicate, read-outs for its predicates of one and of no argument."""
+    codebook = code_tokens(tok)
+    binary, unary, nullary = (predicate_names(world.domain, k) for k in (2, 1, 0))
+    return PlanProjector(
+        world.model.cfg.dim,
+        emb_matrix.shape[1],
+        float(emb_matrix.float().pow(2).mean().sqrt()),
+        codebook,
+        [tok.decode([i]) for i in codebook],
+        emb_matrix[codebook].float(),
+        shared=shared,
+        relations=max(1, len(binary)),
+        unary=len(unary),
+        nullary=len(nullary),
+    )
+
+
 def _train_stage(
     worlds: list[World], model_dir: Path, out_dir: Path, cfg, log, states: bool, start: Path | None = None
 ) -> dict:
@@ -182,30 +203,15 @@ def _train_stage(
     adapter and projectors saved in `start` (the state pointers start new). Saves into out_dir."""
     torch.manual_seed(cfg.seed + (1 if states else 0))
     tok, model = lora_model(model_dir, cfg.rank, cfg.alpha, adapter=start / "adapter" if states else None)
-    emb_matrix = model.get_input_embeddings().weight.detach()
-    rms = float(emb_matrix.float().pow(2).mean().sqrt())
     embed = model.get_input_embeddings()
     projectors: dict[str, PlanProjector] = {}
     codebook = code_tokens(tok)
-    codes = emb_matrix[codebook].float()
-    code_chars = [tok.decode([i]) for i in codebook]
     saved = load_projectors(start / "projector.pt") if states else {}
     relations = {w.name: tuple(predicate_names(w.domain, k) for k in (2, 1, 0)) for w in worlds}
     for w in worlds:
         # worlds of the same latent width share the output map, trained together
         twin = next((p for p in projectors.values() if p.config["latent_dim"] == w.model.cfg.dim), None)
-        p = PlanProjector(
-            w.model.cfg.dim,
-            emb_matrix.shape[1],
-            rms,
-            codebook,
-            code_chars,
-            codes,
-            shared=twin,
-            relations=max(1, len(relations[w.name][0])),
-            unary=len(relations[w.name][1]),
-            nullary=len(relations[w.name][2]),
-        )
+        p = new_projector(w, tok, embed.weight.detach(), shared=twin)
         if states:
             if w.name not in saved:
                 raise ValueError(f"{start}/projector.pt has no projector for world {w.name}")
@@ -322,21 +328,9 @@ def train_added_world(
     tok, model = lora_model(
         model_dir, record["lora"]["rank"], record["lora"]["alpha"], decoder_dir / "adapter"
     )
-    emb_matrix = model.get_input_embeddings().weight.detach()
     embed = model.get_input_embeddings()
     codebook = code_tokens(tok)
-    binary, unary, nullary = (predicate_names(world.domain, k) for k in (2, 1, 0))
-    projector = PlanProjector(
-        world.model.cfg.dim,
-        emb_matrix.shape[1],
-        float(emb_matrix.float().pow(2).mean().sqrt()),
-        codebook,
-        [tok.decode([i]) for i in codebook],
-        emb_matrix[codebook].float(),
-        relations=max(1, len(binary)),
-        unary=len(unary),
-        nullary=len(nullary),
-    )
+    projector = new_projector(world, tok, embed.weight.detach())
     # started from a trained projector of the same widths: its output map already speaks to the language model
     twin = next(
         (e for e in blob["worlds"].values() if e["config"]["latent_dim"] == world.model.cfg.dim), None
