@@ -25,8 +25,9 @@ from decoder.backends import Request, Sampling
 from planner.constraints import Constraint
 from planner.record import PlanRecord
 
-# Decode rounds, each one batched backend call: the latent decode and its latent+text fallback side by side
-# (a missed latent decode costs no extra round trip), greedy with the objects' first codes, then greedy with codes
+# Decode rounds, each the latent decode and, only when its text does not read back as the plan, its latent+text
+# fallback (the decoder writes a greedy answer's lines in parallel rounds, so a second answer in the same batch
+# is no longer free): greedy with the objects' first codes, then greedy with codes
 # drawn at random from the whole codebook (the codes are arbitrary and trained as random draws: another draw is
 # another chance at copying them right), then sampled with another draw; verify takes the first candidate, in
 # order, that reads back as the plan. Per round: (temperature, seed of the code draw or None).
@@ -241,7 +242,9 @@ def decode(state: AgentState, services: Services) -> dict:
     if draw is not None:
         item = decoder.with_codes(item, draw)
     s = Sampling(max_tokens=max_answer_tokens([item]), temperature=temp, seed=attempt)
-    outs = decoder.decode_modes(item, modes, s)
+    outs = decoder.decode_modes(item, modes[:1], s)
+    if not outs[0].faithful:
+        outs += decoder.decode_modes(item, modes[1:], s)
     update, tokens_in, tokens_out = {}, sum(o.tokens_in for o in outs), sum(o.tokens_out for o in outs)
     if end is not None:
         said, ok = end.result()
@@ -255,7 +258,7 @@ def decode(state: AgentState, services: Services) -> dict:
         "tokens_in": state.get("tokens_in", 0) + tokens_in,
         "tokens_out": state.get("tokens_out", 0) + tokens_out,
         "_trace": {
-            "modes": modes,
+            "modes": modes[: len(outs)],
             "temperature": temp,
             "codes": "first" if draw is None else f"drawn (seed {draw})",
             "round": attempt + 1,

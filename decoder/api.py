@@ -5,7 +5,8 @@ vLLM-CPU than LoRA at run time).
 
 The answer is written a line a round (decoder/prompt.py): round 0 writes the explanation, round t + 1 puts in step
 t's number and soft vectors and the language model writes that step's line. Every round of a batch of answers is
-one batched backend call."""
+one batched backend call; a few greedy answers write all their rounds at once, redrafted until they agree with the
+lines before them (`Decoder._parallel_rounds`)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ from planner.worlds.nl import Verbalizer
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder"
 ADAPTER = "plan"
 LINE_TOKENS = 64  # the most tokens one round writes (a line is 5-25)
+# Parallel rounds (`Decoder._parallel_rounds`) while the engine would serve at most this many lines at once: they
+# write ~2.5x the tokens of serial rounds in ~3 calls instead of one a line, which pays while a step's cost is mostly
+# reading the weights (on 2 cores a step of 20 sequences costs ~2x a step of one, of 40 ~4x); past that, under
+# load or for big batches, serial rounds are faster in all.
+PARALLEL_LINES = 48
 
 
 @dataclass
@@ -180,8 +186,10 @@ class Decoder:
         return assemble(spec, self.tokens, self.embed, self.slots(world, spec, plan))
 
     def complete(self, jobs: list[tuple[DecodeItem, str]], sampling: Sampling) -> list[Completion]:
-        """Answers to (item, mode) jobs, one batched backend call a round (round t + 1 puts in step t's line
-        number and soft vectors, and the language model writes the line: `answer_rounds`)."""
+        """Answers to (item, mode) jobs, each a line a round (round t + 1 puts in step t's line number and soft
+        vectors, and the language model writes the line: `answer_rounds`), one batched backend call at a time.
+        A few greedy answers on an idle engine write their lines in parallel rounds (`_parallel_rounds`): the same
+        text as writing them one after another, in a few calls instead of one a line."""
         if not jobs:
             return []
         states = [_Rounds(self, item, mode) for item, mode in jobs]
@@ -189,12 +197,49 @@ class Decoder:
         for (item, _), st in zip(jobs, states):
             groups.setdefault(self.adapter(item.world), []).append(st)
         for adapter, group in groups.items():
-            for r in range(max(len(st.rounds) for st in group)):
-                live = [st for st in group if r < len(st.rounds)]
-                reqs = [st.begin(r) for st in live]
-                for st, o in zip(live, self.backend.generate(reqs, adapter, _line_sampling(sampling, r))):
-                    st.wrote(o.text, o.tokens_out, o.finish_reason)
+            # parallel rounds need a backend that batches from a prefix cache and says how busy it is (vLLM's
+            # engine in this process)
+            busy = getattr(self.backend, "in_flight", None)
+            lines = sum(len(st.rounds) for st in group)
+            if sampling.temperature > 0 or busy is None or lines + busy(adapter) > PARALLEL_LINES:
+                self._serial_rounds(group, adapter, sampling)
+            else:
+                self._parallel_rounds(group, adapter, sampling)
         return [st.done() for st in states]
+
+    def _serial_rounds(
+        self, group: list[_Rounds], adapter: str, sampling: Sampling, rounds: int | None = None
+    ) -> None:
+        for r in range(min(rounds or 10**9, max(len(st.rounds) for st in group))):
+            live = [st for st in group if r < len(st.rounds)]
+            reqs = [st.request(r, st.lines) for st in live]
+            for st, o in zip(live, self.backend.generate(reqs, adapter, _line_sampling(sampling, r))):
+                st.tokens_out += o.tokens_out
+                st.confirm([_line(o)])
+
+    def _parallel_rounds(self, group: list[_Rounds], adapter: str, sampling: Sampling) -> None:
+        """Every line not yet final is written at once, each after the latest drafts of the lines before it
+        (Jacobi iteration: the first round's drafts follow empty lines). A line written after the lines that come
+        out of the same call unchanged is final: greedy decoding would write it so after them. Each call makes at
+        least one more line final, and usually all of them by the second. Before each call, the answer's longest
+        prompt is read alone (one token written): the other prompts are its prefixes, served from vLLM's prefix
+        cache instead of read once each."""
+        s = _line_sampling(sampling, 0)
+        self._serial_rounds(group, adapter, sampling, rounds=1)  # the explanation, which every line follows
+        while live := [st for st in group if len(st.lines) < len(st.rounds)]:
+            longest = [st for st in live if len(st.rounds) - len(st.lines) > 1]
+            if longest:
+                heads = [st.request(len(st.rounds) - 1, st.context()) for st in longest]
+                for st, o in zip(longest, self.backend.generate(heads, adapter, replace(s, max_tokens=1))):
+                    st.tokens_out += o.tokens_out
+            jobs = [(st, r) for st in live for r in range(len(st.lines), len(st.rounds))]
+            outs = self.backend.generate([st.request(r, st.context()) for st, r in jobs], adapter, s)
+            written: dict[int, list[tuple[str, bool]]] = {id(st): [] for st in live}
+            for (st, _), o in zip(jobs, outs):
+                st.tokens_out += o.tokens_out
+                written[id(st)].append(_line(o))
+            for st in live:
+                st.redraft(written[id(st)])
 
     def describe(self, items: list[StateItem], sampling: Sampling | None = None) -> list[Described]:
         """Each predicted state in the world's words, one batched call: the prompt holds only the objects' codes
@@ -250,7 +295,7 @@ class Decoder:
         s = sampling or Sampling(max_tokens=max_answer_tokens([item]))
         st = _Rounds(self, item, mode)
         for r, (put, _) in enumerate(st.rounds):
-            req = st.begin(r)
+            req = st.request(r, st.lines)
             if put:
                 yield put
             written = ""
@@ -261,7 +306,7 @@ class Decoder:
                     yield said
                 if cut != piece:  # a line break: the round is over
                     break
-            st.wrote(written, 0, "stop")
+            st.confirm([(written, False)])
         yield answer_end(len(st.rounds) - 1)
 
     @staticmethod
@@ -278,9 +323,15 @@ def _line_sampling(s: Sampling, r: int) -> Sampling:
     return replace(s, max_tokens=min(s.max_tokens, LINE_TOKENS), stop=["\n"], seed=seed)
 
 
+def _line(o: Completion) -> tuple[str, bool]:
+    """A round's line, and whether it was cut at LINE_TOKENS."""
+    return o.text.split("\n")[0], o.finish_reason == "length"
+
+
 class _Rounds:
-    """One answer being decoded: the prompt's embeddings grown round by round with the text put in, the step's
-    soft vectors and the line the language model wrote (re-tokenized, as in training)."""
+    """One answer being decoded: its prompt's embeddings, and per round the text put in, the step's soft vectors
+    and the line the language model wrote (re-tokenized, as in training). `lines` are final; `drafts` are the
+    latest writing of the lines after them (`Decoder._parallel_rounds`)."""
 
     def __init__(self, decoder: Decoder, item: DecodeItem, mode: str):
         self.dec = decoder
@@ -288,40 +339,70 @@ class _Rounds:
         self.vectors = decoder.slots(item.world, self.spec, item.plan)
         # the lines keep the codes the decoder writes; the answer returned does not
         self.chars = decoder.projectors[item.world][0].config["code_chars"]
-        self.parts = [assemble(self.spec, decoder.tokens, decoder.embed, self.vectors)]
+        self.head = assemble(self.spec, decoder.tokens, decoder.embed, self.vectors)
         self.rounds = answer_rounds(item.plan.steps)
-        self.text, self.tokens_out, self.finish = "", 0, "stop"
-        self.tokens_in = int(self.parts[0].shape[0])  # what the model is given, each piece counted once
+        self.puts = [self._embed(put) for put, _ in self.rounds]
+        self.slots = [
+            None if slot is None else self.vectors[slot].to(self.head.dtype) for _, slot in self.rounds
+        ]
+        self.lines: list[str] = []
+        self.drafts: list[str] = []
+        self.tokens_out, self.finish = 0, "stop"
+        # what the model is given, each piece counted once: the prompt, the numbers and vectors the rounds put in
+        self.tokens_in = sum(int(x.shape[0]) for x in [self.head, *self.puts, *self.slots] if x is not None)
+        self._embedded: dict[str, torch.Tensor] = {}
 
-    def _text(self, text: str) -> int:
-        if not text:
-            return 0
-        ids = torch.tensor(self.dec.tokens.coded(text, self.chars), dtype=torch.long)
-        self.parts.append(self.dec.embed(ids).to(self.parts[0].dtype))
-        self.text += text
-        return len(ids)
+    def _embed(self, text: str) -> torch.Tensor:
+        ids = torch.tensor(self.dec.tokens.coded(text, self.chars) if text else [], dtype=torch.long)
+        return self.dec.embed(ids).to(self.head.dtype)
 
-    def begin(self, r: int) -> Request:
-        put, slot = self.rounds[r]
-        self.tokens_in += self._text(put)
-        if slot is not None:
-            self.parts.append(self.vectors[slot].to(self.parts[0].dtype))
-            self.tokens_in += self.parts[-1].shape[0]
-        return Request(prompt_embeds=torch.cat(self.parts, 0))
+    def _line(self, text: str) -> torch.Tensor:
+        if text not in self._embedded:
+            self._embedded[text] = self._embed(text)
+        return self._embedded[text]
 
-    def wrote(self, text: str, tokens_out: int, finish: str) -> None:
-        self._text(text.split("\n")[0])
-        self.tokens_out += tokens_out
-        if finish == "length":  # a line cut at LINE_TOKENS
-            self.finish = "length"
+    def context(self) -> list[str]:
+        """The lines before any round: the final ones, then the latest drafts (empty before the first)."""
+        return self.lines + self.drafts
+
+    def request(self, r: int, lines: list[str]) -> Request:
+        """Round r's prompt: the prompt, each earlier round's text, vectors and line, then round r's text and
+        vectors; the language model writes round r's line."""
+        parts = [self.head]
+        for j in range(r + 1):
+            parts.append(self.puts[j])
+            if self.slots[j] is not None:
+                parts.append(self.slots[j])
+            if j < r:
+                parts.append(self._line(lines[j] if j < len(lines) else ""))
+        return Request(prompt_embeds=torch.cat(parts, 0))
+
+    def confirm(self, written: list[tuple[str, bool]]) -> None:
+        for text, cut in written:
+            self.lines.append(text)
+            if cut:  # a line cut at LINE_TOKENS
+                self.finish = "length"
+        self.drafts = self.drafts[len(written) :]
+
+    def redraft(self, written: list[tuple[str, bool]]) -> None:
+        """The lines written after the final ones: every line up to and with the first whose draft changed is
+        final (it was written after final lines), the rest are the next drafts."""
+        k = next(
+            (i for i, (text, _) in enumerate(written) if i >= len(self.drafts) or text != self.drafts[i]),
+            None,
+        )
+        keep = written if k is None else written[: k + 1]
+        self.confirm(keep)
+        self.drafts = [text for text, _ in written[len(keep) :]]
 
     def done(self) -> Completion:
-        """tokens_in: the prompt, and the numbers and vectors the rounds put in, each counted once (each round
-        re-reads the earlier ones; vLLM's prefix cache serves most of that); the model's own lines are tokens_out."""
-        self.text += answer_end(len(self.rounds) - 1)
-        text = strip_codes(self.text, self.chars)
-        raw = self.text if text != self.text else ""
-        return Completion(text, self.tokens_in, self.tokens_out, self.finish, raw)
+        """tokens_out counts every token the model wrote, drafts included (each round re-reads the earlier rounds;
+        vLLM's prefix cache serves most of that)."""
+        text = "".join(put + line for (put, _), line in zip(self.rounds, self.lines))
+        text += answer_end(len(self.rounds) - 1)
+        plain = strip_codes(text, self.chars)
+        raw = text if plain != text else ""
+        return Completion(plain, self.tokens_in, self.tokens_out, self.finish, raw)
 
 
 def max_state_tokens(items: list[StateItem]) -> int:

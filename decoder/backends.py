@@ -509,6 +509,14 @@ class VLLMBackend:
             raise BackendError(f"unknown adapter {adapter!r}: load it first (known: {known})")
         return self._base(), self.adapters[adapter]
 
+    def in_flight(self, adapter: str | None) -> int:
+        """How many requests the engine that serves `adapter` has running or waiting (0 before it starts)."""
+        loop = self.merged.get(adapter) if adapter in self.merged else self.loop
+        if loop is None:
+            return 0
+        with loop.lock:
+            return len(loop.running) + len(loop.pending)
+
     def _prompt(self, r: Request) -> dict:
         if r.prompt_embeds is not None:
             return {"prompt_embeds": r.prompt_embeds.to(getattr(torch, self.settings["dtype"]))}

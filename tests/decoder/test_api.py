@@ -3,6 +3,7 @@
 import torch
 from support import committed_items, gen_problem, needs_trained, tiny_latents, tiny_world
 
+from decoder import api
 from decoder.api import Decoder
 from decoder.backends import Sampling
 from decoder.projector import PlanProjector
@@ -11,9 +12,17 @@ from planner.worlds.nl import Verbalizer
 
 
 @needs_trained
-def test_vllm_and_transformers_decode_latent_plans_alike(vllm_backend, hf_backend, model_dir, planbench):
+def test_vllm_and_transformers_decode_latent_plans_alike(
+    vllm_backend, hf_backend, model_dir, planbench, monkeypatch
+):
     items = committed_items(planbench)
     via_vllm = Decoder(vllm_backend, model_dir).decode(items, "latent")
+    # on vLLM the lines were written in parallel rounds: the same text as one round a line
+    with monkeypatch.context() as m:
+        m.setattr(api, "PARALLEL_LINES", 0)
+        serial = Decoder(vllm_backend, model_dir).decode(items, "latent")
+    assert [d.raw or d.text for d in serial] == [d.raw or d.text for d in via_vllm]
+    assert sum(d.tokens_out for d in via_vllm) > sum(d.tokens_out for d in serial)  # drafts are paid for
     via_hf = Decoder(hf_backend, model_dir).decode(items, "latent")
     same = sum(a.text.strip() == b.text.strip() for a, b in zip(via_vllm, via_hf))
     assert same >= len(items) - 1, [(a.text, b.text) for a, b in zip(via_vllm, via_hf)]
@@ -60,6 +69,31 @@ class _Scripted:
         self.calls.append(([request], sampling))
         text = self.lines.pop(0) + "\nextra line"
         yield from (text[i : i + 3] for i in range(0, len(text), 3))
+
+
+class _Recorded(_Scripted):
+    """A backend edge for parallel rounds, replaying what serial rounds wrote. `strict`: the recorded line only
+    after exactly the recorded prompt, a wrong line after any other (a model that needs every earlier line right);
+    else the recorded line of the round whatever the lines before it (a round is told by its last rows, the
+    step's number and vectors)."""
+
+    def __init__(self, serial: _Scripted, written, strict: bool):
+        super().__init__([])
+        self.strict = strict
+        self.seen = {self._key(reqs[0]): line for (reqs, _), line in zip(serial.calls, written)}
+
+    def _key(self, r):
+        return (r.prompt_embeds if self.strict else r.prompt_embeds[-4:]).float().numpy().tobytes()
+
+    def in_flight(self, adapter):
+        return 0
+
+    def generate(self, requests, adapter=None, sampling=None):
+        from decoder.backends import Completion
+
+        self.calls.append((requests, sampling))
+        lines = [self.seen.get(self._key(r), " put the table on the hand") for r in requests]
+        return [Completion(line + "\nextra line", r.length, 5) for line, r in zip(lines, requests)]
 
 
 def test_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path):
@@ -122,6 +156,18 @@ def test_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path):
     assert drawn.plan.order == dec.with_codes(item, 1).plan.order != dec.with_codes(item, 2).plan.order
     assert len(set(drawn.plan.order)) == len(p.objects) and max(drawn.plan.order) < 8
     assert item.plan.order is None and drawn.actions == item.actions
+    # parallel rounds (a backend that says how busy it is): every line at once after the latest drafts; a line is
+    # kept when the lines before it came out unchanged. The answer is the serial one: in 3 calls where each line
+    # is written right whatever comes before it (one for the explanation, one to draft, one to confirm), and in
+    # one call a line where a line is written right only after the right lines (the worst case)
+    for strict, most in ((False, 3), (True, len(plan) + 1)):
+        parallel = _Recorded(backend, written, strict)
+        again = Decoder(parallel, model_dir, tmp_path).decode([item])[0]
+        assert again.text == out.text and again.raw == out.raw
+        calls = [
+            len(reqs) for reqs, s in parallel.calls if s.max_tokens > 1
+        ]  # longest prompts read first: 1 token
+        assert calls[:2] == [1, len(plan)] and len(calls) == most, calls
     streamed = _Scripted(written)
     assert "".join(Decoder(streamed, model_dir, tmp_path).stream(item)) == out.text
     assert len(streamed.calls) == len(plan) + 1
