@@ -32,7 +32,9 @@ class Agent:
         self.memory_path = self.services.memory_path
         self.memory_path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(self.memory_path), check_same_thread=False)
-        self.graph = build_graph(self.services).compile(checkpointer=SqliteSaver(self._conn))
+        saver = SqliteSaver(self._conn)
+        saver.setup()  # the tables now, not at the first checkpoint: listing threads of a new memory finds none
+        self.graph = build_graph(self.services).compile(checkpointer=saver)
 
     @property
     def world(self) -> World:

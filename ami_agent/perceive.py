@@ -62,7 +62,8 @@ class Reader:
         table = verbalizer.object_reader(self.all_objects)
         self.phrase_to_object = table
         alt = "|".join(re.escape(p) for p in sorted(table, key=len, reverse=True))
-        self.obj_re = rf"(?:the\s+)?({alt})(?:\s+block)?"
+        # whole words only: a raw name ("t", block 20) is not the start of "the table"
+        self.obj_re = rf"(?:the\s+)?(?<![\w-])({alt})(?![\w-])(?:\s+block)?"
         compact = verbalizer.config.compact_objects or {}
         # short names ("red"): what summaries say and what the reader adapter writes
         self.colours = {o: compact.get(o) or self.names[o].removesuffix(" block") for o in self.all_objects}

@@ -12,11 +12,19 @@ from ami_agent.reader import SYSTEM, Names
 from decoder.lora import train_text_adapter
 from planner.worlds.nl import Verbalizer
 
+# the generator draws blocks from the world's first 12 colours, PlanBench's: the committed reader's recipe (the
+# world's English names blocks 13-30 too, for large problems in PlanBench's phrasing)
+PALETTE = 12
+
+
+def palette(vb: Verbalizer) -> list[str]:
+    return list(Names(vb).obj)[:PALETTE]
+
 
 def training_pairs(vb: Verbalizer, n: int, seed: int = 0) -> list[tuple[str, str]]:
     """n generated requests, as (text, reading)."""
     rng = random.Random(seed)
-    colours = list(Names(vb).obj)
+    colours = palette(vb)
     return [((r := generate(rng, colours)).text, r.reading) for _ in range(n)]
 
 
@@ -35,7 +43,7 @@ def train_reader(
 ) -> dict:
     """The recipe of checkpoints/reader: 40 minutes of generated requests of 2-8 blocks, read whole."""
     rng = random.Random(seed)
-    colours = list(Names(vb).obj)
+    colours = palette(vb)
 
     def make_pair() -> tuple[str, str]:
         r = generate(rng, colours)

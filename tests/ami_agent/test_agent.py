@@ -141,6 +141,14 @@ def test_guardrails_in_words(agent):
     assert '"Do not use unstack" blocks the goal' in blocked["reply"], blocked["reply"]  # its words, quoted
 
 
+def test_a_new_memory_lists_no_threads(agent, tmp_path):
+    fresh = Agent(AgentConfig(memory=tmp_path / "new.sqlite"), backend=agent.backend)
+    try:
+        assert fresh.threads() == []  # the web page lists threads before the first message
+    finally:
+        fresh.close()
+
+
 def test_the_thread_survives_a_restart(agent):
     """Everything a later turn needs is in the thread's SQLite state: an agent started afresh on the same file (new
     planner objects, nothing shared but the file) rebuilds the plan's latent trajectory bit for bit from the

@@ -19,6 +19,25 @@ def test_reads_planbench_queries_exactly(reader, planbench):
         assert got.constraints == []  # the query's example plans are not constraints
 
 
+@pytest.mark.parametrize("n", [13, 20, 30])
+def test_reads_the_scaling_suites_queries_past_twelve_blocks(reader, planbench, n):
+    """Blocks 13 to 30 have the colours the generated suites give them (pink to bronze)."""
+    from eval.harness import load_cases
+
+    for case in load_cases(f"gen:blocksworld:N={n}", planbench, limit=2):
+        got = perceive(case.query, reader, None)
+        assert got.kind == "problem", got.question
+        assert got.init == set(case.problem.init) and got.goal == set(case.problem.goal)
+        assert set(got.objects) == set(case.problem.objects)
+
+
+def test_the_agents_block_names_are_the_scaling_suites(reader):
+    from eval.scaling import MORE_COLOURS
+
+    names = reader.vb.config.encoded_objects
+    assert [names[o].removesuffix(" block") for o in list(names)[12:]] == MORE_COLOURS
+
+
 STATE = (
     "As initial conditions I have that, the red block is clear, the blue block is clear, the hand is empty, "
     "the red block is on the table and the blue block is on the table. "
@@ -89,8 +108,8 @@ def test_impossible_states_ask_instead_of_guessing(reader, state, words):
 
 
 def test_unknown_objects_and_plain_questions(reader):
-    p = perceive("Put the purple block on the red block.", reader, None)
-    assert p.kind == "clarify" and "purple block" in p.question
+    p = perceive("Put the peach block on the red block.", reader, None)
+    assert p.kind == "clarify" and "peach block" in p.question
     assert perceive("What is the capital of France?", reader, None).kind == "chat"
     assert perceive("Stack the red block on the blue block.", reader, None).kind == "clarify"
 

@@ -98,7 +98,7 @@ def test_the_reading_language(reader):
         ("require_fact", ("on", "a", "b")),
     ]
     assert r.rules[0].describe() == "never put red on the table"
-    assert parse_reading("start: purple on red\ngoal: red on table", reader.vb).unknown == ["purple"]
+    assert parse_reading("start: peach on red\ngoal: red on table", reader.vb).unknown == ["peach"]
     assert parse_reading("start: red under blue\ngoal: red on table", reader.vb).unread == ["red under blue"]
     assert parse_reading("none", reader.vb).chat
 
