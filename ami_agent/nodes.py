@@ -236,7 +236,9 @@ def decode(state: AgentState, services: Services) -> dict:
     temp, draw = DECODE_ROUNDS[attempt]
     decoder = services.decoder
     end = None
-    if attempt == 0 and decoder.describes(item.world):  # the end state in words, while the plan is written
+    # the end state in words, while the plan is written; not for problems larger than the decoder trained on,
+    # whose descriptions seldom read back and would hold the reply back (two tries of a long description)
+    if attempt == 0 and decoder.describes_well(item.world, len(item.objects)):
         predicted = state["plan"]["predicted"][-1]
         end = _POOL.submit(describe_state, services, item, item.plan.steps, predicted)
     if draw is not None:

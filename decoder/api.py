@@ -10,6 +10,7 @@ lines before them (`Decoder._parallel_rounds`)."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from dataclasses import dataclass, replace
@@ -124,6 +125,9 @@ class Decoder:
         self.backend = backend
         self.dir = decoder_dir
         self.projectors = load_projectors(decoder_dir / "projector.pt")
+        record = decoder_dir / "decoder.json"
+        sizes = json.loads(record.read_text()).get("config", {}).get("objects") if record.exists() else None
+        self.trained_objects: int | None = max(sizes) if sizes else None  # the most objects trained on
         self._added: set[str] = set()  # the added worlds' adapters loaded so far (each on first use)
         self._adapter_lock = threading.Lock()
         self.tokens = Tokens(AutoTokenizer.from_pretrained(model_dir))
@@ -156,6 +160,11 @@ class Decoder:
         """Whether the decoder was trained to describe this world's states (a world added to a trained decoder
         has its plans written, not its states)."""
         return world in self.projectors and self.projectors[world][1].get("states", True)
+
+    def describes_well(self, world: str, objects: int) -> bool:
+        """Whether a state of this many objects is within the sizes the decoder trained on (past them few
+        descriptions read back: of 20 generated blocksworld states each, 10 of 8 objects, 3 of 10, 1 of 15)."""
+        return self.describes(world) and (self.trained_objects is None or objects <= self.trained_objects)
 
     def with_codes(self, item: DecodeItem, seed: int) -> DecodeItem:
         """The same plan with its objects' codes drawn at random (seeded) from the whole codebook instead of the

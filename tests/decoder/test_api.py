@@ -29,6 +29,9 @@ def test_vllm_and_transformers_decode_latent_plans_alike(
     # the committed decoder reads every plan back: with the first codes, or (the agent's next round) with codes
     # drawn at random from the whole codebook
     dec = Decoder(vllm_backend, model_dir)
+    # the end state is said for problems within the sizes the decoder trained on (3-8 objects)
+    world = items[0].world
+    assert dec.trained_objects == 8 and dec.describes_well(world, 8) and not dec.describes_well(world, 9)
     missed = [it for it, d in zip(items, via_vllm) if not d.faithful]
     assert len(missed) <= 1, [d.raw for d in via_vllm if not d.faithful]
     assert all(d.faithful for d in dec.decode([dec.with_codes(it, 1) for it in missed], "latent"))
