@@ -230,7 +230,7 @@ class Decoder:
         """Every line not yet final is written at once, each after the latest drafts of the lines before it
         (Jacobi iteration: the first round's drafts follow empty lines). A line written after the lines that come
         out of the same call unchanged is final: greedy decoding would write it so after them. Each call makes at
-        least one more line final, and usually all of them by the second. Before each call, the answer's longest
+        least one more line final; a plan's lines usually settle in three or four calls. Before each call, the answer's longest
         prompt is read alone (one token written): the other prompts are its prefixes, served from vLLM's prefix
         cache instead of read once each."""
         s = _line_sampling(sampling, 0)

@@ -185,8 +185,8 @@ def test_the_thread_survives_a_restart(agent):
 
 
 def test_questions_chat_and_bad_input(agent):
-    q = agent.ask("Put the purple block on the red block.", thread="t5")
-    assert q["status"] == "clarify" and "purple" in q["reply"]
+    q = agent.ask("Put the peach block on the red block.", thread="t5")
+    assert q["status"] == "clarify" and "peach" in q["reply"]
     chat = agent.ask("What is the capital of France?", thread="t5")
     assert chat["status"] == "chat" and chat["plan_record"] is None and chat["reply"]
     for bad in ("", "x" * 40_000, "\x00\x01binary"):
