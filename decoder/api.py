@@ -219,7 +219,8 @@ class Decoder:
     def _serial_rounds(
         self, group: list[_Rounds], adapter: str, sampling: Sampling, rounds: int | None = None
     ) -> None:
-        for r in range(min(rounds or 10**9, max(len(st.rounds) for st in group))):
+        most = max(len(st.rounds) for st in group)
+        for r in range(most if rounds is None else min(rounds, most)):
             live = [st for st in group if r < len(st.rounds)]
             reqs = [st.request(r, st.lines) for st in live]
             for st, o in zip(live, self.backend.generate(reqs, adapter, _line_sampling(sampling, r))):
@@ -365,7 +366,7 @@ class _Rounds:
         ids = torch.tensor(self.dec.tokens.coded(text, self.chars) if text else [], dtype=torch.long)
         return self.dec.embed(ids).to(self.head.dtype)
 
-    def _line(self, text: str) -> torch.Tensor:
+    def _line_embeds(self, text: str) -> torch.Tensor:
         if text not in self._embedded:
             self._embedded[text] = self._embed(text)
         return self._embedded[text]
@@ -383,7 +384,7 @@ class _Rounds:
             if self.slots[j] is not None:
                 parts.append(self.slots[j])
             if j < r:
-                parts.append(self._line(lines[j] if j < len(lines) else ""))
+                parts.append(self._line_embeds(lines[j] if j < len(lines) else ""))
         return Request(prompt_embeds=torch.cat(parts, 0))
 
     def confirm(self, written: list[tuple[str, bool]]) -> None:

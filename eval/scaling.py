@@ -32,7 +32,7 @@ WORLDS = ("blocksworld", "mystery")
 K_VALUES = (2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 28, 32)
 N_VALUES = (3, 4, 5, 6, 8, 10, 12, 15, 20, 30)
 PER_SUITE = 50
-MAX_BLOCKS = 30  # PlanBench's 12 colours and MORE_COLOURS
+MAX_BLOCKS = 30  # the colours of the agent's blocksworld English (PlanBench's 12, then pink ... bronze)
 FULL_GOALS_FROM = 28
 ORACLE_SECONDS = 2.0  # A*'s budget per problem while making the suites
 _SPEC = re.compile(r"^gen:(blocksworld|mystery):([KN])=(\d+)$")
@@ -66,16 +66,10 @@ def world_files(world: str, planbench_dir=None) -> tuple[Path, Path]:
     return inst.domain_path, inst.nl_config_path
 
 
-# blocks 13 to 30 in the blocksworld suites' English, after PlanBench's red ... gold
-MORE_COLOURS = (
-    "pink brown grey purple teal navy maroon olive lime beige ivory coral amber indigo turquoise crimson lavender "
-    "bronze"
-).split()
-
-
 def named_config(config: NLConfig, objects: list[str]) -> NLConfig:
     """The config with a phrase for every object. Where its names follow one pattern ("object a", "object b"),
-    objects past its last name get the same ("object m"); where they are colours ("red block"), more colours."""
+    objects past its last name get the same ("object m"); where they are colours ("red block"), the next colours of
+    the agent's blocksworld English (ami_agent/worlds/blocksworld.yaml), so the agent reads these problems."""
     enc = config.encoded_objects
     missing = [o for o in objects if o not in enc]
     if not missing:
@@ -85,7 +79,8 @@ def named_config(config: NLConfig, objects: list[str]) -> NLConfig:
         return replace(config, encoded_objects={**enc, **{o: prefix + o for o in missing}})
     suffixes = {v.split(" ", 1)[1] for v in enc.values() if " " in v}
     used = {v.split(" ", 1)[0] for v in enc.values()}
-    colours = [c for c in MORE_COLOURS if c not in used]
+    known = NLConfig.load(WORLDS_DIR / "blocksworld.yaml").compact_objects.values()
+    colours = [c for c in known if c not in used]
     if len(suffixes) != 1 or len(colours) < len(missing):
         raise WorldError(
             f"the English names {len(enc)} objects; these problems have {len(objects)}",
