@@ -2,14 +2,16 @@
 goal and sometimes rules, said the many ways people say them, paired with the reading the reader should write.
 
 A request is built from chunks. Each chunk says a few facts (a tower from the bottom up or from the top down, a
-stack named as a group, a block by itself, a chain of pronouns, inverse forms, the hand) and carries the items it
-says, in the order it says them; the reading lists them in that order, so the reader copies what the text says
+stack named as a group or listed under a header, how a tower was built, a block by itself, "the rest are on the
+table", a chain of pronouns, inverse and negated forms, the hand) or none (a negated distractor, "I don't care
+where green ends up", chatter) and carries the items it says, in the order it says them; the reading lists them in that order, so the reader copies what the text says
 rather than re-sorting it. Noise is layered on top: typos in names and words, no capitals, no punctuation, bullets,
 chatter, the goal before the start. A few requests are incomplete (a goal block never placed, no goal, no start),
 contradictory or not about planning at all, so that the reader writes what was said and the agent's checks (not
 the reader) decide what to ask.
 
-The reading's language (ami_agent/reader.py parses it): `start: red on blue; blue on table; holding green`,
+The reading's language (ami_agent/reader.py parses it): `start: red on blue; blue on table; holding green`
+(also `all on table`: every other block named is on the table),
 `goal: blue on yellow; red clear` (also `reverse`, `reverse red`, `all on table`), `rules: never red on table;
 never red on blue; never touch red; never hold red; never use unstack; keep red on blue; keep red on table`,
 or `none` for a message that is not a planning request.
@@ -143,6 +145,8 @@ ON = [
     "{x} isn't on the table, it's on {y}", "{x} is not on the table but on {y}", "{x} is not on the table; it sits on {y}",
     "{x} / {y}", "{x} atop {y}", "{x} is positioned upon {y}", "{x} is resting upon {y}", "{x} is found on {y}",
     "{x} is on top of {y}", "{x} - on {y}", "{x} -> {y}", "{x} sits atop {y}",
+    "{x} isn't on the table: it's on {y}", "{x} is not on the table, it is on {y}", "{x} went on top of {y}",
+    "{x} ended up on {y}", "{x} landed on {y}", "{x} is up on {y}", "{x} is sat on {y}",
 ]  # fmt: skip
 ON_INVERSE = [
     "{y} has {x} on it", "{y} has {x} on top of it", "{y} has {x} on top", "{y} supports {x}",
@@ -152,6 +156,8 @@ ON_INVERSE = [
     "under {x} is {y}", "beneath {x} there is {y}", "{y} has {x} sitting on it", "{y} is below {x}",
     "there's {x} on {y}", "there is {x} on top of {y}", "I see {x} on {y}", "I have {x} on {y}",
     "I put {x} on {y}", "someone stacked {x} on {y}", "{x} has been stacked on top of {y}",
+    "{y} isn't clear: {x} is on it", "{y} is not clear, {x} sits on it", "{y} is not free: {x} is on top of it",
+    "{y} is at the bottom with {x} on it", "{y} has got {x} on top", "{y} is under {x}, not the other way round",
 ]  # fmt: skip
 TABLE = [
     "{x} is on the table", "{x} sits on the table", "{x} is on the table by itself", "{x} is by itself",
@@ -166,6 +172,8 @@ TABLE = [
     "{x} lies on the table", "{x} is a stack of its own", "{x} is a tower by itself", "{x} is alone",
     "{x} has nothing under it but the table", "{x} is not on top of anything", "{x} sits on the table on its own",
     "{x} is the only block on its spot", "{x} is lying flat", "{x} tbl", "{x} is positioned on the table",
+    "{x} doesn't sit on anything but the table", "{x} isn't on any other block", "{x} is not stacked",
+    "{x} is all alone on the table", "{x} rolled onto the table", "{x} is off by itself", "{x} is just lying there",
 ]  # fmt: skip
 TABLE_MANY = [
     "{xs} are on the table", "{xs} are all on the table", "{xs} are each on the table",
@@ -185,6 +193,7 @@ CLEAR = [
     "{x} has nothing on it", "{x} has nothing on top", "{x} is free", "{x} is uncovered", "{x} is open on top",
     "the top of {x} is clear", "no block is on {x}", "{x} has a clear top", "{x} is at the top of its stack",
     "{x} is on top of its stack", "{x} is the top block", "{x} is free on top", "nothing sits on {x}",
+    "{x} is not under anything", "{x} isn't under any block", "{x} has nothing above it", "{x} is the top of its stack",
 ]  # fmt: skip
 HAND_EMPTY = [
     "the hand is empty", "my hand is empty", "I'm not holding anything", "I hold nothing",
@@ -198,6 +207,8 @@ HOLDING = [
     "I picked up {x}", "I have {x} in hand", "{x} is being held", "I'm carrying {x}", "the claw has {x}",
     "{x} is held", "my hand has {x}", "I just lifted {x}", "{x} is up in the air in my hand",
     "hand: {x}", "the robot is gripping {x}", "the robot has {x}", "the gripper is clutching {x}", "in hand: {x}",
+    "the robot froze while holding {x}", "{x} is stuck in the gripper", "the arm is still holding {x}",
+    "the robot is holding {x} already", "{x} is up in the robot's hand", "the robot grabbed {x} and kept it",
 ]  # fmt: skip
 BOTTOM_UP = [
     "from bottom to top: {list}", "from the bottom up it is {list}", "from bottom to top it's {list}",
@@ -219,6 +230,13 @@ CHATTER = [
     "Cheers.", "I'm not sure how to do this.", "Let me explain.", "Sorry for the long message.",
     "The blocks are wooden.", "I'm new to this.", "This looks easy but I keep failing.", "lol",
     "It's a rainy day and I'm bored.", "Thank you so much.", "Be careful please.", "Here goes.",
+    "The robot arm beeps every few seconds, no idea why.", "I tried it by hand and knocked everything over.",
+    "This is my first time using this thing.", "My coffee is getting cold, so quick answers appreciated.",
+    "The instructions were in two languages and I read neither.", "We have a demo at 3 pm.",
+    "The lab lights keep flickering, ignore that.", "My daughter is five and very serious about this.",
+    "I teach a class of 20 kids and this is for tomorrow.", "Not sure if this is the right place to ask.",
+    "Sorry, long day.", "The printer is jammed again, unrelated.", "It's the third time I'm asking this week.",
+    "My boss wants this done by Friday.", "Apologies for the wall of text.", "I'm using the robot arm from the lab.",
 ]  # fmt: skip
 START_INTROS = [
     "", "", "", "Right now", "Currently,", "At the moment", "Here is the setup:", "Initially,", "Now",
@@ -266,10 +284,15 @@ TOWER_GOAL = [
     "a stack going {list} from the table up", "{list} stacked from the bottom up",
     "a tower, bottom to top: {list}", "to build a tower {list}, bottom first",
     "a tower that is {list} from bottom to top", "{b} at the bottom, {rest}",
+    "{list} from the bottom up", "from the bottom up: {list}", "bottom up: {list}", "from the ground up, {list}",
+    "it to be {list}, bottom to top", "a stack of {list}, starting from the table",
+    "a tower with {b} as the base, {rest}",
 ]  # fmt: skip
 TOWER_GOAL_TOP = [
     "a tower with {t} on top, {rest}", "one stack: {list} from top to bottom",
     "a tower, top to bottom: {list}", "{list} stacked from the top down",
+    "top down: {list}", "from the top down, {list}", "a tower of {chain}", "one stack, {chain}",
+    "a single tower: {chain}", "{chain}, all in one tower",
 ]  # fmt: skip
 REVERSE = [
     "reverse my tower", "reverse the stack", "flip the tower upside down", "turn the stack upside down",
@@ -383,7 +406,55 @@ NOT_PLANNING = [
     "what can you do?", "who invented building blocks?", "thanks, that was helpful!", "what is the blocks world?",
     "can you explain what planning means?", "is red a nice colour for a block?", "what's your name?",
     "how many blocks can a person stack?", "do you like puzzles?", "good night!",
+    "what's the difference between stack and put down?", "what does unstack mean exactly?",
+    "why can the hand only hold one block at a time?", "is the blocks world still a useful problem?",
+    "how does your planner work?", "did the blocks world really start in the 1970s?",
+    "can you explain how you plan a tower?", "no task today, I'm just curious how you work",
+    "what's the tallest tower anyone ever built?", "do you get bored of moving blocks?",
 ]  # fmt: skip
+DONT_CARE = [
+    "{x} can go anywhere", "I don't care where {x} ends up", "{x} can end up wherever", "{x} doesn't matter",
+    "{x} can be anywhere at the end", "wherever {x} ends up is fine", "don't worry about where {x} goes",
+    "{x} can stay or go, whatever is easiest",
+]  # fmt: skip
+DONT_CARE_MANY = [
+    "{xs} can end up wherever", "I don't care where {xs} end up", "{xs} can go anywhere",
+    "the rest can go wherever", "whatever ends up on the table is fine", "everything else can be anywhere",
+    "the other blocks don't matter", "I don't mind where the others go",
+]  # fmt: skip
+REST_ON_TABLE = [
+    "everything else is on the table", "the rest are on the table", "the other blocks are on the table",
+    "all the others are on the table", "the remaining blocks are on the table by themselves",
+    "everything else is just lying on the table", "the others sit on the table",
+]  # fmt: skip
+ALL_ON_TABLE_START = [
+    "they're all on the table now", "all {n} are on the table", "everything is on the table right now",
+    "all the blocks are on the table", "every block is on the table", "they're all lying on the table",
+    "nothing is stacked, everything's on the table", "everything is flat on the table",
+    "all {n} blocks are on the table, none stacked", "the start is all of them on the table",
+    "right now they are all on the table", "at the moment all {n} sit on the table",
+]  # fmt: skip
+NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
+NOT_ON = ["{x} is not on {y}", "{x} isn't on {y}", "{x} is not on top of {y}", "{x} is not sitting on {y}"]
+NOT_HELD = [
+    "{x} is not in the hand",
+    "the hand isn't holding {x}",
+    "{x} isn't being held",
+    "nobody is holding {x}",
+]
+NARRATIVE_UP = [
+    "first {b} went down, {rest}", "someone put {b} on the table, {rest}", "{b} was put down first, {rest}",
+    "the robot dropped {b} onto the table, {rest}", "we started with {b} on the table, {rest}",
+]  # fmt: skip
+NARRATIVE_NEXT = [
+    "then {x} went on it", "then {x} on top of it", "then they put {x} on that", "then {x} was stacked on it",
+    "after that {x} went on top",
+]  # fmt: skip
+NARRATIVE_LAST = [
+    "and finally {x} on the very top",
+    "and last {x} on top",
+    "and then {x} on top of everything",
+]
 
 
 def _join(parts: list[str], rng: random.Random) -> str:
@@ -410,7 +481,13 @@ def _fill(template: str, name: Namer, x: str | None = None, y: str | None = None
 def say_tower(tower: list[str], name: Namer, rng: random.Random) -> tuple[str, list[str]]:
     """One tower (bottom to top, at least two blocks): text and the items it says, in the order it says them."""
     n = len(tower)
-    style = rng.randrange(9)
+    style = rng.randrange(10)
+    if style == 9:  # first X went down, then Y on it, and finally Z on the very top
+        names = [name(b) for b in tower]
+        rest = [rng.choice(NARRATIVE_NEXT).replace("{x}", nm) for nm in names[1:-1]]
+        rest.append(rng.choice(NARRATIVE_NEXT + NARRATIVE_LAST).replace("{x}", names[-1]))
+        text = rng.choice(NARRATIVE_UP).replace("{b}", names[0]).replace("{rest}", ", ".join(rest))
+        return text, [f"{tower[0]} on table"] + [f"{tower[i]} on {tower[i - 1]}" for i in range(1, n)]
     if style == 8:  # X is on Y, which is on Z, which is on the table
         names = [name(b) for b in reversed(tower)]
         parts = [f"{names[0]} {rng.choice(['is on', 'sits on', 'is on top of'])} {names[1]}"]
@@ -512,14 +589,42 @@ def say_tower(tower: list[str], name: Namer, rng: random.Random) -> tuple[str, l
     return _join(parts, rng), items
 
 
-def say_table(table: Table, rng: random.Random, name: Namer) -> tuple[list[str], list[str]]:
-    """The start as sentences, and the items they say (in order)."""
+def say_table(
+    table: Table, rng: random.Random, name: Namer, named: frozenset = frozenset()
+) -> tuple[list[str], list[str]]:
+    """The start as sentences, and the items they say (in order). named: the blocks the goal names, which the
+    start may leave to "they're all on the table" / "the rest are on the table" (the item `all on table`)."""
     towers = [t for t in table.towers]
     rng.shuffle(towers)
     singles = [t[0] for t in towers if len(t) == 1]
     stacks = [t for t in towers if len(t) > 1]
     sentences: list[tuple[str, list[str]]] = []
     group = rng.random() < 0.3 and len(stacks) >= 1
+    if (
+        group and rng.random() < 0.4
+    ):  # "Each pile from the bottom up. Pile 1: yellow, magenta. Pile 2: orange."
+        up = rng.random() < 0.65
+        head = rng.choice(
+            ["Listing each pile from the bottom up.", "Each stack from the bottom up:", "Stacks, bottom first.",
+             "Stacks listed bottom first.", "Piles from the ground up:", "(bottom to top)"]
+            if up else
+            ["Each stack from the top down:", "Listing each pile top first.", "Stacks, top block first.",
+             "(top to bottom)"]
+        )  # fmt: skip
+        piles = stacks + ([[b] for b in singles] if rng.random() < 0.6 else [])
+        rng.shuffle(piles)
+        sep = rng.choice([", ", ", ", " - ", "-", " / ", " then "])
+        label = rng.choice(["Pile {k}:", "Stack {k}:", "Tower {k}:", "{k})", "{k}.", "-", "Stack {K}:"])
+        sentences.append((head, []))
+        for k, t in enumerate(piles, start=1):
+            order = t if up else list(reversed(t))
+            tag = label.replace("{k}", str(k)).replace("{K}", ["A", "B", "C", "D", "E", "F", "G", "H"][k - 1])
+            items = [f"{t[0]} on table"] + [f"{t[i]} on {t[i - 1]}" for i in range(1, len(t))]
+            sentences.append(
+                (f"{tag} {sep.join(name(b, article=False) for b in order)}", items if up else items[::-1])
+            )
+        singles = [b for b in singles if [b] not in piles]
+        stacks = []
     for k, t in enumerate(stacks, start=1):
         text, items = say_tower(t, name, rng)
         if group:
@@ -529,7 +634,23 @@ def say_table(table: Table, rng: random.Random, name: Namer) -> tuple[list[str],
             )  # fmt: skip
             text = f"{label} {text}"
         sentences.append((text, items))
-    if singles:
+    rest: list[tuple[str, list[str]]] = []  # said last: "the rest are on the table"
+    if singles and set(singles) <= named and rng.random() < 0.25:  # every single is named by the goal
+        if table.held and not sentences and rng.random() < 0.5:
+            except_held = rng.choice(
+                ["everything is on the table except {x}, which is in the hand",
+                 "everything's flat on the table except that the robot is gripping {x}",
+                 "all the blocks are on the table but {x}, which the robot holds"]
+            )  # fmt: skip
+            rest.append((_fill(except_held, name, table.held), ["all on table", f"holding {table.held}"]))
+        elif sentences or table.held:
+            rest.append((rng.choice(REST_ON_TABLE), ["all on table"]))
+        else:
+            text = rng.choice(ALL_ON_TABLE_START).replace("{n}", NUMBERS.get(len(singles), str(len(singles))))
+            sentences.append(
+                (text.replace("all two blocks", "both blocks").replace("all two", "both"), ["all on table"])
+            )
+    elif singles:
         style = rng.random()
         if style < 0.35 and len(singles) > 1:
             names = _join([name(b) for b in singles], rng)
@@ -539,24 +660,37 @@ def say_table(table: Table, rng: random.Random, name: Namer) -> tuple[list[str],
         elif style < 0.45 and not stacks and len(singles) > 1:
             names = _join([name(b) for b in singles], rng)
             lead = rng.choice(["I have {xs}", "There are {xs}", "I've got {xs}", "{xs} are here"])
-            sentences.append(
-                (
-                    f"{lead.replace('{xs}', names)}; {rng.choice(NONE_STACKED)}",
-                    [f"{b} on table" for b in singles],
-                )
-            )
+            if (
+                rng.random() < 0.4
+            ):  # "Nothing is on top of anything: red, blue and green are all on the table"
+                tail = rng.choice(["are all on the table", "are all just lying on the table", "each sit on the table",
+                                   "are all by themselves", "are all on their own"])  # fmt: skip
+                text = f"{rng.choice(NONE_STACKED)}{rng.choice([' - ', ': ', ', ', ' — '])}{names} {tail}"
+            else:
+                text = f"{lead.replace('{xs}', names)}; {rng.choice(NONE_STACKED)}"
+            sentences.append((text, [f"{b} on table" for b in singles]))
         else:
             for b in singles:
                 sentences.append((_fill(rng.choice(TABLE), name, b), [f"{b} on table"]))
-    if table.held:
+    if table.held and not any(f"holding {table.held}" in items for _, items in rest):
         sentences.append((_fill(rng.choice(HOLDING), name, table.held), [f"holding {table.held}"]))
-    elif rng.random() < 0.3:
+    elif not table.held and rng.random() < 0.3:
         sentences.append((rng.choice(HAND_EMPTY), ["hand empty"]))
+    if rng.random() < 0.12:  # a negated fact, which says no place: "red is not on blue", "green isn't held"
+        blocks = table.blocks
+        pairs = [(x, y) for x in blocks for y in blocks if x != y and f"{x} on {y}" not in table.items()]
+        free = [b for b in blocks if b != table.held]
+        if pairs and (rng.random() < 0.6 or not free):
+            x, y = rng.choice(pairs)
+            sentences.append((_fill(rng.choice(NOT_ON), name, x, y), []))
+        elif free:
+            sentences.append((_fill(rng.choice(NOT_HELD), name, rng.choice(free)), []))
     if rng.random() < 0.25:  # a clear fact or two, said outright
         tops = [t[-1] for t in towers]
         for b in rng.sample(tops, min(len(tops), rng.randint(1, 2))):
             sentences.append((_fill(rng.choice(CLEAR), name, b), [f"{b} clear"]))
     rng.shuffle(sentences) if rng.random() < 0.3 else None
+    sentences += rest
     return [s for s, _ in sentences], [i for _, items in sentences for i in items]
 
 
@@ -585,6 +719,7 @@ def say_goal(table: Table, goal: dict, rng: random.Random, name: Namer) -> tuple
         names = [name(b, article=rng.random() < 0.4) for b in reversed(t)]
         text = (
             tpl.replace("{list}", _join(names, rng))
+            .replace("{chain}", rng.choice([" on ", " on top of "]).join(names))
             .replace("{t}", names[0])
             .replace("{rest}", _join([f"then {n}" for n in names[1:]], rng))
         )
@@ -706,11 +841,18 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
         return Request(rng.choice(NOT_PLANNING), kind="chat")
     n = min(len(colours), rng.choice([2, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 7, 8][: sizes[1] - 1]))
     pick = rng.sample(colours, max(n, sizes[0]))
-    if rng.random() < 0.03:  # a colour the world does not know
-        pick[rng.randrange(len(pick))] = rng.choice(OTHER_COLOURS)
+    unknown = [c for c in OTHER_COLOURS if c not in colours]
+    if rng.random() < 0.03 and unknown:  # a colour the world does not know
+        pick[rng.randrange(len(pick))] = rng.choice(unknown)
     table = sample_table(rng, pick)
     name = Namer(rng, typo=rng.choice([0.0, 0.0, 0.05, 0.15]))
-    start_sents, start = say_table(table, rng, name)
+    goal = sample_goal(table, rng)
+    named = frozenset(
+        goal.get("tower")
+        or [b for f in goal.get("facts", []) for b in f.split() if b in table.blocks]
+        or [goal.get("which")]
+    )
+    start_sents, start = say_table(table, rng, name, named)
     tall = [t for t in table.towers if len(t) > 1]
     if len(tall) == 1:  # one stack: its blocks can be named by their place in it ("the top one")
         t = tall[0]
@@ -720,11 +862,24 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
         }
         if len(t) == 3:
             name.positions[t[1]] = rng.choice(["the middle one", "the middle block", "the one in the middle"])
-    goal = sample_goal(table, rng)
+    if table.held:  # "put the one in the hand on red"
+        name.positions[table.held] = rng.choice(
+            ["the one in the hand", "the held block", "the block in the gripper", "the one I'm holding",
+             "the one the robot is holding"]
+        )  # fmt: skip
     goal_text, goal_items = say_goal(table, goal, rng, name)
+    others = [b for b in table.blocks if b not in named]
+    if (
+        goal["kind"] in ("facts", "tower") and others and rng.random() < 0.1
+    ):  # "I don't care where green ends up"
+        if len(others) > 1 and rng.random() < 0.5:
+            xs = _join([name(b) for b in rng.sample(others, rng.randint(2, len(others)))], rng)
+            goal_text += f". {_sentence(rng.choice(DONT_CARE_MANY).replace('{xs}', xs))}".rstrip(".")
+        else:
+            goal_text += f". {_sentence(_fill(rng.choice(DONT_CARE), name, rng.choice(others)))}".rstrip(".")
     kind = "plan"
     r = rng.random()
-    if r < 0.04:  # a goal block never placed
+    if r < 0.04 and "all on table" not in start:  # a goal block never placed
         extra = rng.choice([c for c in colours + OTHER_COLOURS if c not in pick])
         other = rng.choice(pick)
         goal_text += f" and {_fill(rng.choice(GOAL_ON), name, extra, other)}"
@@ -801,8 +956,9 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
         parts = [goal_sent.rstrip(".?!") + ": " + body[0].lower() + body[1:]]
     if rule_sents:
         parts.insert(rng.choice([1, 2]) if len(parts) > 1 else 1, " ".join(rule_sents))
-    if rng.random() < 0.25:
-        parts.insert(rng.choice([0, len(parts)]), rng.choice(CHATTER))
+    if rng.random() < 0.3:  # chatter before, after or in between
+        for _ in range(rng.choice([1, 1, 2])):
+            parts.insert(rng.randrange(len(parts) + 1), rng.choice(CHATTER))
     joiner = "\n" if rng.random() < 0.2 else " "
     text = joiner.join(p for p in parts if p)
     if not start and not goal_items and not rules:

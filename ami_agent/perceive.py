@@ -11,6 +11,7 @@ everything else, whose reading `understand` completes and checks.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -150,14 +151,15 @@ class Reader:
                 out.append(
                     Constraint("forbid_fact", ("on", self.obj(m.group(1)), self.obj(m.group(2))), _said(m))
                 )
-            for m in re.finditer(
-                rf"{neg}\s+(?:ever\s+)?(?:touch|move|use|pick\s+up|handle)\w*\s+{o}", s, re.I
-            ):
+            for m in re.finditer(rf"{neg}\s+(?:ever\s+)?(?:touch|move|use|handle)\w*\s+{o}", s, re.I):
                 out.append(Constraint("forbid_object", (self.obj(m.group(1)),), _said(m)))
-            for m in re.finditer(rf"{neg}\s+(?:ever\s+)?(?:hold|grab)\w*\s+{o}", s, re.I):
+            # "don't pick up magenta": it may move, but never be in the hand
+            for m in re.finditer(rf"{neg}\s+(?:ever\s+)?(?:hold|grab|pick\s+up|lift)\w*\s+{o}", s, re.I):
                 out.append(Constraint("forbid_fact", ("holding", self.obj(m.group(1))), _said(m)))
             for m in re.finditer(
-                rf"{neg}\s+(?:use\s+)?(?:the\s+)?(unstack|stack|pick[- ]up|put[- ]down)\b(?!\s+{o})", s, re.I
+                rf"{neg}\s+(?:us(?:e|ing)\s+)?(?:the\s+)?(unstack|stack|pick[- ]up|put[- ]down)\b(?!\s+{o})",
+                s,
+                re.I,
             ):
                 op = m.group(1).lower().replace(" ", "-")
                 out.append(Constraint("forbid_operator", (op,), _said(m)))
@@ -304,8 +306,14 @@ def looks_like_planning(text: str, reader: Reader | None = None) -> bool:
         return True
     if reader is None:
         return False
-    words = set(re.findall(r"[a-z]+", text.lower()))
-    return len(words & set(reader.colours.values())) >= 2
+    colours = list(reader.colours.values())
+    named = {
+        c
+        for w in set(re.findall(r"[a-z]+", text.lower()))
+        if len(w) >= 3 or w in colours
+        for c in ([w] if w in colours else difflib.get_close_matches(w, colours, n=1, cutoff=0.75))
+    }  # 'bleu', 'greeen': people misspell colours too
+    return len(named) >= 2
 
 
 _UNDO = re.compile(
@@ -461,7 +469,11 @@ def understand(r: Reading, reader: Reader) -> Perception:
             reader="adapter",
         )
     objects = r.objects
-    if not r.start:
+    if r.rest_on_table:  # "they're all on the table", "the rest are on the table": every block named
+        named = [o for a in r.goal for o in a[1:]] + [o for m in r.macros for o in m[1:]]
+        named += [o for c in r.rules for o in (c.target if c.kind == "forbid_object" else c.target[1:])]
+        objects += [o for o in dict.fromkeys(named) if o not in objects]
+    if not r.start and not (r.rest_on_table and objects):
         if r.goal or r.macros:
             return Perception(
                 "clarify",

@@ -7,7 +7,8 @@ short reading, one line each for the start, the goal and the rules:
     rules: never red on table
 
 The reading says what the text says, in its order, with the facts the words imply ("by itself", "from bottom to
-top", "nothing is stacked": on the table); it adds nothing and checks nothing. Perception (ami_agent/perceive.py)
+top", "nothing is stacked": on the table; "they're all on the table", "the rest are on the table": `start: all on
+table`); it adds nothing and checks nothing. Perception (ami_agent/perceive.py)
 then does the reasoning code can do: completes the facts people leave unsaid, expands `reverse` and
 `all on table`, and finds what is missing or contradictory, which becomes a question rather than a guess.
 
@@ -48,6 +49,7 @@ class Reading:
     rules: list[Constraint] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # names no block of the world has
     unread: list[str] = field(default_factory=list)  # items outside the reading's language
+    rest_on_table: bool = False  # `start: all on table`: every block named and placed nowhere is on the table
     chat: bool = False
     text: str = ""  # the reading itself, as the adapter wrote it
 
@@ -149,8 +151,9 @@ def parse_reading(text: str, vb: Verbalizer, names: Names | None = None) -> Read
         for item in (i.strip().lower().rstrip(".") for i in m[2].split(";")):
             if not item:
                 continue
-            if section == "rules":
-                hit = next(((f, re.match(p, item)) for p, f in _RULE if re.match(p, item)), None)
+            rule = next(((f, re.match(p, item)) for p, f in _RULE if re.match(p, item)), None)
+            if section == "rules" or (section == "goal" and rule is not None):  # a rule said with the goal
+                hit = rule
                 if hit is None:
                     r.unread.append(item)
                     continue
@@ -164,6 +167,9 @@ def parse_reading(text: str, vb: Verbalizer, names: Names | None = None) -> Read
                 tgt = tuple(objs) if kind == "forbid_object" else (preds[target[0]], *objs)
                 c = Constraint(kind, tgt)
                 r.rules.append(Constraint(kind, tgt, rule_text(c, lambda o: names.word.get(o, o))))
+                continue
+            if section == "start" and item == "all on table":
+                r.rest_on_table = True
                 continue
             if section == "goal" and (item in ("reverse", "all on table") or item.startswith("reverse ")):
                 if item.startswith("reverse "):

@@ -50,6 +50,12 @@ def test_constraints_in_words(reader):
     assert ("require_fact", ("ontable", "a")) in kinds
     # the yellow block is not on the table at all: a question, not a guess
     assert perceive(text, reader, None).kind == "clarify"
+    # "don't pick up red" forbids holding it ("don't touch red" is the rule that forbids moving it)
+    said = reader.constraints("And don't pick up the red block at any point. Also without using put-down.")
+    assert {(c.kind, c.target) for c in said} == {
+        ("forbid_fact", ("holding", "a")),
+        ("forbid_operator", ("put-down",)),
+    }
 
 
 def test_follow_up_edits_the_previous_goal(reader):
@@ -105,6 +111,16 @@ def test_unknown_objects_and_plain_questions(reader):
     assert p.kind == "clarify" and "peach block" in p.question
     assert perceive("What is the capital of France?", reader, None).kind == "chat"
     assert perceive("Stack the red block on the blue block.", reader, None).kind == "clarify"
+
+
+def test_misspelt_colours_still_go_to_the_reader(reader):
+    """Two colour words, spelt as people type them, make a request worth reading; one or none do not."""
+    from ami_agent.perceive import looks_like_planning
+
+    assert looks_like_planning("i hav red on bleu n greeen on tabel", reader)
+    assert looks_like_planning("robot is holdin the gren one, violett too", reader)
+    assert not looks_like_planning("how was your weekend? mine was great", reader)
+    assert not looks_like_planning("I read the news today", reader)
 
 
 def test_bad_text_is_refused_clearly():

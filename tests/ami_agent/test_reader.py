@@ -140,6 +140,36 @@ def test_what_is_missing_or_contradictory_is_asked_by_name(reader, reading, word
     assert all(w in p.question.lower() for w in words), p.question
 
 
+def test_the_rest_on_the_table_places_every_block_the_request_names(reader):
+    """`start: all on table` ("they're all on the table", "the rest are on the table") puts every block the goal
+    or a rule names, and the start places nowhere, on the table; without it such a block is asked about."""
+    p = understand(parse_reading("start: red on blue; all on table\ngoal: green on red", reader.vb), reader)
+    assert p.kind == "problem"
+    assert {a for a in p.init if a[0] in ("on", "ontable")} == {
+        ("on", "a", "b"),
+        ("ontable", "b"),
+        ("ontable", "i"),
+    }
+    p = understand(
+        parse_reading("start: all on table\ngoal: red on blue\nrules: never touch green", reader.vb), reader
+    )
+    assert p.kind == "problem" and sorted(p.objects) == ["a", "b", "i"]
+    assert {a for a in p.init if a[0] == "ontable"} == {("ontable", "a"), ("ontable", "b"), ("ontable", "i")}
+    p = understand(parse_reading("start: red on blue\ngoal: green on red", reader.vb), reader)
+    assert p.kind == "clarify" and "green" in p.question
+
+
+def test_a_rule_written_on_the_goal_line_is_a_rule(reader):
+    r = parse_reading(
+        "start: red on blue\ngoal: blue on red; never red on table; keep blue on table", reader.vb
+    )
+    assert r.goal == [("on", "b", "a")] and not r.unread
+    assert [(c.kind, c.target) for c in r.rules] == [
+        ("forbid_fact", ("ontable", "a")),
+        ("require_fact", ("ontable", "b")),
+    ]
+
+
 def test_macros_expand_from_the_start(reader):
     p = understand(
         parse_reading("start: red on table; blue on red; orange on blue\ngoal: reverse", reader.vb), reader
