@@ -41,6 +41,8 @@ def test_shared_prefix_loss_equals_the_plain_forward(model_dir):
     seqs = [torch.tensor(p + a) for p, a in zip(prompts, answers)]
     labels = [[-100] * len(p) + a for p, a in zip(prompts, answers)]
     x, mask, y = pad_right(seqs, labels)
+    # padded past the longest row, to a multiple of 64 positions
+    assert x.shape[1] % 64 == 0 and int(mask.sum()) == sum(len(s) for s in seqs)
     assert common_prefix_len(prompts) >= 70
     batch = {"input_ids": x, "attention_mask": mask, "labels": y}
 
