@@ -28,9 +28,11 @@ def test_training_batch_learns_the_words_never_the_vectors(bw_domain):
 
     x, mask, y = batch_tensors([ex], {"bw": proj}, tokenize, table, end_id=299)
     n_prompt = sum(len(s) for s in spec.segments if isinstance(s, str)) + len(p.objects) + sum(map(len, plan))
-    answer = y[0, n_prompt:]
     n_soft = sum(len(a) for a in plan)  # each step's vectors again, in the answer
-    assert x.shape[1] == n_prompt + len(spec.answer) + n_soft + 1
+    n = n_prompt + len(spec.answer) + n_soft + 1
+    assert int(mask[0].sum()) == n and x.shape[1] % 64 == 0  # the rest is padding, masked
+    answer = y[0, n_prompt:n]
+    assert (y[0, n:] == -100).all()
     assert (y[0, :n_prompt] == -100).all() and (answer == -100).sum() == n_soft
     assert answer[answer != -100].tolist() == tokenize(spec.answer) + [299]
     steps = proj.slots(ex.plan, spec)
