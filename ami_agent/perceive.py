@@ -470,8 +470,9 @@ def understand(r: Reading, reader: Reader) -> Perception:
         )
     objects = r.objects
     if r.rest_on_table:  # "they're all on the table", "the rest are on the table": every block named
-        named = [o for a in r.goal for o in a[1:]] + [o for m in r.macros for o in m[1:]]
-        named += [o for c in r.rules for o in (c.target if c.kind == "forbid_object" else c.target[1:])]
+        named = (
+            [o for a in r.goal for o in a[1:]] + [o for m in r.macros for o in m[1:]] + _rule_objects(r.rules)
+        )
         objects += [o for o in dict.fromkeys(named) if o not in objects]
     if not r.start and not (r.rest_on_table and objects):
         if r.goal or r.macros:
@@ -504,9 +505,7 @@ def understand(r: Reading, reader: Reader) -> Perception:
         if isinstance(expanded, str):
             return Perception("clarify", question=expanded, reader="adapter")
         goal |= expanded
-    named = {o for a in goal for o in a[1:]} | {
-        o for c in r.rules for o in (c.target if c.kind == "forbid_object" else c.target[1:])
-    }
+    named = {o for a in goal for o in a[1:]} | set(_rule_objects(r.rules))
     stray = [o for o in reader.all_objects if o in named and o not in objects]
     if stray:
         which = " and ".join(f"the {reader.names[o]}" for o in stray)
@@ -518,6 +517,11 @@ def understand(r: Reading, reader: Reader) -> Perception:
         )
     p = Perception("problem", sorted(objects), init, goal, list(r.rules), reader="adapter")
     return _checked(p, reader, "")
+
+
+def _rule_objects(rules: list[Constraint]) -> list[str]:
+    """The blocks rules name (a fact's arguments; the block a forbid_object rule protects)."""
+    return [o for c in rules for o in (c.target if c.kind == "forbid_object" else c.target[1:])]
 
 
 def _expand(macro: tuple, init: set[Atom], objects: list[str], reader: Reader) -> set[Atom] | str:
