@@ -963,9 +963,12 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
     text = joiner.join(p for p in parts if p)
     if not start and not goal_items and not rules:
         return Request(rng.choice(NOT_PLANNING), kind="chat")
-    return Request(
-        noisy(text, rng), start, goal_items, rules, kind, table, expand_goal(table, goal, goal_items)
-    )
+    truth = expand_goal(table, goal, goal_items)
+    # a fact kept all along is the rule's, not also the goal's
+    kept = [f for f in truth if f"keep {f}" in rules]
+    if kept and len(kept) < len(truth):
+        truth = [f for f in truth if f not in kept]
+    return Request(noisy(text, rng), start, goal_items, rules, kind, table, truth)
 
 
 def expand_goal(table: Table, goal: dict, items: list[str]) -> list[str]:

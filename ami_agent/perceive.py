@@ -264,14 +264,18 @@ def state_problems(init: set[Atom], objects: list[str], reader: Reader) -> list[
             )
         if ("clear", y) in init:
             issues.append(f"the {name(y)} is said to be clear but the {name(xs[0])} is on it")
-    for start in below:
-        seen, x = {start}, start
+    for start in sorted(below):
+        path, x = [start], start
         while x in below and len(below[x]) == 1:
             x = below[x][0]
-            if x in seen:
-                issues.append(f"the blocks stand in a circle (the {name(start)} ends up under itself)")
+            if x in path:  # a circle: name every block in it, each on the next
+                loop = path[path.index(x) :] + [x]
+                issues.append(
+                    "the blocks stand in a circle: "
+                    + _and([f"the {name(a)} on the {name(b)}" for a, b in zip(loop, loop[1:])])
+                )
                 break
-            seen.add(x)
+            path.append(x)
         if issues and issues[-1].startswith("the blocks stand in a circle"):
             break
     held = [a[1] for a in init if a[0] == "holding"]
@@ -505,6 +509,10 @@ def understand(r: Reading, reader: Reader) -> Perception:
         if isinstance(expanded, str):
             return Perception("clarify", question=expanded, reader="adapter")
         goal |= expanded
+    # a fact a rule keeps all along holds at the end too: the rule says it ("keep violet on the table" is not
+    # also a goal the reply lists)
+    kept = {c.target for c in r.rules if c.kind == "require_fact"}
+    goal = goal - kept if goal - kept else goal
     named = {o for a in goal for o in a[1:]} | set(_rule_objects(r.rules))
     stray = [o for o in reader.all_objects if o in named and o not in objects]
     if stray:

@@ -49,6 +49,7 @@ class Reading:
     rules: list[Constraint] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # names no block of the world has
     unread: list[str] = field(default_factory=list)  # items outside the reading's language
+    rule_unknown: list[str] = field(default_factory=list)  # the unknown names that only rules name
     rest_on_table: bool = False  # `start: all on table`: every block named and placed nowhere is on the table
     chat: bool = False
     text: str = ""  # the reading itself, as the adapter wrote it
@@ -135,6 +136,8 @@ def parse_reading(text: str, vb: Verbalizer, names: Names | None = None) -> Read
         return r
     preds = _predicates(vb)
 
+    in_facts: list[str] = []  # unknown names the start, the goal or a macro use
+
     def obj(word: str) -> str | None:
         o = names.object(word)
         if o is None and word not in r.unknown:
@@ -161,8 +164,10 @@ def parse_reading(text: str, vb: Verbalizer, names: Names | None = None) -> Read
                 if kind == "forbid_operator":
                     r.rules.append(Constraint(kind, target, item))
                     continue
-                objs = [obj(w) for w in target[1:]] if kind != "forbid_object" else [obj(target[0])]
+                words = list(target[1:]) if kind != "forbid_object" else [target[0]]
+                objs = [obj(w) for w in words]
                 if None in objs:
+                    r.rule_unknown += [w for w, o in zip(words, objs) if o is None]
                     continue
                 tgt = tuple(objs) if kind == "forbid_object" else (preds[target[0]], *objs)
                 c = Constraint(kind, tgt)
@@ -174,6 +179,7 @@ def parse_reading(text: str, vb: Verbalizer, names: Names | None = None) -> Read
             if section == "goal" and (item in ("reverse", "all on table") or item.startswith("reverse ")):
                 if item.startswith("reverse "):
                     o = obj(item.split(" ", 1)[1])
+                    in_facts += [item.split(" ", 1)[1]] if o is None else []
                     if o is not None:
                         r.macros.append(("reverse", o))
                 else:
@@ -185,10 +191,13 @@ def parse_reading(text: str, vb: Verbalizer, names: Names | None = None) -> Read
                 continue
             fact = hit[0](hit[1])
             objs = [obj(w) for w in fact[1:]]
+            in_facts += [w for w, o in zip(fact[1:], objs) if o is None]
             if None in objs:
                 continue
             atom = (preds[fact[0]], *objs)
             (r.start if section == "start" else r.goal).append(atom)
+    # a name only a rule uses: grounded() forgets it when the request states no such rule
+    r.rule_unknown = [w for w in dict.fromkeys(r.rule_unknown) if w not in in_facts]
     return r
 
 
@@ -217,6 +226,77 @@ def complete_state(init: set, objects: list[str], names: dict) -> set:
     return out
 
 
+# words that state a rule ("never", "don't", "without", "keep", "stay", "the whole time"); "I don't care where
+# green ends up", "orange can go wherever" state none
+_RULE_CUE = re.compile(
+    r"n[\'’]t\b|\b(never|not|no|without|avoid|keep|keeps|stay|stays|remain|remains|leave|untouched|hands|"
+    r"throughout|ever|always|forbidden|dont|cant|cannot|mustnt|shouldnt|time)\b",
+    re.I,
+)
+_NO_RULE = re.compile(
+    r"\b(?:do|does|did)\s*n[o\'’]?t\s+(?:really\s+)?(?:care|matter|mind|worry)\b|n[\'’]t\s+(?:really\s+)?"
+    r"(?:care|matter|mind|worry)\b|\bnot\s+(?:too\s+much\s+)?trouble\b|\bnot\s+sure\b|\bno\s+matter\b|"
+    r"\bstay\s+or\s+go\b",
+    re.I,
+)
+
+_REFERENCE = {
+    "it", "its", "that", "this", "them", "they", "those", "top", "topmost", "bottom", "middle", "base",
+    "held", "hand", "gripper", "holding", "former", "latter", "other", "others", "upper", "lower", "highest",
+}  # fmt: skip
+
+_CUE_WORDS = ["never", "without", "avoid", "keep", "stay", "stays", "remain", "leave", "untouched", "always"]
+
+
+def _refers(words: list[str]) -> bool:
+    """A pronoun or a place ("it", "the top block", "the btotom one") that can stand for any block."""
+    long = [r for r in _REFERENCE if len(r) >= 5]
+    return bool(_REFERENCE.intersection(words)) or any(
+        difflib.get_close_matches(w, long, n=1, cutoff=0.75) for w in words if len(w) >= 5
+    )
+
+
+def _misspelt_cue(sentence: str) -> bool:
+    """ "neever", "wihout", "stya": a rule word misspelt."""
+    words = [w for w in re.findall(r"[a-z]+", sentence.lower()) if len(w) >= 3]
+    return any(difflib.get_close_matches(w, _CUE_WORDS, n=1, cutoff=0.75) for w in words)
+
+
+def grounded(r: Reading, request: str, names: Names) -> Reading:
+    """Drops the rules the request never states. A rule needs a sentence (or a bracket) with a rule word that
+    names one of its blocks, or a pronoun or place that may ("don't touch it", "never hold the top one"); the reader sometimes turns "I don't care where green ends
+    up" or a plain goal into "never touch green", and a rule nobody set makes plans longer or impossible."""
+    sentences = [_NO_RULE.sub(" ", s) for s in re.split(r"(?<=[.!?;:])\s+|\n|\s+but\s+|[()]", request)]
+    cues = [re.findall(r"[a-z]+", s.lower()) for s in sentences if _RULE_CUE.search(s) or _misspelt_cue(s)]
+
+    def names_it(words: list[str], blocks: set[str]) -> bool:
+        if _refers(words):
+            return True  # "don't touch it", "never hold the top block": any block
+        colours = {names.word[o] for o in blocks}
+        # a misspelt colour ("beij") is closer to its own word when no colour is spelt right
+        cutoff = 0.75 if any(w in names.obj for w in words) else 0.6
+        return any(
+            w in colours or difflib.get_close_matches(w, colours, cutoff=cutoff) for w in words if len(w) >= 3
+        )
+
+    def said(c: Constraint) -> bool:
+        if c.kind == "forbid_operator":
+            return bool(cues)
+        blocks = set(c.target if c.kind == "forbid_object" else c.target[1:])
+        return any(names_it(words, blocks) for words in cues)
+
+    r.rules = [c for c in r.rules if said(c)]
+    # "never touch video" from "... ignore that if you see it in the video": no rule, so no unknown block either
+    stated = {w for words in cues for w in words}
+    for w in r.rule_unknown:
+        if w in r.unknown and not difflib.get_close_matches(w, stated, n=1, cutoff=0.75):
+            r.unknown.remove(w)
+    return r
+
+
 def read(backend, tokenizer, texts: list[str], vb: Verbalizer) -> list[Reading]:
     names = Names(vb)
-    return [parse_reading(t, vb, names) for t in read_texts(backend, tokenizer, texts)]
+    return [
+        grounded(parse_reading(t, vb, names), text, names)
+        for t, text in zip(read_texts(backend, tokenizer, texts), texts)
+    ]

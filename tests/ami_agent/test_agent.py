@@ -306,6 +306,7 @@ def test_logistics_is_planned_and_spoken_in_its_own_world(agent):
     assert vb.read_plan(res["reply"].split("\n", 1)[1], list(p.objects), facts=p.init) == plan
 
 
+@pytest.mark.slow  # ~55 s: a second engine; test_the_thread_survives_a_restart keeps restarts in `make test`
 def test_a_killed_server_keeps_the_thread(tmp_path):
     """`ami-agent serve` killed (SIGKILL) between a plan and its follow-up: a new server on the same SQLite file
     takes the follow-up in the same thread."""

@@ -7,7 +7,7 @@ import pytest
 
 from ami_agent.describe import generate
 from ami_agent.perceive import understand
-from ami_agent.reader import Names, complete_state, parse_reading
+from ami_agent.reader import Names, complete_state, grounded, parse_reading
 from planner.worlds.blocksworld import blocksworld_names
 
 
@@ -203,3 +203,44 @@ def test_nothing_in_training_reads_the_written_requests():
                 assert not any(n.startswith("eval") for n in names), (path, names)
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
                 assert "free_requests" not in node.value and "free_followups" not in node.value, path
+
+
+def test_a_rule_the_request_never_states_is_dropped(reader):
+    """grounded(): every rule of every generated request keeps its words; a rule read from "I don't care where
+    green ends up", "orange can go wherever" or a plain goal is dropped, and "don't touch it" keeps its rule."""
+    names = Names(reader.vb)
+    rng = random.Random(5)
+    checked = 0
+    for _ in range(3000):
+        r = generate(rng, list(names.obj))
+        if not r.rules or r.kind == "chat":
+            continue
+        read = parse_reading(r.reading, reader.vb, names)
+        n = len(read.rules)
+        assert len(grounded(read, r.text, names).rules) == n, (r.text, r.reading)
+        checked += 1
+    assert checked > 300
+
+    def rules(text: str, reading: str) -> list[str]:
+        return [c.describe() for c in grounded(parse_reading(reading, reader.vb, names), text, names).rules]
+
+    start = "start: red on table; green on red; orange on table\ngoal: orange on green\n"
+    assert rules("Red has green on it, orange is alone. Put orange on green. I don't care where green ends up.",
+                 start + "rules: never touch green") == []  # fmt: skip
+    assert rules("Red has green on it, orange is alone. Orange on green please; red can go wherever.",
+                 start + "rules: never touch red") == []  # fmt: skip
+    assert rules("Red has green on it, orange is alone. Put orange on green. Don't touch it, though: red.",
+                 start + "rules: never touch red") != []  # fmt: skip
+    assert len(rules("Red has green on it, orange is alone. Put orange on green but never put green on the table.",
+                     start + "rules: never green on table; never touch orange")) == 1  # fmt: skip
+    assert rules("Red has green on it and someone grabbed orange, it's in the hand (don't ask). Orange on green.",
+                 start + "rules: never touch orange") == []  # fmt: skip
+    # a rule naming a block no world has, from a sentence that states no rule: no question about that block
+    text = (
+        "Red has green on it, orange is alone. Orange on green. The lights flicker, ignore it in the video."
+    )
+    r = grounded(parse_reading(start + "rules: never touch video", reader.vb, names), text, names)
+    assert r.rules == [] and r.unknown == []
+    r = grounded(parse_reading(start + "rules: never touch mauve", reader.vb, names), text + " Never touch mauve!",
+                 names)  # fmt: skip
+    assert r.unknown == ["mauve"]

@@ -83,6 +83,7 @@ def test_a_plan_streams_is_drawn_step_by_step_and_survives_a_reload(browser, ser
     page.context.close()
 
 
+@pytest.mark.slow  # ~25-50 s; the page's streaming test keeps the browser in `make test`
 def test_four_tabs_keep_four_threads_apart(browser, server):
     seen: list[str] = []
     goals = ["blue on top of the orange block", "orange on top of the red block", "yellow on top of the blue block", "blue on top of the yellow block"]  # fmt: skip

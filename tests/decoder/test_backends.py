@@ -12,6 +12,7 @@ from decoder.backends import BackendError, Request, Sampling, VLLMServerBackend
 from decoder.prompt import build_prompt
 
 
+@pytest.mark.slow  # ~45 s: vLLM's LoRA path, which the agent does not use (it serves merged weights)
 @needs_trained
 def test_vllm_concurrent_prompt_embeds_with_lora(vllm_backend, model_dir, planbench):
     """Many prompt-embedding requests with the adapter through vLLM's LoRA path in one batch, mixed with plain
