@@ -456,8 +456,8 @@ def understand(r: Reading, reader: Reader) -> Perception:
     """The reader's reading -> a checked problem, or the question that makes it one. What is said stays as said;
     what people leave unsaid is completed (complete_state); `reverse` and `all on table` are expanded from the
     start; a block without a place, a contradiction or a goal that cannot hold becomes a question naming them."""
-    if r.chat:
-        return Perception("chat", reader="adapter")
+    if r.chat or not (r.start or r.goal or r.macros or r.rules or r.rest_on_table or r.unknown or r.unread):
+        return Perception("chat", reader="adapter")  # "none", or nothing left once unstated rules are dropped
     if r.unknown:
         known = ", ".join(reader.colours[o] for o in reader.all_objects)
         return Perception(

@@ -229,8 +229,9 @@ def complete_state(init: set, objects: list[str], names: dict) -> set:
 # words that state a rule ("never", "don't", "without", "keep", "stay", "the whole time"); "I don't care where
 # green ends up", "orange can go wherever" state none
 _RULE_CUE = re.compile(
-    r"n[\'’]t\b|\b(never|not|no|without|avoid|keep|keeps|stay|stays|remain|remains|leave|untouched|hands|"
-    r"throughout|ever|always|forbidden|dont|cant|cannot|mustnt|shouldnt|time)\b",
+    r"n[\'’]t\b|\b(never|not|no|without|avoid|keep|keeps|kept|stay|stays|remain|remains|leave|untouched|hands|"
+    r"throughout|ever|always|forbidden|prohibited|banned|disallowed|refrain|limits|fixed|glued|dont|cant|cannot|"
+    r"mustnt|shouldnt|time|times)\b|\b(every|each|any)\s+(step|move|moment|point)\b",
     re.I,
 )
 _NO_RULE = re.compile(
@@ -264,8 +265,9 @@ def _misspelt_cue(sentence: str) -> bool:
 
 def grounded(r: Reading, request: str, names: Names) -> Reading:
     """Drops the rules the request never states. A rule needs a sentence (or a bracket) with a rule word that
-    names one of its blocks, or a pronoun or place that may ("don't touch it", "never hold the top one"); the reader sometimes turns "I don't care where green ends
-    up" or a plain goal into "never touch green", and a rule nobody set makes plans longer or impossible."""
+    names one of its blocks, or a pronoun or place that may ("don't touch it", "never hold the top one"). The
+    reader sometimes turns "I don't care where green ends up" or a plain goal into "never touch green", and a rule
+    nobody set makes plans longer or impossible."""
     sentences = [_NO_RULE.sub(" ", s) for s in re.split(r"(?<=[.!?;:])\s+|\n|\s+but\s+|[()]", request)]
     cues = [re.findall(r"[a-z]+", s.lower()) for s in sentences if _RULE_CUE.search(s) or _misspelt_cue(s)]
 
@@ -276,7 +278,7 @@ def grounded(r: Reading, request: str, names: Names) -> Reading:
         # a misspelt colour ("beij") is closer to its own word when no colour is spelt right
         cutoff = 0.75 if any(w in names.obj for w in words) else 0.6
         return any(
-            w in colours or difflib.get_close_matches(w, colours, cutoff=cutoff) for w in words if len(w) >= 3
+            w in colours or difflib.get_close_matches(w, colours, cutoff=cutoff) for w in words if len(w) >= 2
         )
 
     def said(c: Constraint) -> bool:

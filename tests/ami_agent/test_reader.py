@@ -235,6 +235,21 @@ def test_a_rule_the_request_never_states_is_dropped(reader):
                      start + "rules: never green on table; never touch orange")) == 1  # fmt: skip
     assert rules("Red has green on it and someone grabbed orange, it's in the hand (don't ask). Orange on green.",
                  start + "rules: never touch orange") == []  # fmt: skip
+    said = {  # rules in words the generator does not use: kept
+        "Red must be kept off the table.": "never red on table",
+        "Stacking red on blue is not allowed.": "never red on blue",
+        "Please refrain from touching green.": "never touch green",
+        "Green is off-limits.": "never touch green",
+        "Red has to be on blue at every step.": "keep red on blue",
+        "At no point should red be on the table.": "never red on table",
+        "Under no circumstances pick up red.": "never hold red",
+        "Make sure red is always on blue.": "keep red on blue",
+        "Red is glued to blue.": "keep red on blue",
+    }
+    for sentence, rule in said.items():
+        assert rules(
+            f"Red has green on it, orange is alone. Put orange on green. {sentence}", start + f"rules: {rule}"
+        )
     # a rule naming a block no world has, from a sentence that states no rule: no question about that block
     text = (
         "Red has green on it, orange is alone. Orange on green. The lights flicker, ignore it in the video."
