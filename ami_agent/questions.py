@@ -25,34 +25,45 @@ _NUM = r"(\d+|" + "|".join(_NUMBERS) + r")(?:st|nd|rd|th)?"
 _STEP = r"(?:step|move|action|stage)"
 _STEP_K = re.compile(rf"\b{_STEP}\s*(?:#|no\.?|number)?\s*{_NUM}\b|\b{_NUM}\s+{_STEP}\b", re.I)
 _BEFORE_STEP = re.compile(
-    rf"\b(?:right\s+|just\s+)?before\s+(?:the\s+)?(?:{_STEP}\s*{_NUM}|{_NUM}\s+{_STEP})", re.I
+    rf"\b(?:right\s+|just\s+)?before\s+(?:(?:you|we|i|the robot|it)\s+(?:do|does|make|makes|carry out|"
+    rf"carries out|perform|performs|execute|executes|start|starts)\s+|doing\s+)?(?:the\s+)?"
+    rf"(?:{_STEP}\s*{_NUM}|{_NUM}\s+{_STEP})",
+    re.I,
 )
 _LAST_STEP = re.compile(rf"\b(?:last|final)\s+{_STEP}\b", re.I)
 _BEFORE_LAST = re.compile(rf"\bbefore\s+(?:the\s+)?(?:last|final)\s+{_STEP}\b", re.I)
 _END = re.compile(
     r"\b(?:at the end|in the end|end state|final state|finish|finished|done|complete|completed|over|"
     r"afterwards|after(?:\s+\w+){0,2}\s+plan|end up|ends up|result|outcome|goal state|wrapped up|all moves|"
-    r"all (?:the )?steps|everything is moved|by the end)\b",
+    r"all (?:the )?steps|everything is moved|by the end|end)\b",
     re.I,
 )
 _START = re.compile(
-    r"\b(?:start|starting|beginning|begin|initially|initial|outset|right now|now|currently|at first|original|"
-    r"originally|before (?:you|we|i|it|anything|any|the plan|starting|moving|the robot|the arm|doing)|"
+    r"\b(?:start|starting|beginning|begining|begin|initially|initial|outset|right now|now|currently|at first|"
+    r"original|originally|before (?:you|u|we|i|it|anything|any|the plan|starting|moving|the robot|the arm|doing)|"
     r"before (?:the )?first)\b",
     re.I,
 )
 _STATE_CUES = re.compile(
     r"\b(?:look like|looks like|describe|arrangement|arranged|layout|configuration|situation|picture|set ?up|"
-    r"state|scene|where|what(?:'s| is| will be| would be)?|which|is|are|will|would|anything|something|holding|"
+    r"state|scene|where|location|position|what(?:'s| is| will be| would be)?|which|is|are|will|would|anything|"
+    r"something|holding|"
     r"clear|on top|under|below|beneath|table)\b",
     re.I,
 )
 _HOLD = re.compile(r"\b(?:hold|holds|holding|held|carry|carrying|grip|gripping|grasp|grasping|in (?:the|its|your|my) "
                    r"(?:hand|gripper|claw|grip|arm)|gripper|claw)\b", re.I)  # fmt: skip
+_HAND = re.compile(r"\b(?:hand|hands|gripper|claw)\b", re.I)  # no block named: a question about the hand
 _CLEAR = re.compile(r"\b(?:clear|free|uncovered|exposed|bare|empty on top|nothing on|anything on|something on|"
                     r"on top of|above|stacked on|sitting on top|resting on top)\b", re.I)  # fmt: skip
 _UNDER = re.compile(r"\b(?:under|underneath|below|beneath|sitting on|resting on|standing on|rest on|sit on|"
                     r"stand on|on what|supporting|support)\b", re.I)  # fmt: skip
+_COVERED = re.compile(
+    r"\b(?:clear|free|uncovered|exposed|bare|(?:nothing|anything|something)\s+(?:is\s+|sitting\s+|resting\s+|"
+    r"stacked\s+)?(?:on|above)|on top of (?:it|that))\b",
+    re.I,
+)
+_WHICH_BLOCKS = re.compile(r"\b(?:which|what)\s+(?:of\s+the\s+\w+\s+)?(?:blocks|ones)\b", re.I)
 _WHERE = re.compile(r"\b(?:where|location|position|placed|place)\b|\bwhere'?s\b", re.I)
 _TABLE = re.compile(r"\b(?:on the table|on the floor|table)\b", re.I)
 _DESCRIBE = re.compile(r"\b(?:look|looks|describe|arrangement|layout|configuration|situation|picture|set ?up|"
@@ -77,6 +88,48 @@ _QUESTION = re.compile(
     r"was|were|did|has|have|give|list|name|say)\b|\b(?:curious|wondering|wonder|want to know|like to know)\b",
     re.I,
 )
+
+
+# "could you tell me ...", "I want to know ...": a question asked politely, no request for moves
+_POLITE = re.compile(
+    r"\b(?:can|could|would|will)\s+you\s+(?:please\s+|kindly\s+)?(?:tell|describe|say|show|list|let me know)\b|"
+    r"\b(?:i|we)\s+(?:just\s+|really\s+|only\s+)?(?:want|need|'?d like|would like|wanna)\s+to\s+(?:know|understand|"
+    r"check|confirm|make sure|follow along|follow|see|ask|be sure|double[- ]check|verify|picture)\b|"
+    r"\b(?:may|can|could)\s+i\s+ask\b",
+    re.I,
+)
+# the words questions about states are made of, for fixing typos ("wats undr the red block after the frist step")
+_VOCABULARY = (
+    "what whats where wheres which under underneath beneath below above first second third fourth fifth sixth "
+    "step steps table holding holds hand gripper finished finish beginning start after before clear block "
+    "blocks look looks like final last empty nothing anything something everything robot plan done complete "
+    "completed resting sitting standing starting arrangement describe situation"
+).split()
+# common words a typo fix must leave alone (each within reach of a word above)
+_KEEP = set(
+    "state stack stacked stacks stop steel hold held hands tell left there these those other once does tops "
+    "less note then thing things wheel wear were here sides four five seven eight nine".split()
+)
+_SHORT = {"wat": "what", "wht": "what", "whr": "where", "u": "you", "r": "are", "ur": "your"}
+
+
+def _fix_typos(text: str, colours: list[str]) -> str:
+    def fix(m: re.Match) -> str:
+        w = m.group(0)
+        low = w.lower()
+        if low in _SHORT:
+            return _SHORT[low]
+        if (
+            len(low) < 4
+            or low in _KEEP
+            or low in _VOCABULARY
+            or difflib.get_close_matches(low, colours, cutoff=0.75)
+        ):
+            return w  # a colour, misspelt or not ("yelow" is no "below")
+        close = difflib.get_close_matches(low, _VOCABULARY, n=1, cutoff=0.8)
+        return close[0] if close else w
+
+    return re.sub(r"[A-Za-z]+", fix, text)
 
 
 @dataclass
@@ -162,19 +215,22 @@ def _named(text: str, colours: dict[str, str]) -> list[tuple[str, str]]:
 def state_question(text: str, colours: dict[str, str]) -> StateQuestion | None:
     """The question, or None when the text is no question about a state (a new request, an edit, small talk).
     colours: object -> its colour word, for the thread's objects."""
+    words = [c.lower() for c in colours.values()]
+    text = _fix_typos(re.sub(r"\bontop\b", "on top", text, flags=re.I), words)
     if _NOT_A_QUESTION.search(text) or not _QUESTION.search(text):
         return None
     if not (_STATE_CUES.search(text) or _said_when(text)):
         return None
-    if _REQUEST.search(text) or _ASKS_FOR_MOVES.search(text) and not _said_step(text):
+    asked = _POLITE.sub(" tell ", text)
+    if _REQUEST.search(asked) or _ASKS_FOR_MOVES.search(asked) and not _said_step(asked):
         return None  # a new request or an edit ("red is on blue, what should I do to get blue on red?")
     when = _when(text)
     named = _named(text, colours)
     block, word = named[0] if named else (None, "")
     if block is None:
-        if _HOLD.search(text):
+        if _HOLD.search(text) or _HAND.search(text):
             kind = "holding"
-        elif _TABLE.search(text) and not _DESCRIBE.search(text):
+        elif _TABLE.search(text) and (not _DESCRIBE.search(text) or _WHICH_BLOCKS.search(text)):
             kind = "table"
         elif _DESCRIBE.search(text) or _said_when(text):
             kind = "describe"
@@ -186,11 +242,15 @@ def state_question(text: str, colours: dict[str, str]) -> StateQuestion | None:
     x = rf"(?:the\s+)?{re.escape(word)}\b"
     if _HOLD.search(text) and not _WHERE.search(text):
         kind = "holding"
-    elif re.search(rf"\b(?:on|onto|on top of|atop|above|over)\s+{x}", text, re.I):
+    elif re.search(rf"\b(?:on|onto|on top of|on top|atop|above|over)\s+{x}", text, re.I):
         kind = "covered"  # what is on red
     elif re.search(rf"\b(?:under|underneath|below|beneath)\s+{x}", text, re.I):
         kind = "place"  # what is under red: what red stands on
-    elif _WHERE.search(text) or _UNDER.search(text) or re.search(rf"{x}(?:\s+block)?\b.*\bon\b", text, re.I):
+    elif _WHERE.search(text):
+        kind = "place"
+    elif _COVERED.search(text):
+        kind = "covered"  # "will red have nothing on top of it", "is red free on top"
+    elif _UNDER.search(text) or re.search(rf"{x}(?:\s+block)?\b.*\bon\b", text, re.I):
         kind = "place"  # where is red; what is red sitting on; is red on the table
     elif _CLEAR.search(text):
         kind = "covered"

@@ -318,13 +318,28 @@ def bench_guardrails_cmd(
     out.print(json.dumps({"suite": suite, **guardrail_summary(rows), "backend": backend}))
 
 
+Questions = Annotated[
+    Path | None,
+    typer.Option(
+        "--questions",
+        help="JSONL file of written state questions (default: eval/data/state_questions.jsonl, held out)",
+    ),
+]
+
+
 @bench_app.command("states")
-def bench_states_cmd(limit: Limit = None, backend: Backend = "auto", out_path: OutRecords = None):
+def bench_states_cmd(
+    limit: Limit = None, backend: Backend = "auto", out_path: OutRecords = None, questions: Questions = None
+):
     """Follow-up questions about a plan's states (eval/data/state_questions.jsonl, written apart), each after a
     planning request in a thread of its own; the simulator's states judge the answers."""
     from ami_agent.services import blocksworld
-    from eval.state_questions import judge, load_cases
+    from eval.state_questions import DATA, judge, load_cases
 
+    if questions is not None and not questions.is_file():
+        raise UserError(
+            f"no questions file at {questions}: give a JSONL file like eval/data/state_questions.jsonl"
+        )
     d, vb = blocksworld()
 
     def answer(a, c) -> dict:
@@ -337,7 +352,7 @@ def bench_states_cmd(limit: Limit = None, backend: Backend = "auto", out_path: O
             "seconds": round(time.perf_counter() - t0, 3),
         }
 
-    rows = _judged_threads(backend, load_cases(d, vb, limit=limit), out_path, answer)
+    rows = _judged_threads(backend, load_cases(d, vb, questions or DATA, limit=limit), out_path, answer)
     out.print(
         json.dumps(
             {

@@ -25,6 +25,16 @@ COLOURS = {"a": "red", "b": "blue", "c": "orange", "d": "yellow"}
         ("which blocks are on the table initially?", "start", "table", None),
         ("right before step 2, where's orange?", 1, "place", "c"),
         ("what does the gripper have after the last step", "end", "holding", None),
+        # asked politely, with typos, with the step said around other words
+        ("could you tell me what is on the blue block at the start?", "start", "covered", "b"),
+        ("wats undr the red block aftr the frist step", 1, "place", "a"),
+        ("is the yelow block clear after step 2", 2, "covered", "d"),
+        ("whats ontop of yellow when ur done", "end", "covered", "d"),
+        ("just before you do step 3, where is orange?", 2, "place", "c"),
+        ("will red have nothing on top of it after step 2?", 2, "covered", "a"),
+        ("I want to know where blue is at the very begining", "start", "place", "b"),
+        ("is the hand empty at the end?", "end", "holding", None),
+        ("In the final layout, which blocks stand on the table?", "end", "table", None),
     ],
 )
 def test_state_questions_are_read(text, when, kind, block):
@@ -43,6 +53,9 @@ def test_state_questions_are_read(text, when, kind, block):
         "What's the capital of France?",
         "thanks!",
         "As initial conditions I have that, the red block is clear. My goal is to have that ...",
+        "I want blue on red now",
+        "could you put red on the table at the end?",
+        "Could you tell me how to get red onto blue?",
     ],
 )
 def test_other_turns_are_no_state_questions(text):
