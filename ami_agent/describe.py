@@ -4,11 +4,14 @@ goal and sometimes rules, said the many ways people say them, paired with the re
 A request is built from chunks. Each chunk says a few facts (a tower from the bottom up or from the top down, a
 stack named as a group or listed under a header, how a tower was built, a block by itself, "the rest are on the
 table", a chain of pronouns, inverse and negated forms, the hand) or none (a negated distractor, "I don't care
-where green ends up", chatter) and carries the items it says, in the order it says them; the reading lists them in that order, so the reader copies what the text says
-rather than re-sorting it. Noise is layered on top: typos in names and words, no capitals, no punctuation, bullets,
-chatter, the goal before the start. A few requests are incomplete (a goal block never placed, no goal, no start),
-contradictory or not about planning at all, so that the reader writes what was said and the agent's checks (not
-the reader) decide what to ask.
+where green ends up", chatter) and carries the items it says, in the order it says them; the reading lists them in
+that order, so the reader copies what the text says rather than re-sorting it. The goal may point back at the start
+("move that one onto the latter": the blocks of the start's last sentence), build up a chain ("green on white, then
+violet on top of it"), swap a two-block stack, repeat a start fact in passing ("put gold on blue, which is on the
+table": no goal), or ask, with the start after it ("what steps would put green on yellow, if ...?"). Noise is
+layered on top: typos in names and words, no capitals, no punctuation, bullets, chatter, the goal before the start.
+A few requests are incomplete (a goal block never placed, no goal, no start), contradictory or not about planning
+at all, so that the reader writes what was said and the agent's checks (not the reader) decide what to ask.
 
 The reading's language (ami_agent/reader.py parses it): `start: red on blue; blue on table; holding green`
 (also `all on table`: every other block named is on the table),
@@ -90,8 +93,16 @@ class Namer:
         self.positions: dict[
             str, str
         ] = {}  # colour -> "the top one" etc., where the start makes it unambiguous
+        self.once: dict[str, str] = {}  # colour -> "it", "the latter": its next mention only (in the goal)
+        self.said: list[str] = []  # every name given, in the order asked
 
     def __call__(self, colour: str, article: bool | None = None) -> str:
+        if colour in self.once:
+            return self.once.pop(colour)
+        self.said.append(self._name(colour, article))
+        return self.said[-1]
+
+    def _name(self, colour: str, article: bool | None) -> str:
         r = self.rng
         if colour in self.positions and r.random() < 0.35:
             return self.positions[colour]
@@ -158,6 +169,8 @@ ON_INVERSE = [
     "I put {x} on {y}", "someone stacked {x} on {y}", "{x} has been stacked on top of {y}",
     "{y} isn't clear: {x} is on it", "{y} is not clear, {x} sits on it", "{y} is not free: {x} is on top of it",
     "{y} is at the bottom with {x} on it", "{y} has got {x} on top", "{y} is under {x}, not the other way round",
+    "{y} is at the bottom of a stack with {x} on it", "{y} is the base of a stack with {x} on top",
+    "{y} is at the bottom of a little stack, {x} on it", "{y} is the bottom of a pile with {x} on it",
 ]  # fmt: skip
 TABLE = [
     "{x} is on the table", "{x} sits on the table", "{x} is on the table by itself", "{x} is by itself",
@@ -182,6 +195,8 @@ TABLE_MANY = [
     "on the table there are {xs}", "the table has {xs} on it", "{xs} are not on anything",
     "{xs} are just sitting on the table", "{xs} are on their own", "{xs} are on the table, not stacked",
     "table: {xs}", "on the table: {xs}", "{xs} all on table", "{xs} are lying flat, side by side",
+    "{n} blocks, all on the table: {xs}", "{n} blocks on the table: {xs}",
+    "there are {n} blocks, {xs}, all on the table",
 ]  # fmt: skip
 NONE_STACKED = [
     "nothing is on top of anything", "nothing is stacked", "none of them are stacked", "there are no stacks",
@@ -215,12 +230,15 @@ BOTTOM_UP = [
     "bottom to top: {list}", "a stack of {list}, bottom to top", "a tower of {list} from the bottom up",
     "{list} (bottom to top)", "{list}, going up", "{list} stacked in that order from the table up",
     "starting at the bottom: {list}", "a tower, bottom first: {list}", "{list} from bottom to top",
-    "one stack going up: {list}", "{list}, bottom to top",
+    "one stack going up: {list}", "{list}, bottom to top", "lowest block first: {list}",
+    "from the table up: {list}",
 ]  # fmt: skip
 TOP_DOWN = [
     "from top to bottom: {list}", "from the top down it is {list}", "top to bottom: {list}",
     "a stack of {list}, top to bottom", "{list} (top to bottom)", "{list} from top to bottom",
     "starting at the top: {list}", "a tower, top first: {list}", "{list}, going down",
+    "highest block first: {list}", "from top to bottom it's {list}, then the table", "top first: {list}",
+    "from the top: {list}, then the table", "{list} from the top down to the table",
 ]  # fmt: skip
 THEN_WORDS = ["then", "then", "and then", "next", "above that", "after that", "on that"]
 CHATTER = [
@@ -252,6 +270,8 @@ GOAL_INTROS = [
     "The desired state:", "In the end,", "Afterwards", "When you're done,", "I would like", "Desired:",
     "After:", "Want:", "My goal is to have that", "Help me get", "How do I get", "How can I get",
     "What moves get", "Can you get", "Is there a way to get", "I'm trying to get",
+    "What's the fastest way to get", "Which moves get", "What steps would get", "How would you get",
+    "What's the quickest way to get", "What do I need to do to get",
 ]  # fmt: skip
 GOAL_ON = [
     "{x} on {y}", "{x} on top of {y}", "{x} to be on {y}", "{x} sitting on {y}", "{x} stacked on {y}",
@@ -286,7 +306,8 @@ TOWER_GOAL = [
     "a tower that is {list} from bottom to top", "{b} at the bottom, {rest}",
     "{list} from the bottom up", "from the bottom up: {list}", "bottom up: {list}", "from the ground up, {list}",
     "it to be {list}, bottom to top", "a stack of {list}, starting from the table",
-    "a tower with {b} as the base, {rest}",
+    "a tower with {b} as the base, {rest}", "a tower of {n}: from the bottom, {list}",
+    "all {n} in one tower, bottom up: {list}", "a {n}-block tower, {list} from the bottom",
 ]  # fmt: skip
 TOWER_GOAL_TOP = [
     "a tower with {t} on top, {rest}", "one stack: {list} from top to bottom",
@@ -304,6 +325,37 @@ REVERSE_ONE = [
     "reverse the stack with {x} in it", "flip the tower that has {x}", "turn the stack with {x} upside down",
     "reverse the tower containing {x}", "invert {x}'s stack",
 ]  # fmt: skip
+SWAP = [
+    "swap {x} and {y}",
+    "switch {x} and {y} around",
+    "{x} and {y} swapped",
+    "{x} and {y} the other way round",
+]
+REVERSE_SHORT = [
+    "the top one at the bottom and the bottom one on top", "the bottom one on top and the top one at the bottom",
+    "swap the top and bottom blocks", "the top and the bottom swapped",
+    "the top block at the bottom and the bottom block on top",
+]  # fmt: skip
+GOAL_ON_IT = [
+    "{x} on top of it",
+    "{x} on it",
+    "{x} on top of that",
+    "{x} on that one",
+    "then {x} on top of it",
+]
+GOAL_ON_IT_VERB = [
+    "then put {x} on top of it", "put {x} on it", "then stack {x} on that", "put {x} on top of that one",
+    "and then {x} on top",
+]  # fmt: skip
+GOAL_ON_WHICH = [
+    "{x} on {y}, which is on the table", "{x} on top of {y} (it's on the table)", "{x} on {y}, which sits on the table",
+    "{x} on {y}; {it} is on the table by itself",
+]  # fmt: skip
+GOAL_ON_WHICH_VERB = [
+    "put {x} on {y}, which is on the table", "move {x} onto {y} (that one's on the table)",
+    "stack {x} on {y}, which is just lying on the table", "put {x} on {y} - {it} is on the table",
+]  # fmt: skip
+GOAL_ON_THEM = ["then put {x} on top of them", "{x} on top of those two", "then {x} on top of both"]
 ALL_TABLE = [
     "everything on the table", "all the blocks on the table", "every block on the table",
     "all of them on the table", "unstack everything", "everything spread out on the table",
@@ -654,9 +706,9 @@ def say_table(
         style = rng.random()
         if style < 0.35 and len(singles) > 1:
             names = _join([name(b) for b in singles], rng)
-            sentences.append(
-                (rng.choice(TABLE_MANY).replace("{xs}", names), [f"{b} on table" for b in singles])
-            )
+            tpl = rng.choice(TABLE_MANY if not stacks else [t for t in TABLE_MANY if "{n}" not in t])
+            tpl = tpl.replace("{n}", NUMBERS.get(len(singles), str(len(singles))))
+            sentences.append((tpl.replace("{xs}", names), [f"{b} on table" for b in singles]))
         elif style < 0.45 and not stacks and len(singles) > 1:
             names = _join([name(b) for b in singles], rng)
             lead = rng.choice(["I have {xs}", "There are {xs}", "I've got {xs}", "{xs} are here"])
@@ -691,15 +743,37 @@ def say_table(
             sentences.append((_fill(rng.choice(CLEAR), name, b), [f"{b} clear"]))
     rng.shuffle(sentences) if rng.random() < 0.3 else None
     sentences += rest
-    return [s for s, _ in sentences], [i for _, items in sentences for i in items]
+    last = sentences[-1][1] if sentences else []
+    return [s for s, _ in sentences], [i for _, items in sentences for i in items], last
+
+
+def refer_back(sentence: str, items: list[str], named: frozenset, rng: random.Random) -> dict[str, str]:
+    """How the goal can name the blocks of the start's last sentence: "it" for its one block, "the former" and
+    "the latter" for its two, in the order the sentence says them (when their colour words can be found)."""
+    words = ("on", "table", "all", "hand", "empty", "clear", "holding")
+    blocks = list(dict.fromkeys(w for i in items for w in i.split() if w not in words))
+    text = sentence.lower()
+    if len(blocks) == 1 and blocks[0] in named:
+        return {blocks[0]: rng.choice(["it", "that one", "that block", "this one", "it"])}
+    where = {b: [m.start() for m in re.finditer(rf"\b{b}\b", text)] for b in blocks}
+    if len(blocks) == 2 and all(len(w) == 1 for w in where.values()) and named & set(blocks):
+        first, second = sorted(blocks, key=lambda b: where[b][0])
+        return {first: "the former", second: "the latter"}
+    return {}
 
 
 # ---- saying a goal --------------------------------------------------------------------------------------------------
 def say_goal(table: Table, goal: dict, rng: random.Random, name: Namer) -> tuple[str, list[str]]:
     kind = goal["kind"]
     if kind == "reverse":
+        tower = next(t for t in table.towers if len(t) > 1 and goal.get("which") in (None, *t))
+        if len(tower) == 2 and rng.random() < 0.35:  # "swap gold and silver"
+            x, y = rng.sample(tower, 2)
+            return _fill(rng.choice(SWAP), name, x, y), [f"reverse {x}"]
         if goal.get("which"):
             return _fill(rng.choice(REVERSE_ONE), name, goal["which"]), [f"reverse {goal['which']}"]
+        if len(tower) <= 3 and rng.random() < 0.3:  # "the top one at the bottom and the bottom one on top"
+            return rng.choice(REVERSE_SHORT), ["reverse"]
         return rng.choice(REVERSE), ["reverse"]
     if kind == "all on table":
         return rng.choice(ALL_TABLE), ["all on table"]
@@ -707,7 +781,8 @@ def say_goal(table: Table, goal: dict, rng: random.Random, name: Namer) -> tuple
         t = goal["tower"]
         items = [f"{t[0]} on table"] + [f"{t[i]} on {t[i - 1]}" for i in range(1, len(t))]
         if rng.random() < 0.7:
-            tpl = rng.choice(TOWER_GOAL)
+            tpl = rng.choice(TOWER_GOAL).replace("all {n}", "both" if len(t) == 2 else "all {n}")
+            tpl = tpl.replace("{n}", NUMBERS.get(len(t), str(len(t))))
             names = [name(b, article=rng.random() < 0.4) for b in t]
             text = (
                 tpl.replace("{list}", _join(names, rng))
@@ -726,8 +801,25 @@ def say_goal(table: Table, goal: dict, rng: random.Random, name: Namer) -> tuple
         return text, list(reversed(items))
     parts, items = [], []
     verbal = rng.random() < 0.4
-    for f in goal["facts"]:
+    facts = list(goal["facts"])
+    w = facts[0].split() if len(facts) == 1 else []
+    if w[1:2] == ["on"] and [w[2]] in table.towers and rng.random() < 0.2:
+        # "put gold on blue, which is on the table": the start said again in the goal is not a goal
+        text = rng.choice(GOAL_ON_WHICH_VERB if verbal else GOAL_ON_WHICH)
+        return _fill(text, name, w[0], w[2]).replace("{it}", name(w[2])), [facts[0]]
+    if rng.random() < 0.5:  # a chain said upward: "green on white, then violet on top of it"
+        facts.sort(key=lambda f: _height(f, facts))
+    below, pair = None, False  # the block the last fact put something on (or on the table); on a block?
+    for f in facts:
         w = f.split()
+        if len(w) == 3 and w[1] == "on" and w[2] == below and rng.random() < 0.6:
+            bank = GOAL_ON_IT_VERB if verbal else GOAL_ON_IT
+            parts.append(rng.choice(bank + GOAL_ON_THEM if pair else bank).replace("{x}", name(w[0])))
+            items.append(f)
+            below, pair = w[0], True
+            continue
+        below = w[0] if len(w) == 3 and w[1] == "on" else None
+        pair = below is not None and w[2] != "table"
         if w[0] == "holding":
             parts.append(_fill(rng.choice(GOAL_HOLD), name, w[1]))
         elif w[1:] == ["clear"]:
@@ -738,6 +830,16 @@ def say_goal(table: Table, goal: dict, rng: random.Random, name: Namer) -> tuple
             parts.append(_fill(rng.choice(GOAL_ON_VERB if verbal else GOAL_ON), name, w[0], w[2]))
         items.append(f)
     return _join(parts, rng), items
+
+
+def _height(fact: str, facts: list[str]) -> int:
+    """How many of the goal's `on` facts lie under this one (0 for a fact on the table or one on a free block)."""
+    w, on = fact.split(), {f.split()[0]: f.split()[2] for f in facts if f.split()[1:2] == ["on"]}
+    n, x, seen = 0, w[0], set()
+    while x in on and on[x] != "table" and x not in seen:
+        seen.add(x)
+        x, n = on[x], n + 1
+    return n
 
 
 def sample_table(rng: random.Random, colours: list[str]) -> Table:
@@ -852,7 +954,7 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
         or [b for f in goal.get("facts", []) for b in f.split() if b in table.blocks]
         or [goal.get("which")]
     )
-    start_sents, start = say_table(table, rng, name, named)
+    start_sents, start, last_items = say_table(table, rng, name, named)
     tall = [t for t in table.towers if len(t) > 1]
     if len(tall) == 1:  # one stack: its blocks can be named by their place in it ("the top one")
         t = tall[0]
@@ -867,7 +969,22 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
             ["the one in the hand", "the held block", "the block in the gripper", "the one I'm holding",
              "the one the robot is holding"]
         )  # fmt: skip
-    goal_text, goal_items = say_goal(table, goal, rng, name)
+    # the goal names a block of the start's last sentence by "it" or "the latter"; it is then said right after
+    refer = goal["kind"] == "facts" and bool(start_sents) and rng.random() < 0.2
+    if refer:
+        once = refer_back(start_sents[-1], last_items, named, rng)
+        name.once, name.said = {b: f"\x00{w}\x00" for b, w in once.items()}, []
+        goal_text, goal_items = say_goal(table, goal, rng, name)
+        used = [m.start() for m in re.finditer("\x00", goal_text)]
+        # "it" must be the goal's first block ("put it on red", never "put red on blue and it on green")
+        plain = [goal_text.find(n) for n in name.said]
+        pronoun = any(w not in ("the former", "the latter") for w in once.values())
+        refer = bool(used) and not (pronoun and plain and min(plain) < used[0])
+        if refer:
+            goal_text = goal_text.replace("\x00", "")
+        name.once = {}
+    if not refer:
+        goal_text, goal_items = say_goal(table, goal, rng, name)
     others = [b for b in table.blocks if b not in named]
     if (
         goal["kind"] in ("facts", "tower") and others and rng.random() < 0.1
@@ -885,7 +1002,7 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
         goal_text += f" and {_fill(rng.choice(GOAL_ON), name, extra, other)}"
         goal_items.append(f"{extra} on {other}")
         kind = "incomplete"
-    elif r < 0.08:  # a contradiction: one more fact about a placed block
+    elif r < 0.08 and not refer:  # a contradiction: one more fact about a placed block
         x = rng.choice(table.blocks)
         y = rng.choice([b for b in table.blocks if b != x] or [x])
         extra_item, extra_text = rng.choice(
@@ -936,7 +1053,7 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
     elif goal["kind"] in ("reverse", "all on table") and rng.random() < 0.5:
         goal_sent = _sentence(rng.choice(["please ", "can you ", "I want to ", "", "now "]) + goal_text)
     rule_sents = [_sentence(f"{rng.choice(RULE_INTROS)} {t}".strip()) for t in rule_texts]
-    if rng.random() < 0.05:  # no goal at all, or no start at all
+    if rng.random() < 0.05 and not refer:  # no goal at all, or no start at all
         if rng.random() < 0.5:
             goal_sent, goal_items, kind = (
                 rng.choice(["What should I do?", "Any ideas?", "", "Help?"]),
@@ -947,18 +1064,36 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
             body, start, kind = "", [], "incomplete"
     if kind == "incomplete" and not goal_items and rng.random() < 0.5:
         goal_sent = ""
-    first = rng.random()
+    first = 0.0 if refer else rng.random()
     if first < 0.72:
         parts = [body, goal_sent]
+    elif (
+        goal_sent.endswith("?")
+        and goal_items
+        and 0 < len(start_sents) <= 3
+        and not any(
+            s.rstrip().endswith((":", ")")) for s in start_sents
+        )  # no "Each stack from the bottom up:"
+        and body
+        and rng.random() < 0.35
+    ):
+        # "What steps would put green on yellow, if green is on the table with yellow on it?"
+        joint = rng.choice([", if ", ", given that ", " when ", ", if right now "])
+        said = _join(start_sents, rng)
+        parts = [goal_sent.rstrip("?.!") + joint + said[0].lower() + said[1:] + "?"]
     elif first < 0.9 or not body:
         parts = [goal_sent, body]
-    else:  # "Reverse my tower: red on the table, blue on red."
+    elif rng.random() < 0.7:  # "Reverse my tower: red on the table, blue on red."
         parts = [goal_sent.rstrip(".?!") + ": " + body[0].lower() + body[1:]]
+    else:  # "Reverse my tower (green on the table, blue on green), please."
+        said = body[0].lower() + body[1:].rstrip(".")
+        parts = [goal_sent.rstrip(".?!") + f" ({said})" + rng.choice([".", ", please.", ", thanks.", "?"])]
     if rule_sents:
-        parts.insert(rng.choice([1, 2]) if len(parts) > 1 else 1, " ".join(rule_sents))
+        parts.insert(2 if refer else rng.choice([1, 2]) if len(parts) > 1 else 1, " ".join(rule_sents))
     if rng.random() < 0.3:  # chatter before, after or in between
         for _ in range(rng.choice([1, 1, 2])):
-            parts.insert(rng.randrange(len(parts) + 1), rng.choice(CHATTER))
+            k = rng.randrange(len(parts) + 1)
+            parts.insert(2 if refer and k == 1 else k, rng.choice(CHATTER))
     joiner = "\n" if rng.random() < 0.2 else " "
     text = joiner.join(p for p in parts if p)
     if not start and not goal_items and not rules:
