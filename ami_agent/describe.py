@@ -1099,6 +1099,8 @@ def generate(rng: random.Random, colours: list[str], sizes=(2, 8)) -> Request:
     if not start and not goal_items and not rules:
         return Request(rng.choice(NOT_PLANNING), kind="chat")
     truth = expand_goal(table, goal, goal_items)
+    if kind == "plan" and any(f"never {f}".replace("never holding", "never hold") in rules for f in truth):
+        kind = "contradiction"  # a rule forbids what the goal asks for: perception asks
     # a fact kept all along is the rule's, not also the goal's
     kept = [f for f in truth if f"keep {f}" in rules]
     if kept and len(kept) < len(truth):

@@ -523,6 +523,16 @@ def understand(r: Reading, reader: Reader) -> Perception:
             f"{'they are' if len(stray) > 1 else 'it is'} at the start.",
             reader="adapter",
         )
+    # a goal fact a rule forbids: the reader copied the rule into the goal, or the request contradicts itself
+    clash = [c for c in r.rules if c.kind == "forbid_fact" and tuple(c.target) in goal]
+    if clash:
+        c = clash[0]
+        return Perception(
+            "clarify",
+            question=f'The goal says {reader.vb.fact(tuple(c.target))}, but you also said "{c.describe()}". '
+            "Which one holds?",
+            reader="adapter",
+        )
     p = Perception("problem", sorted(objects), init, goal, list(r.rules), reader="adapter")
     return _checked(p, reader, "")
 

@@ -246,6 +246,14 @@ _REFERENCE = {
     "held", "hand", "gripper", "holding", "former", "latter", "other", "others", "upper", "lower", "highest",
 }  # fmt: skip
 
+# the words people use for each blocksworld action ("no stacking", "don't pick anything up", "never put a block
+# down"); another world's operator by its own name
+_ACTION_WORDS = {
+    "stack": r"\b(?:stack\w*|pil\w+|on top|onto|put|place|build)",
+    "unstack": r"\b(?:unstack\w*|take\w* \w*\s*off|remov\w*|lift\w* \w*\s*off|off)",
+    "pick-up": r"\b(?:pick\w*|lift\w*|grab\w*|take|raise|up)",
+    "put-down": r"\b(?:put\w*|set\w*|place\w*|down|drop\w*|lower\w*)",
+}
 _CUE_WORDS = ["never", "without", "avoid", "keep", "stay", "stays", "remain", "leave", "untouched", "always"]
 
 
@@ -282,8 +290,15 @@ def grounded(r: Reading, request: str, names: Names) -> Reading:
         )
 
     def said(c: Constraint) -> bool:
-        if c.kind == "forbid_operator":
-            return bool(cues)
+        if c.kind == "forbid_operator":  # its action named in a sentence with a rule word
+            action, name = _ACTION_WORDS.get(c.target[0], c.target[0]), c.target[0].split("-")
+            return any(
+                re.search(action, " ".join(words))
+                or any(
+                    difflib.get_close_matches(w, name, n=1, cutoff=0.75) for w in words
+                )  # "unsteck", "stak"
+                for words in cues
+            )
         blocks = set(c.target if c.kind == "forbid_object" else c.target[1:])
         return any(names_it(words, blocks) for words in cues)
 

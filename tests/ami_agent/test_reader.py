@@ -170,6 +170,17 @@ def test_a_rule_written_on_the_goal_line_is_a_rule(reader):
     ]
 
 
+def test_a_goal_a_rule_forbids_is_asked_about(reader):
+    """The reader sometimes copies "don't put red on the table" into the goal as well: a question naming both,
+    not a `no_plan` for a goal the rule blocks."""
+    names = Names(reader.vb)
+    reading = "start: red on blue; blue on table; yellow on table\ngoal: blue on yellow; red on table\n"
+    p = understand(parse_reading(reading + "rules: never red on table", reader.vb, names), reader)
+    assert p.kind == "clarify" and "red block" in p.question and "never put red on the table" in p.question
+    p = understand(parse_reading(reading + "rules: never red on yellow", reader.vb, names), reader)
+    assert p.kind == "problem"
+
+
 def test_macros_expand_from_the_start(reader):
     p = understand(
         parse_reading("start: red on table; blue on red; orange on blue\ngoal: reverse", reader.vb), reader
@@ -250,6 +261,11 @@ def test_a_rule_the_request_never_states_is_dropped(reader):
         assert rules(
             f"Red has green on it, orange is alone. Put orange on green. {sentence}", start + f"rules: {rule}"
         )
+    # an action forbidden needs the action named with the rule word
+    assert rules("Red has green on it, orange is alone. Orange on green. Green should stay clear.",
+                 start + "rules: never use stack") == []  # fmt: skip
+    assert rules("Red has green on it, orange is alone. Orange on green. Do not stak anything, please.",
+                 start + "rules: never use stack") == ["never use stack"]  # fmt: skip
     # a rule naming a block no world has, from a sentence that states no rule: no question about that block
     text = (
         "Red has green on it, orange is alone. Orange on green. The lights flicker, ignore it in the video."
