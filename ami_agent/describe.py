@@ -807,8 +807,10 @@ def say_goal(table: Table, goal: dict, rng: random.Random, name: Namer) -> tuple
         # "put gold on blue, which is on the table": the start said again in the goal is not a goal
         text = rng.choice(GOAL_ON_WHICH_VERB if verbal else GOAL_ON_WHICH)
         return _fill(text, name, w[0], w[2]).replace("{it}", name(w[2])), [facts[0]]
-    if rng.random() < 0.5:  # a chain said upward: "green on white, then violet on top of it"
-        facts.sort(key=lambda f: _height(f, facts))
+    # (a draw the committed reader's training data was made with: it chose to sort the facts so that chains read
+    # upward, but the sort key read the list being sorted, which Python empties meanwhile, so nothing moved; chains
+    # are said with "on top of it" when the sampled order has them bottom-up)
+    rng.random()
     below, pair = None, False  # the block the last fact put something on (or on the table); on a block?
     for f in facts:
         w = f.split()
@@ -830,16 +832,6 @@ def say_goal(table: Table, goal: dict, rng: random.Random, name: Namer) -> tuple
             parts.append(_fill(rng.choice(GOAL_ON_VERB if verbal else GOAL_ON), name, w[0], w[2]))
         items.append(f)
     return _join(parts, rng), items
-
-
-def _height(fact: str, facts: list[str]) -> int:
-    """How many of the goal's `on` facts lie under this one (0 for a fact on the table or one on a free block)."""
-    w, on = fact.split(), {f.split()[0]: f.split()[2] for f in facts if f.split()[1:2] == ["on"]}
-    n, x, seen = 0, w[0], set()
-    while x in on and on[x] != "table" and x not in seen:
-        seen.add(x)
-        x, n = on[x], n + 1
-    return n
 
 
 def sample_table(rng: random.Random, colours: list[str]) -> Table:

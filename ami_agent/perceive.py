@@ -15,7 +15,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from ami_agent.reader import Reading, complete_state
+from ami_agent.reader import Reading, complete_state, rule_objects
 from planner.constraints import Constraint
 from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.errors import WorldError
@@ -475,7 +475,7 @@ def understand(r: Reading, reader: Reader) -> Perception:
     objects = r.objects
     if r.rest_on_table:  # "they're all on the table", "the rest are on the table": every block named
         named = (
-            [o for a in r.goal for o in a[1:]] + [o for m in r.macros for o in m[1:]] + _rule_objects(r.rules)
+            [o for a in r.goal for o in a[1:]] + [o for m in r.macros for o in m[1:]] + rule_objects(r.rules)
         )
         objects += [o for o in dict.fromkeys(named) if o not in objects]
     if not r.start and not (r.rest_on_table and objects):
@@ -512,8 +512,8 @@ def understand(r: Reading, reader: Reader) -> Perception:
     # a fact a rule keeps all along holds at the end too: the rule says it ("keep violet on the table" is not
     # also a goal the reply lists)
     kept = {c.target for c in r.rules if c.kind == "require_fact"}
-    goal = goal - kept if goal - kept else goal
-    named = {o for a in goal for o in a[1:]} | set(_rule_objects(r.rules))
+    goal = goal - kept or goal
+    named = {o for a in goal for o in a[1:]} | set(rule_objects(r.rules))
     stray = [o for o in reader.all_objects if o in named and o not in objects]
     if stray:
         which = " and ".join(f"the {reader.names[o]}" for o in stray)
@@ -535,11 +535,6 @@ def understand(r: Reading, reader: Reader) -> Perception:
         )
     p = Perception("problem", sorted(objects), init, goal, list(r.rules), reader="adapter")
     return _checked(p, reader, "")
-
-
-def _rule_objects(rules: list[Constraint]) -> list[str]:
-    """The blocks rules name (a fact's arguments; the block a forbid_object rule protects)."""
-    return [o for c in rules for o in (c.target if c.kind == "forbid_object" else c.target[1:])]
 
 
 def _expand(macro: tuple, init: set[Atom], objects: list[str], reader: Reader) -> set[Atom] | str:

@@ -257,11 +257,13 @@ _ACTION_WORDS = {
 _CUE_WORDS = ["never", "without", "avoid", "keep", "stay", "stays", "remain", "leave", "untouched", "always"]
 
 
+_REFERENCE_LONG = sorted(r for r in _REFERENCE if len(r) >= 5)  # long enough to be recognised misspelt
+
+
 def _refers(words: list[str]) -> bool:
     """A pronoun or a place ("it", "the top block", "the btotom one") that can stand for any block."""
-    long = [r for r in _REFERENCE if len(r) >= 5]
     return bool(_REFERENCE.intersection(words)) or any(
-        difflib.get_close_matches(w, long, n=1, cutoff=0.75) for w in words if len(w) >= 5
+        difflib.get_close_matches(w, _REFERENCE_LONG, n=1, cutoff=0.75) for w in words if len(w) >= 5
     )
 
 
@@ -269,6 +271,16 @@ def _misspelt_cue(sentence: str) -> bool:
     """ "neever", "wihout", "stya": a rule word misspelt."""
     words = [w for w in re.findall(r"[a-z]+", sentence.lower()) if len(w) >= 3]
     return any(difflib.get_close_matches(w, _CUE_WORDS, n=1, cutoff=0.75) for w in words)
+
+
+def rule_objects(rules: list[Constraint]) -> list[str]:
+    """The blocks rules name (a fact's arguments; the block a forbid_object rule protects)."""
+    return [
+        o
+        for c in rules
+        if c.kind != "forbid_operator"
+        for o in (c.target if c.kind == "forbid_object" else c.target[1:])
+    ]
 
 
 def grounded(r: Reading, request: str, names: Names) -> Reading:
@@ -299,8 +311,7 @@ def grounded(r: Reading, request: str, names: Names) -> Reading:
                 )  # "unsteck", "stak"
                 for words in cues
             )
-        blocks = set(c.target if c.kind == "forbid_object" else c.target[1:])
-        return any(names_it(words, blocks) for words in cues)
+        return any(names_it(words, set(rule_objects([c]))) for words in cues)
 
     r.rules = [c for c in r.rules if said(c)]
     # "never touch video" from "... ignore that if you see it in the video": no rule, so no unknown block either
