@@ -217,6 +217,24 @@ def _agent_record(c: Case, res: dict, dt: float, cpu: float) -> dict:
 VERIFY_ROUNDS = (1, 3, 4, 8)  # ar-sft-verify's samples per round: greedy first, then 15 at temperature 0.7
 
 
+def run_llm_by_world(cases: list[Case], get_llm, system: str, adapter_for=None, **kw):
+    """`run_llm` world by world, each world's cases with its adapter (`adapter_for(domain name)`, loaded when its
+    first case comes; None: the base model). get_llm() -> (backend, tokenizer). Records come back in the worlds'
+    order of first appearance."""
+    by_world: dict[str, list[Case]] = {}
+    for c in cases:
+        by_world.setdefault(c.domain.name, []).append(c)
+    for world, part in by_world.items():
+        adapter = adapter_for(world) if adapter_for else None
+        yield from run_llm(part, *get_llm(), system, adapter, **kw)
+
+
+def answer_tokens(c: Case) -> int:
+    """The tokens an answer may take: 600 (room for any plan of up to 15 blocks), or 40 a problem object where more
+    (a logistics step is ~17 tokens, and 25 objects' plans reach 40 steps)."""
+    return max(600, 40 * len(c.problem.objects))
+
+
 def run_llm(
     cases: list[Case],
     backend,
@@ -224,11 +242,12 @@ def run_llm(
     system: str,
     adapter: str | None,
     samples: int = 1,
-    max_tokens: int = 600,
+    max_tokens: int | None = None,
     chunk: int = 32,
     verify: bool = False,
 ):
-    """The base model (with or without an adapter) answers each query; the plan is read from its text.
+    """The base model (with or without an adapter) answers each query; the plan is read from its text, of at most
+    max_tokens (default `answer_tokens`: room for plans of logistics' sizes and of many blocks).
     samples > 1: that many samples at temperature 0.7, the majority plan (self-consistency). verify: up to 16
     answers (VERIFY_ROUNDS), the first one the simulator's validator accepts is returned (the LRM-Modulo shape;
     `ami` never calls the simulator); a problem stops sampling once one is accepted. A chunk's time is shared
@@ -250,6 +269,7 @@ def run_llm(
     for i in range(0, len(cases), chunk):
         part = cases[i : i + chunk]
         reqs = [Request(prompt_ids=ids(c)) for c in part]
+        budget = max_tokens or max(answer_tokens(c) for c in part)
         answers: list[list] = [[] for _ in part]
         t0, c0 = time.perf_counter(), cpu_seconds()
         if verify:
@@ -261,9 +281,9 @@ def run_llm(
                     break
                 for _ in range(n):
                     sampling = (
-                        Sampling(max_tokens=max_tokens)
+                        Sampling(max_tokens=budget)
                         if k == 0
-                        else Sampling(max_tokens=max_tokens, temperature=0.7, seed=seed)
+                        else Sampling(max_tokens=budget, temperature=0.7, seed=seed)
                     )
                     seed += 1
                     outs = backend.generate([reqs[j] for j in todo], adapter, sampling)
@@ -277,14 +297,12 @@ def run_llm(
                         break
             chosen = accepted
         elif samples == 1:
-            for j, o in enumerate(backend.generate(reqs, adapter, Sampling(max_tokens=max_tokens))):
+            for j, o in enumerate(backend.generate(reqs, adapter, Sampling(max_tokens=budget))):
                 answers[j].append(o)
             chosen = [plan_of(c, a[0]) or None for c, a in zip(part, answers)]
         else:
             for s in range(samples):
-                outs = backend.generate(
-                    reqs, adapter, Sampling(max_tokens=max_tokens, temperature=0.7, seed=s)
-                )
+                outs = backend.generate(reqs, adapter, Sampling(max_tokens=budget, temperature=0.7, seed=s))
                 for j, o in enumerate(outs):
                     answers[j].append(o)
             chosen = []

@@ -154,15 +154,24 @@ def run_systems(
             llm = (make_backend(backend, mdir), AutoTokenizer.from_pretrained(mdir))
         return llm
 
-    def sft_adapter():
-        from eval.baselines import ADAPTER, AR_SFT_DIR
+    def sft_adapter(world: str) -> str:
+        """The ar-sft adapter for a world's queries (its own where one was added for it), loaded merged."""
+        from eval.baselines import ADAPTER, AR_SFT_DIR, adapter_dir
 
-        path = AR_SFT_DIR / "adapter"
+        folder = adapter_dir(world)
+        path = folder / "adapter"
         if not (path / "adapter_config.json").exists():
             raise UserError(f"{path}: no ar-sft adapter. Train it: ami-agent train ar-sft")
+        name = ADAPTER if folder == AR_SFT_DIR else f"{ADAPTER}-{world}"
         b, _ = get_llm()
-        b.add_adapter(ADAPTER, path, merge=True)  # served as the decoder is: merged weights
-        return ADAPTER
+        b.add_adapter(name, path, merge=True)  # served as the decoder is: merged weights
+        return name
+
+    def run_llm(system: str, cs: list):
+        adapter_for = None if system == "ar-zero-shot" else sft_adapter
+        samples = sc_samples if system == "ar-sft-sc" else 1
+        verify = system == "ar-sft-verify"
+        return harness.run_llm_by_world(cs, get_llm, system, adapter_for, samples=samples, verify=verify)
 
     def runner(system: str):
         if system == "oracle":
@@ -172,10 +181,7 @@ def run_systems(
         if system == "ami":
             bound = get_agent()
             return lambda cs: harness.run_agent(cs, bound, concurrency)
-        adapter = None if system == "ar-zero-shot" else sft_adapter()
-        samples = sc_samples if system == "ar-sft-sc" else 1
-        verify = system == "ar-sft-verify"
-        return lambda cs: harness.run_llm(cs, *get_llm(), system, adapter, samples=samples, verify=verify)
+        return lambda cs: run_llm(system, cs)
 
     try:
         for system in names:

@@ -198,6 +198,15 @@ def test_training_refuses_a_budget_of_no_minutes(capsys):
         assert "Traceback" not in e
 
 
+def test_train_ar_sft_refuses_an_added_world_with_world_or_out(capsys, tmp_path):
+    """--add-world trains into the world's own folder: --world or --out beside it is a one-line error, before the
+    base model loads."""
+    for extra in (["--world", "planbench:blocksworld"], ["--out", str(tmp_path)]):
+        assert main(["train", "ar-sft", "--add-world", "x.pddl", *extra]) == 2
+        e = capsys.readouterr().err
+        assert "--add-world" in e and "Traceback" not in e
+
+
 def test_decoder_eval_refuses_a_bad_mode(capsys):
     assert main(["decoder", "eval", "--suite", "planbench:blocksworld", "--mode", "words"]) == 2
     e = capsys.readouterr().err

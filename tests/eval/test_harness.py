@@ -47,12 +47,14 @@ class ScriptedBackend:
     def __init__(self, script):
         self.script = list(script)
         self.calls = []
+        self.adapters = []
 
     def generate(self, requests, adapter=None, sampling=None):
         from decoder.backends import Completion
 
         texts = self.script.pop(0)
         self.calls.append((len(requests), sampling.temperature))
+        self.adapters.append((adapter, sampling.max_tokens))
         return [Completion(t, 10, 5) for t in texts[: len(requests)]]
 
 
@@ -77,3 +79,26 @@ def test_verify_samples_until_the_validator_accepts(planbench):
     assert [n for n, _ in backend.calls] == [2, 2, 2] + [1] * 13  # the solved problem is not asked again
     assert backend.calls[0][1] == 0.0 and all(t == 0.7 for _, t in backend.calls[1:])
     assert r0["cpu_seconds"] >= r1["cpu_seconds"] >= 0
+
+
+def test_llm_systems_answer_each_world_with_its_adapter(planbench):
+    """Mixed suites: each world's cases go to its own adapter, with room for its plans' tokens."""
+    cases = harness.load_cases("planbench:blocksworld", planbench, limit=2)
+    cases += harness.load_cases("planbench:logistics", planbench, limit=1)
+    cases += harness.load_cases("planbench:mystery_blocksworld", planbench, limit=1)
+    backend = ScriptedBackend([["nonsense"] * 2, ["nonsense"], ["nonsense"]])
+    recs = list(harness.run_llm_by_world(cases, lambda: (backend, Tok()), "ar-sft", lambda w: f"sft-{w}"))
+    assert [r["suite"] for r in recs] == [
+        "planbench:blocksworld",
+        "planbench:blocksworld",
+        "planbench:logistics",
+        "planbench:mystery_blocksworld",
+    ]
+    assert [a for a, _ in backend.adapters] == [
+        "sft-blocksworld-4ops",
+        "sft-logistics-strips",
+        "sft-mystery-4ops",
+    ]
+    tokens = dict(backend.adapters)
+    assert tokens["sft-blocksworld-4ops"] == 600
+    assert tokens["sft-logistics-strips"] == harness.answer_tokens(cases[2])

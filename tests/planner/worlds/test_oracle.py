@@ -1,7 +1,7 @@
 """planner/worlds/oracle.py: the optimal reference planner."""
 
 from planner.worlds.generate import ProblemGenerator
-from planner.worlds.oracle import solve
+from planner.worlds.oracle import solve, solve_satisficing
 from planner.worlds.pddl import parse_problem
 from planner.worlds.strips import Task
 
@@ -41,4 +41,51 @@ def test_unsolvable_is_no_plan(bw_domain):
 def test_budget_is_reported(bw_domain):
     p = ProblemGenerator(bw_domain, rng=0).sample(6, goal_facts=5)
     r = solve(Task(bw_domain, p), max_expansions=5)
+    assert r.status == "no_plan" and "budget" in r.reason
+
+
+def test_satisficing_plans_are_valid_and_near_optimal(bw_domain):
+    """Weighted A* on h_FF: every plan valid; on small problems within a step or two of the shortest."""
+    from planner.worlds.plans import parse_plan_text, validate
+
+    gen = ProblemGenerator(bw_domain, rng=7)
+    extra = 0
+    for _ in range(10):
+        p = gen.sample(5)
+        task = Task(bw_domain, p)
+        r = solve_satisficing(task)
+        assert r.status == "solved"
+        assert validate(bw_domain, p, parse_plan_text("\n".join(r.plan), bw_domain, p)).valid
+        extra += len(r.plan) - len(solve(task).plan)
+    assert 0 <= extra <= 6
+
+
+def test_satisficing_reaches_logistics_of_planbench_sizes():
+    """Problems of 20-25 objects, beyond breadth-first search: valid plans within seconds."""
+    from pathlib import Path
+
+    from planner.worlds.pddl import load_domain
+    from planner.worlds.plans import parse_plan_text, validate
+
+    d = load_domain(Path(__file__).resolve().parents[3] / "ami_agent" / "worlds" / "logistics.pddl")
+    gen = ProblemGenerator(d, rng=11)
+    for n in (20, 23, 25):
+        p = gen.sample(n)
+        r = solve_satisficing(Task(d, p), time_limit=30)
+        assert r.status == "solved" and r.seconds < 30
+        assert validate(d, p, parse_plan_text("\n".join(r.plan), d, p)).valid
+
+
+def test_satisficing_no_plan(bw_domain):
+    """A goal no state satisfies ends with the space exhausted; a budget is reported as such."""
+    p = parse_problem(
+        """(define (problem u) (:domain blocksworld-4ops) (:objects a b c)
+        (:init (handempty) (ontable a) (ontable b) (ontable c) (clear a) (clear b) (clear c))
+        (:goal (and (on a c) (on b c))))""",
+        bw_domain,
+    )
+    r = solve_satisficing(Task(bw_domain, p))
+    assert r.status == "no_plan" and "exhausted" in r.reason
+    big = ProblemGenerator(bw_domain, rng=0).sample(8, goal_facts=7)
+    r = solve_satisficing(Task(bw_domain, big), max_expansions=2)
     assert r.status == "no_plan" and "budget" in r.reason
