@@ -44,7 +44,8 @@ def world_model_objects(world) -> tuple[int, int]:
 
 
 def training_problems(worlds, objects=(3, 5), batch: int = 8, seed: int = 0, solver=solve):
-    """The endless stream of (world, problem, optimal plan) ar-sft trains on, in order: one world per batch, worlds
+    """The endless stream of (world, problem, plan) ar-sft trains on (the plans `solver`'s: by default the oracle's
+    optimal ones), in order: one world per batch, worlds
     in turn (until 2026-11-28 each example drew its world). A batch's queries then share the domain description
     (~350 of ~450 prompt tokens), which the training loop computes once (decoder.lora.shared_prefix_loss: the
     batch's loss and gradients unchanged): 7 s a step instead of 22. Replayed by `python -m eval.overlap`."""
@@ -83,7 +84,7 @@ def train_ar_sft(
 
     if plans not in ("optimal", "satisficing"):
         raise ValueError(f"plans: optimal or satisficing, got {plans!r}")
-    # a generated problem whose plan takes the satisficing search over 30 s is drawn again (none seen so far)
+    # a generated problem whose plan takes the satisficing search over 30 s is drawn again
     solver = solve if plans == "optimal" else functools.partial(solve_satisficing, time_limit=30.0)
     stream = training_problems(worlds, objects, batch, seed, solver)
 

@@ -32,3 +32,24 @@ def test_answers_have_room_for_the_problems_plans(planbench):
     assert harness.answer_tokens(bw) == 600
     big = max(lg, key=lambda c: len(c.problem.objects))
     assert harness.answer_tokens(big) == 40 * len(big.problem.objects) > 600
+
+
+def test_the_default_recipe_is_what_made_the_committed_adapters():
+    """`ami-agent train ar-sft` with no option: the shared adapter's recipe, then logistics' own with the same
+    minutes, batch, rank and learning rate, on its world model's sizes with satisficing plans."""
+    import inspect
+    import json
+
+    shared = json.loads((baselines.AR_SFT_DIR / "ar-sft.json").read_text())
+    added = json.loads((baselines.AR_SFT_DIR / "logistics-strips" / "ar-sft.json").read_text())
+    defaults = {k: v.default for k, v in inspect.signature(baselines.train_ar_sft).parameters.items()}
+    for rec in (shared, added):
+        assert rec["config"]["minutes"] == defaults["minutes"] == 40.0
+        assert rec["config"]["batch"] == defaults["batch"] and rec["config"]["lr"] == defaults["lr"]
+        assert rec["lora"]["rank"] == defaults["rank"]
+    assert shared["config"]["objects"] == list(defaults["objects"])
+    assert added["config"]["worlds"] == ["logistics-strips"] and added["config"]["objects"] == [6, 25]
+    assert added["config"]["plans"] == "satisficing"
+    assert added["command"] == (
+        "ami-agent train ar-sft --add-world ami_agent/worlds/logistics.pddl,ami_agent/worlds/logistics.yaml"
+    )
