@@ -322,9 +322,40 @@ def grounded(r: Reading, request: str, names: Names) -> Reading:
     return r
 
 
+# "everything is on the table right now", "they're all on the table", "all three are on the table": the start,
+# said of every block at once; a sentence that asks for it ("I want them all on the table") or leaves some out
+# ("all but red") does not count
+_ALL_ON_TABLE = re.compile(
+    r"\b(?:all|everything|every\s+block|each\s+block|both|none\s+of\s+them\s+(?:is|are)\s+stacked)\b[^.?!;]*"
+    r"\bon\s+the\s+table\b|\bnothing\s+is\s+(?:stacked|on\s+(?:top\s+of\s+)?anything)\b",
+    re.I,
+)
+_NOT_START = re.compile(
+    r"\b(?:want|wants|wish|like|need|needs|goal|end|ends|ending|finish|final|finally|target|should|must|make|"
+    r"get|put|move|build|then|after|afterwards|later|except|but|besides|apart|other|rest|remaining|when|until|"
+    r"could|can|would|will|please|let|lets|if)\b",
+    re.I,
+)
+
+
+def start_all_on_table(r: Reading, request: str, names: Names, ontable: str = "ontable") -> Reading:
+    """A reading with no start where the request says every block is on the table: `start: all on table`, and
+    the blocks that sentence names on the table. The reader sometimes writes the goal alone for "Build a tower of
+    blue on orange. Everything is on the table right now." """
+    if r.start or r.rest_on_table or r.unread:
+        return r
+    for sentence in re.split(r"(?<=[.!?;])\s+|\n|[()]", request):
+        if _ALL_ON_TABLE.search(sentence) and not _NOT_START.search(sentence):
+            r.rest_on_table = True
+            named = [names.obj[w] for w in re.findall(r"[a-z]+", sentence.lower()) if w in names.obj]
+            r.start += [(ontable, o) for o in dict.fromkeys(named)]
+            break
+    return r
+
+
 def read(backend, tokenizer, texts: list[str], vb: Verbalizer) -> list[Reading]:
-    names = Names(vb)
+    names, ontable = Names(vb), _predicates(vb)["ontable"]
     return [
-        grounded(parse_reading(t, vb, names), text, names)
+        start_all_on_table(grounded(parse_reading(t, vb, names), text, names), text, names, ontable)
         for t, text in zip(read_texts(backend, tokenizer, texts), texts)
     ]

@@ -7,7 +7,7 @@ import pytest
 
 from ami_agent.describe import generate
 from ami_agent.perceive import understand
-from ami_agent.reader import Names, complete_state, grounded, parse_reading
+from ami_agent.reader import Names, complete_state, grounded, parse_reading, start_all_on_table
 from planner.worlds.blocksworld import blocksworld_names
 
 
@@ -214,6 +214,41 @@ def test_nothing_in_training_reads_the_written_requests():
                 assert not any(n.startswith("eval") for n in names), (path, names)
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
                 assert "free_requests" not in node.value and "free_followups" not in node.value, path
+
+
+def test_a_start_said_of_every_block_at_once(reader):
+    """start_all_on_table(): a reading with no start where the request says every block is on the table gets
+    `all on table` and the blocks that sentence names; no generated request whose reading has no start is
+    changed (asking where the blocks are stays a question), nor a sentence that asks for it or leaves some out."""
+    names = Names(reader.vb)
+    rng = random.Random(9)
+    checked = 0
+    for _ in range(3000):
+        r = generate(rng, list(names.obj))
+        read = parse_reading(r.reading, reader.vb, names)
+        if read.start or read.rest_on_table:
+            continue
+        start_all_on_table(read, r.text, names)
+        assert not read.start and not read.rest_on_table, (r.text, r.reading)
+        checked += 1
+    assert checked > 100
+
+    def start(text: str) -> tuple[bool, set[str]]:
+        got = start_all_on_table(parse_reading("goal: blue on orange", reader.vb, names), text, names)
+        return got.rest_on_table, _words(names, got.start)
+
+    said = "Build a tower of blue on orange. Everything is on the table right now, and there's also a yellow block."
+    assert start(said) == (True, {"yellow on table"})
+    assert start("I'd like blue on orange. They're all on the table now.") == (True, set())
+    assert start("Can blue end up on orange? All three are on the table.") == (True, set())
+    assert start("Nothing is stacked. Blue on orange, please.") == (True, set())
+    for text in (
+        "I want them all on the table, then blue on orange.",
+        "Everything except red is on the table. Blue on orange.",
+        "Put everything on the table and then blue on orange.",
+        "Blue on orange.",
+    ):
+        assert start(text) == (False, set()), text
 
 
 def test_a_rule_the_request_never_states_is_dropped(reader):
