@@ -29,6 +29,7 @@ from decoder.prompt import (
     answer_rounds,
     build_prompt,
     build_state_prompt,
+    coded_action,
     read_answer,
     read_state,
     strip_codes,
@@ -229,13 +230,17 @@ class Decoder:
 
     def _parallel_rounds(self, group: list[_Rounds], adapter: str, sampling: Sampling) -> None:
         """Every line not yet final is written at once, each after the latest drafts of the lines before it
-        (Jacobi iteration: the first round's drafts follow empty lines). A line written after the lines that come
-        out of the same call unchanged is final: greedy decoding would write it so after them. Each call makes at
-        least one more line final; a plan's lines usually settle in three or four calls. Before each call, the answer's longest
-        prompt is read alone (one token written): the other prompts are its prefixes, served from vLLM's prefix
-        cache instead of read once each."""
+        (Jacobi iteration). The first drafts are the plan's lines as trained (`_Rounds.guesses`): a guess, as a
+        draft model's in speculative decoding. A line written after the lines that come out of the same call
+        unchanged is final: greedy decoding would write it so after them. Each call makes at least one more line
+        final; where the language model writes the guessed lines, all are final in the first call (from empty
+        drafts they settled in three or four). Before each call, the answer's longest prompt is read alone (one
+        token written): the other prompts are its prefixes, served from vLLM's prefix cache instead of read once
+        each."""
         s = _line_sampling(sampling, 0)
         self._serial_rounds(group, adapter, sampling, rounds=1)  # the explanation, which every line follows
+        for st in group:
+            st.drafts = st.guesses[len(st.lines) - 1 :]
         while live := [st for st in group if len(st.lines) < len(st.rounds)]:
             longest = [st for st in live if len(st.rounds) - len(st.lines) > 1]
             if longest:
@@ -357,6 +362,15 @@ class _Rounds:
         ]
         self.lines: list[str] = []
         self.drafts: list[str] = []
+        # each step's line as trained (its phrase, the codes before the arguments): the first drafts of parallel
+        # rounds, which the language model's own lines confirm or replace
+        codes = decoder.projectors[item.world][0].code_map(item.plan, item.objects)
+        steps = len(self.rounds) - 1
+        self.guesses = (
+            [" " + coded_action(item.verbalizer, s, codes) for s in item.actions]
+            if len(item.actions) == steps
+            else []
+        )
         self.tokens_out, self.finish = 0, "stop"
         # what the model is given, each piece counted once: the prompt, the numbers and vectors the rounds put in
         self.tokens_in = sum(int(x.shape[0]) for x in [self.head, *self.puts, *self.slots] if x is not None)

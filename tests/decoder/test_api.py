@@ -22,7 +22,8 @@ def test_vllm_and_transformers_decode_latent_plans_alike(
         m.setattr(api, "PARALLEL_LINES", 0)
         serial = Decoder(vllm_backend, model_dir).decode(items, "latent")
     assert [d.raw or d.text for d in serial] == [d.raw or d.text for d in via_vllm]
-    assert sum(d.tokens_out for d in via_vllm) > sum(d.tokens_out for d in serial)  # drafts are paid for
+    # the drafts written beside the lines and the longest prompts read alone (a token each) are paid for
+    assert sum(d.tokens_out for d in via_vllm) > sum(d.tokens_out for d in serial)
     via_hf = Decoder(hf_backend, model_dir).decode(items, "latent")
     same = sum(a.text.strip() == b.text.strip() for a, b in zip(via_vllm, via_hf))
     assert same >= len(items) - 1, [(a.text, b.text) for a, b in zip(via_vllm, via_hf)]
@@ -159,18 +160,29 @@ def test_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path):
     assert drawn.plan.order == dec.with_codes(item, 1).plan.order != dec.with_codes(item, 2).plan.order
     assert len(set(drawn.plan.order)) == len(p.objects) and max(drawn.plan.order) < 8
     assert item.plan.order is None and drawn.actions == item.actions
-    # parallel rounds (a backend that says how busy it is): every line at once after the latest drafts; a line is
-    # kept when the lines before it came out unchanged. The answer is the serial one: in 3 calls where each line
-    # is written right whatever comes before it (one for the explanation, one to draft, one to confirm), and in
-    # one call a line where a line is written right only after the right lines (the worst case)
-    for strict, most in ((False, 3), (True, len(plan) + 1)):
-        parallel = _Recorded(backend, written, strict)
+    # parallel rounds (a backend that says how busy it is): every line at once after the latest drafts, the first
+    # drafts the plan's lines as trained; a line is kept when the lines before it came out unchanged. The answer is
+    # the serial one: in 2 calls where the model writes the lines as trained (the explanation, then every line
+    # confirmed at once). Where it writes them otherwise (no codes, here): in 3 calls where each line is written
+    # the same whatever comes before it (one for the explanation, one to draft, one to confirm), and in one call a
+    # line where a line is written so only after the same lines (the worst case)
+    uncoded = [head] + [" " + vb.action(s) for s in plan]
+    serial_uncoded = _Scripted(uncoded)
+    plain = Decoder(serial_uncoded, model_dir, tmp_path).decode([item])[0]
+    for lines, serial, strict, most in (
+        (written, backend, False, 2),
+        (written, backend, True, 2),
+        (uncoded, serial_uncoded, False, 3),
+        (uncoded, serial_uncoded, True, len(plan) + 1),
+    ):
+        parallel = _Recorded(serial, lines, strict)
         again = Decoder(parallel, model_dir, tmp_path).decode([item])[0]
-        assert again.text == out.text and again.raw == out.raw
+        want = out if lines is written else plain
+        assert again.text == want.text and again.raw == want.raw
         calls = [
             len(reqs) for reqs, s in parallel.calls if s.max_tokens > 1
         ]  # longest prompts read first: 1 token
-        assert calls[:2] == [1, len(plan)] and len(calls) == most, calls
+        assert calls[:2] == [1, len(plan)] and len(calls) == most, (strict, calls)
     streamed = _Scripted(written)
     assert "".join(Decoder(streamed, model_dir, tmp_path).stream(item)) == out.text
     assert len(streamed.calls) == len(plan) + 1
