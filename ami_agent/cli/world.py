@@ -249,6 +249,11 @@ def plan_cmd(
     from planner.api import ACTORS, Planner
     from planner.worlds.pddl import load_domain, load_problem
 
+    # the options are checked before any suite or problem loads
+    if actor not in ACTORS:
+        raise UserError(f"--actor must be one of {', '.join(ACTORS)}, got {actor!r}")
+    if not 0.0 <= slip < 1.0 or (slip and not mpc):
+        raise UserError("--slip must be in [0, 1) and needs --mpc")
     if suite:
         from eval.suites import load_suite
 
@@ -260,10 +265,6 @@ def plan_cmd(
         items = [(domain, f, f.name, None) for f in problem_files(instances)[:limit]]
     else:
         raise UserError("give --suite S, or --domain D.pddl --instances DIR")
-    if actor not in ACTORS:
-        raise UserError(f"--actor must be one of {', '.join(ACTORS)}, got {actor!r}")
-    if not 0.0 <= slip < 1.0 or (slip and not mpc):
-        raise UserError("--slip must be in [0, 1) and needs --mpc")
     d = load_domain(items[0][0])
     ckpt = checkpoint or default_checkpoint(d)
     if not ckpt.exists():
