@@ -29,6 +29,34 @@ def _spent(expansions: int, max_expansions: int, time_limit: float | None, t0: f
     )
 
 
+def _unreachable(t0: float) -> OracleResult:
+    return OracleResult(
+        "no_plan",
+        reason="the goal is unreachable: some goal fact can never hold",
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _exhausted(expansions: int, t0: float) -> OracleResult:
+    return OracleResult(
+        "no_plan",
+        reason="the goal is unreachable from the initial state (search space exhausted)",
+        expansions=expansions,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _solved(
+    task: Task, parent: dict[int, tuple[int, int]], state: int, expansions: int, t0: float
+) -> OracleResult:
+    """The plan that reached `state`, read back through `parent` (state -> (its parent, the action's index))."""
+    plan = []
+    while state != task.init:
+        state, ai = parent[state]
+        plan.append(task.actions[ai].label)
+    return OracleResult("solved", plan[::-1], "", expansions, time.perf_counter() - t0)
+
+
 def _budget_spent(expansions: int, t0: float) -> OracleResult:
     return OracleResult(
         "no_plan",
@@ -43,11 +71,7 @@ def solve(task: Task, max_expansions: int = 2_000_000, time_limit: float | None 
     if task.is_goal(task.init):
         return OracleResult("solved", [], "", 0, time.perf_counter() - t0)
     if not task.goal_reachable:
-        return OracleResult(
-            "no_plan",
-            reason="the goal is unreachable: some goal fact can never hold",
-            seconds=time.perf_counter() - t0,
-        )
+        return _unreachable(t0)
     actions = task.actions
     parent: dict[int, tuple[int, int]] = {task.init: (-1, -1)}
     frontier = deque([task.init])
@@ -65,19 +89,9 @@ def solve(task: Task, max_expansions: int = 2_000_000, time_limit: float | None 
                     continue
                 parent[nxt] = (state, i)
                 if nxt & goal == goal:
-                    plan = []
-                    s = nxt
-                    while s != task.init:
-                        s, ai = parent[s]
-                        plan.append(actions[ai].label)
-                    return OracleResult("solved", plan[::-1], "", expansions, time.perf_counter() - t0)
+                    return _solved(task, parent, nxt, expansions, t0)
                 frontier.append(nxt)
-    return OracleResult(
-        "no_plan",
-        reason="the goal is unreachable from the initial state (search space exhausted)",
-        expansions=expansions,
-        seconds=time.perf_counter() - t0,
-    )
+    return _exhausted(expansions, t0)
 
 
 def solve_blocks(
@@ -300,11 +314,7 @@ def solve_satisficing(
     relaxed = _Relaxed(task)
     h0 = relaxed.ff(task.init)
     if h0 is None:
-        return OracleResult(
-            "no_plan",
-            reason="the goal is unreachable: some goal fact can never hold",
-            seconds=time.perf_counter() - t0,
-        )
+        return _unreachable(t0)
     actions = task.actions
     parent: dict[int, tuple[int, int]] = {task.init: (-1, -1)}
     cost = {task.init: 0}
@@ -317,11 +327,7 @@ def solve_satisficing(
             continue
         closed.add(state)
         if state & task.goal == task.goal:
-            plan = []
-            while state != task.init:
-                state, ai = parent[state]
-                plan.append(actions[ai].label)
-            return OracleResult("solved", plan[::-1], "", expansions, time.perf_counter() - t0)
+            return _solved(task, parent, state, expansions, t0)
         expansions += 1
         if _spent(expansions, max_expansions, time_limit, t0, every=16):
             return _budget_spent(expansions, t0)
@@ -337,9 +343,4 @@ def solve_satisficing(
                 parent[nxt] = (state, i)
                 tick += 1
                 heapq.heappush(heap, (g + 1 + weight * h, g + 1, tick, nxt))
-    return OracleResult(
-        "no_plan",
-        reason="the goal is unreachable from the initial state (search space exhausted)",
-        expansions=expansions,
-        seconds=time.perf_counter() - t0,
-    )
+    return _exhausted(expansions, t0)
