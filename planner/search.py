@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -53,6 +53,15 @@ class SearchConfig:
     # a fact holds when the combined read-out is above `fact_threshold` (`EnsembleWorld`)
     ensemble_readout: str = "probability"
     fact_threshold: float = 0.5
+    # when a search for the whole goal spends its share of the budget (`AGENDA_AFTER`), pursue the goal's facts one
+    # at a time (`agenda_search`): the one the critic puts nearest first, each search keeping the facts already
+    # reached. For a world whose goal facts never stand in each other's way (logistics' packages), where one
+    # search for a goal of many facts is led by a sum of as many estimates, whose errors add up
+    goal_agenda: bool = False
+    # best-first: children that make some fact true for the first time among the states of the same estimate
+    # (the critic's steps to go, rounded) go before all others (best-first width search): the search then crosses a
+    # plateau of the critic by trying what is new rather than every combination of moves that change nothing it reads
+    novelty: bool = False
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -70,6 +79,10 @@ class SearchConfig:
 
 
 STRATEGIES = ("beam", "best-first")
+# goal_agenda: the share of the budget the search for the whole goal gets first (its plans are the shorter ones: one
+# move serves several facts), before the goal's facts are taken one at a time
+AGENDA_AFTER = 1 / 3
+NOT_NOVEL = 1e6  # best-first with novelty: added to the score of a node that makes no fact true for the first time
 CRITIC_GOALS = ("joint", "each")
 READOUTS = ("probability", "logit")
 
@@ -100,6 +113,7 @@ class PlanResult:
     )
     # the identity draws (seeds) whose ensemble found the plan: `Planner.latent_plan` recomputes the trajectory
     seeds: list[int] = field(default_factory=list)
+    end_facts: tuple[int, ...] = ()  # with solved: the facts the search read off its last state
 
     @property
     def labels(self) -> list[str]:
@@ -137,6 +151,8 @@ def beam_search(
     extra: list[Energy] = (),
 ) -> PlanResult:
     cfg = cfg or SearchConfig()
+    if cfg.goal_agenda:
+        return agenda_search(world, init_facts, goal, guardrails, cfg, extra)
     best_first = cfg.strategy == "best-first"
     lazy = best_first and cfg.snap and (cfg.critic_goals == "each" or not cfg.critic_weight) and not extra
     t0 = time.perf_counter()
@@ -159,6 +175,7 @@ def beam_search(
             time.perf_counter() - t0,
             [world.facts_of(root_probs[0])],
             identities=getattr(world, "ids", None),
+            end_facts=root_facts,
         )
     frontier = [_Node(root_latent, root_facts, (), 0.0, ())]
     goal_set = set(goal)
@@ -167,6 +184,8 @@ def beam_search(
     blocked_by: set[str] = set()
     all_actions = torch.arange(world.n_actions)
     open_list: list = []  # best-first: (score, tie, node)
+    # novelty: the facts seen so far among the states of each estimate (rounded steps to go)
+    seen_at: dict[int, set[int]] = {}
     tie = itertools.count()
     depth = 0
     for _ in itertools.count():
@@ -243,7 +262,7 @@ def beam_search(
             + (critic.weight * terms["critic"] if cfg.critic_weight else 0.0)
         )
         done = task.satisfied(view) & keep
-        children: list[tuple[float, _Node]] = []
+        children: list[tuple[float, _Node, float]] = []
         for j in torch.argsort(score).tolist():
             if not keep[j]:
                 continue
@@ -262,17 +281,24 @@ def beam_search(
             )
             if done[j]:
                 return _result(world, root_latent, node, expansions, generated, t0)
-            children.append((float(score[j]), node))
+            est = float(view.steps_to_go[j]) if view.steps_to_go is not None else 0.0
+            children.append((float(score[j]), node, est))
             if len(children) >= cfg.beam_width and not best_first:
                 break
         if best_first:
-            for sc, node in children:
+            for sc, node, est in children:
                 if len(node.actions) < cfg.max_depth:
                     if cfg.snap:
                         node.latent = None  # the open list keeps facts; popped nodes are re-encoded
+                    if cfg.novelty:
+                        known = seen_at.setdefault(round(est), set())
+                        if not known.issuperset(node.facts):
+                            known.update(node.facts)
+                        else:
+                            sc += NOT_NOVEL  # after every node that is new at its estimate
                     heapq.heappush(open_list, (sc, next(tie), node))
             children = [heapq.heappop(open_list) for _ in range(min(cfg.beam_width, len(open_list)))]
-            children = [(sc, node) for sc, _, node in children]
+            children = [(sc, node, 0.0) for sc, _, node in children]
         if not children:
             if pruned_by_guardrail and blocked_by:
                 reason = "every plan breaks a guardrail: " + "; ".join(sorted(blocked_by))
@@ -285,7 +311,7 @@ def beam_search(
                 generated=generated,
                 seconds=time.perf_counter() - t0,
             )
-        frontier = [n for _, n in children]
+        frontier = [n for _, n, _ in children]
         release_freed_memory()  # over 1 GB, hand what this round freed back (a wide beam on 15 blocks climbs)
         depth = max(depth, max(len(n.actions) for n in frontier))
         if not best_first and depth >= cfg.max_depth:
@@ -335,4 +361,91 @@ def _result(
         time.perf_counter() - t0,
         [world.facts_of(p) for p in probs],
         identities=getattr(world, "ids", None),
+        end_facts=node.facts,
     )
+
+
+def agenda_search(
+    world: LatentWorld,
+    init_facts: list[int],
+    goal: list[int],
+    guardrails: list[Guardrail] = (),
+    cfg: SearchConfig | None = None,
+    extra: list[Energy] = (),
+) -> PlanResult:
+    """The whole goal first, then its facts one at a time (a goal agenda). A search for the whole goal at once gets
+    `AGENDA_AFTER` of the budget; when it spends that without a plan, the fact the critic puts nearest is searched
+    for (`beam_search` with `cfg`'s settings) together with the goal facts already holding, which every later step
+    must keep, from the state reached so far; the plans join into one. Each of these searches is short and led by one
+    estimate, where the search for the whole goal is led by a sum of many, whose errors add up. Complete only for
+    worlds whose goal facts never stand in each other's way (logistics' packages; not blocksworld's towers, built
+    bottom up). The budget (seconds, expansions) is shared by all the searches; one that ends without a plan ends the
+    call with its reason, as does a search for the whole goal that runs out of states to try."""
+    cfg = cfg or SearchConfig()
+    sub_cfg = replace(cfg, goal_agenda=False)
+    t0 = time.perf_counter()
+    whole = beam_search(
+        world,
+        init_facts,
+        goal,
+        guardrails,
+        replace(
+            sub_cfg,
+            time_limit=cfg.time_limit * AGENDA_AFTER,
+            max_expansions=max(1, int(cfg.max_expansions * AGENDA_AFTER)),
+        ),
+        extra,
+    )
+    if whole.status == "solved" or not whole.budget_spent:
+        whole.seconds = time.perf_counter() - t0
+        return whole
+    root_latent = world.encode([list(init_facts)])
+    facts = tuple(sorted((world.fact_probs(root_latent)[0] > 0.5).nonzero().flatten().tolist()))
+    actions: list[int] = []
+    terms: list[dict] = []
+    expansions, generated = whole.expansions, whole.generated
+    while True:
+        held = set(facts)
+        open_goals = [g for g in goal if g not in held]
+        if not open_goals:
+            break
+        probs = world.fact_probs(world.encode([list(facts)]))
+        nearest = min(open_goals, key=lambda g: float(world.steps_to_go_each([g], probs)[0]))
+        elapsed = time.perf_counter() - t0
+        remaining, left = cfg.time_limit - elapsed, cfg.max_expansions - expansions
+        if remaining <= 0 or left <= 0:
+            spent = "expansions" if left <= 0 else "time"
+            return PlanResult(
+                "no_plan",
+                reason=f"search budget spent ({expansions} expansions, {elapsed:.1f} s; {spent} ran out first; "
+                f"the whole goal's search spent its share, then fact by fact {len(goal) - len(open_goals)} of "
+                f"the goal's {len(goal)} facts reached in {len(actions)} steps); the goal may be unreachable",
+                expansions=expansions,
+                generated=generated,
+                seconds=elapsed,
+                budget_spent=True,
+                spent=spent,
+            )
+        kept = [g for g in goal if g in held]
+        sub = beam_search(
+            world,
+            list(facts),
+            kept + [nearest],
+            guardrails,
+            replace(sub_cfg, time_limit=remaining, max_expansions=left),
+            extra,
+        )
+        expansions += sub.expansions
+        generated += sub.generated
+        if sub.status != "solved":
+            sub.reason = (
+                f"the whole goal's search spent its share of the budget; fact by fact, {len(kept)} of the goal's "
+                f"{len(goal)} facts reached, then: {sub.reason}"
+            )
+            sub.expansions, sub.generated, sub.seconds = expansions, generated, time.perf_counter() - t0
+            return sub
+        actions += [world.symbols.action_index[tuple(a)] for a in sub.actions]
+        terms += sub.step_energies
+        facts = sub.end_facts
+    node = _Node(None, facts, tuple(actions), 0.0, tuple(terms))
+    return _result(world, root_latent, node, expansions, generated, t0)

@@ -1,6 +1,7 @@
 """planner/search.py: beam and best-first search on hand-made latent worlds; the search imports nothing from the simulator."""
 
 import ast
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -94,6 +95,108 @@ def test_critic_goals_each_ranks_states_by_the_estimates_per_goal_fact():
     assert joint.status == "no_plan" and "no new state" in joint.reason
     with pytest.raises(ValueError, match="critic_goals"):
         beam_search(PerFactWorld(), [2], [5], cfg=SearchConfig(critic_goals="max"))
+
+
+class TwoTokens:
+    """Two tokens on lines, A on squares 0..3 and B on 0..5: facts 0-3 say where A is, 4-9 where B is; actions move
+    one token a square; fact 10 never holds. Its critic sees only A's square and is flat on A's first three (a plateau of three steps
+    for a goal on A's square 3), and it tells nothing (a flat 3) about a goal of two facts both to go."""
+
+    def __init__(self):
+        acts = [("b-left",), ("b-right",), ("a-left",), ("a-right",)]
+        self.symbols = SimpleNamespace(actions=acts, action_index={a: i for i, a in enumerate(acts)})
+        self.n_actions = 4
+
+    @staticmethod
+    def _hot(a, b):
+        z = torch.zeros(a.shape[0], 1, 11)  # fact 10: one that no move makes true
+        z[torch.arange(a.shape[0]), 0, a] = 1.0
+        z[torch.arange(a.shape[0]), 0, 4 + b] = 1.0
+        return z
+
+    def _where(self, latents):
+        return latents[:, 0, :4].argmax(-1), latents[:, 0, 4:10].argmax(-1)
+
+    def encode(self, states):
+        a = torch.tensor([min(f for f in s if f < 4) for s in states])
+        b = torch.tensor([min(f for f in s if f >= 4) - 4 for s in states])
+        return self._hot(a, b)
+
+    def step(self, latents, actions):
+        a, b = self._where(latents)
+        a = (a + torch.where(actions == 3, 1, 0) - torch.where(actions == 2, 1, 0)).clamp(0, 3)
+        b = (b + torch.where(actions == 1, 1, 0) - torch.where(actions == 0, 1, 0)).clamp(0, 5)
+        return self._hot(a, b)
+
+    def unroll(self, latent, actions):
+        out = [latent]
+        for x in actions:
+            out.append(self.step(out[-1], torch.tensor([x])))
+        return torch.cat(out)
+
+    def fact_probs(self, latents):
+        return latents[:, 0] * 0.98 + 0.01
+
+    def applicable_probs(self, latents):
+        a, b = self._where(latents)
+        return torch.stack([b > 0, b < 5, a > 0, a < 3], -1).float() * 0.9 + 0.05
+
+    def steps_to_go_each(self, goal, probs):
+        a, b = probs[:, :4].argmax(-1), probs[:, 4:10].argmax(-1)
+        est = []
+        for g in goal:
+            if g < 4:
+                est.append(torch.where(a == g, 0.0, torch.where(a < 3, 3.0, (a - g).abs().float())))
+            elif g < 10:
+                est.append((b - (g - 4)).abs().float())
+            else:
+                est.append(torch.full_like(a, 5.0, dtype=torch.float))
+        est = torch.stack(est, -1)
+        both_open = (est > 0).sum(-1) > 1
+        return torch.where(both_open, 3.0, est.sum(-1))
+
+    def facts_of(self, probs):
+        return frozenset(f"f{i}" for i in (probs > 0.5).nonzero().flatten().tolist())
+
+
+BEST_FIRST = dict(strategy="best-first", beam_width=1, task_weight=0.0, critic_goals="each")
+
+
+def test_novelty_crosses_a_plateau_trying_what_is_new_first():
+    """On the critic's plateau (A on squares 0-2 all read 3 steps from square 3) plain best-first tries every
+    combination of moves; with novelty, states that make a fact true for the first time at their estimate go first
+    (each new square of A or of B), and the walk right is found in fewer expansions. The plan is the same."""
+    plain = beam_search(TwoTokens(), [0, 4], [3], cfg=SearchConfig(**BEST_FIRST))
+    novel = beam_search(TwoTokens(), [0, 4], [3], cfg=SearchConfig(**BEST_FIRST, novelty=True))
+    assert plain.status == novel.status == "solved"
+    assert plain.actions == novel.actions == [("a-right",)] * 3
+    assert novel.expansions < plain.expansions
+
+
+def test_goal_agenda_takes_the_facts_one_at_a_time_after_the_whole_goal_spends_its_share():
+    """The critic says nothing of the goal {A on 3, B on 1} while both are to go: the search for the whole goal
+    spends its third of the budget; then the agenda reaches B on 1 (the fact the critic puts nearest) and A on 3
+    with B kept there, and joins the two plans."""
+    cfg = SearchConfig(**BEST_FIRST, goal_agenda=True, max_expansions=20)
+    r = beam_search(TwoTokens(), [0, 4], [3, 5], cfg=cfg)
+    assert r.status == "solved"
+    assert r.actions == [("b-right",)] + [("a-right",)] * 3
+    assert r.expansions <= 20 and r.latent_trajectory.shape[0] == 5
+    assert r.predicted_facts[-1] == frozenset({"f3", "f5"})
+    whole = beam_search(TwoTokens(), [0, 4], [3, 5], cfg=replace(cfg, goal_agenda=False, max_expansions=6))
+    assert whole.status == "no_plan" and whole.budget_spent  # the whole goal alone, in its share: no plan
+
+
+def test_goal_agenda_reports_an_unreachable_goal_as_the_whole_goals_search_does():
+    """A goal fact no state has (fact 10): the search for the whole goal runs out of states to try
+    within its share, and the call ends with its verdict, without a search fact by fact after it; with too small a
+    budget to run out of states, the agenda takes over and spends the rest."""
+    cfg = SearchConfig(**BEST_FIRST, goal_agenda=True)
+    r = beam_search(TwoTokens(), [0, 4], [3, 10], cfg=cfg)
+    assert r.status == "no_plan" and "no new state" in r.reason and not r.budget_spent
+    spent = beam_search(TwoTokens(), [0, 4], [3, 10], cfg=replace(cfg, max_expansions=30))
+    assert spent.status == "no_plan" and spent.budget_spent
+    assert "fact by fact, 1 of the goal's 2 facts reached" in spent.reason  # A on 3, then fact 10 to no end
 
 
 def test_budget_is_reported():
