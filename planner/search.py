@@ -82,7 +82,8 @@ STRATEGIES = ("beam", "best-first")
 # goal_agenda: the share of the budget the search for the whole goal gets first (its plans are the shorter ones: one
 # move serves several facts), before the goal's facts are taken one at a time
 AGENDA_AFTER = 1 / 3
-NOT_NOVEL = 1e6  # best-first with novelty: added to the score of a node that makes no fact true for the first time
+# best-first with novelty: added to the score of a node that makes no fact true for the first time
+NOT_NOVEL = 1e6
 CRITIC_GOALS = ("joint", "each")
 READOUTS = ("probability", "logit")
 
