@@ -143,9 +143,14 @@ class LatentWorld:
         trained on goals of a few facts among few objects stays reliable on each fact of a large problem, where its
         estimate of the whole goal at once falls short (it was never shown so many goal facts). Not admissible (one
         step can serve several facts); a search guided by it ranks states by the work left."""
+        return self.steps_to_go_per_fact(goal, probs).sum(1)
+
+    def steps_to_go_per_fact(self, goal: list[int], probs: torch.Tensor) -> torch.Tensor:
+        """(B, G): the relational critic's steps to go to each goal fact alone, 0 where the fact holds; every
+        (state, fact) pair to estimate in one batch."""
         if not self.model.relational:
             raise ValueError("the additive estimate needs a relational critic (critic_kind: relational)")
-        out = torch.zeros(probs.shape[0])
+        out = torch.zeros(probs.shape[0], len(goal))
         state, fact = (probs[:, goal] <= 0.5).nonzero(
             as_tuple=True
         )  # the (state, goal fact) pairs to estimate
@@ -161,7 +166,7 @@ class LatentWorld:
                 self.symbols.fact_rows,
                 probs[state[part]],
             )
-            out.index_add_(0, state[part], est.float())
+            out[state[part], fact[part]] = est.float()
         return out
 
     def facts_of(self, probs: torch.Tensor) -> frozenset[Atom]:

@@ -411,7 +411,7 @@ def agenda_search(
         if not open_goals:
             break
         probs = world.fact_probs(world.encode([list(facts)]))
-        nearest = min(open_goals, key=lambda g: float(world.steps_to_go_each([g], probs)[0]))
+        nearest = open_goals[int(world.steps_to_go_per_fact(open_goals, probs)[0].argmin())]
         elapsed = time.perf_counter() - t0
         remaining, left = cfg.time_limit - elapsed, cfg.max_expansions - expansions
         if remaining <= 0 or left <= 0:

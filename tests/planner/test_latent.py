@@ -92,6 +92,9 @@ def test_the_additive_estimate_sums_the_critic_over_each_goal_fact(bw_domain):
     assert torch.allclose(world.steps_to_go_each(goal, probs), each, atol=1e-5)
     assert torch.allclose(world.steps_to_go_each(goal[:1], probs), world.steps_to_go(z, goal[:1], probs))
     assert world.steps_to_go_each([], probs).tolist() == [0.0] * 7
+    per = world.steps_to_go_per_fact(goal, probs)  # (B, G), what the goal agenda picks the nearest fact by
+    assert per.shape == (7, len(goal)) and torch.allclose(per.sum(1), each, atol=1e-5)
+    assert bool((per[probs[:, goal] > 0.5] == 0).all())
     # a goal fact that holds counts 0 (only the others are estimated)
     probs[2:, goal[0]] = 0.9
     held = world.steps_to_go_each(goal, probs)

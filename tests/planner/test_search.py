@@ -142,6 +142,11 @@ class TwoTokens:
         return torch.stack([b > 0, b < 5, a > 0, a < 3], -1).float() * 0.9 + 0.05
 
     def steps_to_go_each(self, goal, probs):
+        est = self.steps_to_go_per_fact(goal, probs)
+        both_open = (est > 0).sum(-1) > 1
+        return torch.where(both_open, 3.0, est.sum(-1))
+
+    def steps_to_go_per_fact(self, goal, probs):
         a, b = probs[:, :4].argmax(-1), probs[:, 4:10].argmax(-1)
         est = []
         for g in goal:
@@ -151,9 +156,7 @@ class TwoTokens:
                 est.append((b - (g - 4)).abs().float())
             else:
                 est.append(torch.full_like(a, 5.0, dtype=torch.float))
-        est = torch.stack(est, -1)
-        both_open = (est > 0).sum(-1) > 1
-        return torch.where(both_open, 3.0, est.sum(-1))
+        return torch.stack(est, -1)
 
     def facts_of(self, probs):
         return frozenset(f"f{i}" for i in (probs > 0.5).nonzero().flatten().tolist())
