@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from ami_agent.reader import Reading, complete_state, rule_objects
+from ami_agent.typed_reader import TypedReader, placement_problems
 from planner.constraints import Constraint
 from planner.worlds.blocksworld import blocksworld_names
 from planner.worlds.errors import WorldError
@@ -68,6 +69,7 @@ class Reader:
         compact = verbalizer.config.compact_objects or {}
         # short names ("red"): what summaries say and what the reader adapter writes
         self.colours = {o: compact.get(o) or self.names[o].removesuffix(" block") for o in self.all_objects}
+        self.typed = TypedReader(verbalizer) if verbalizer.numbered else None
 
     def colour(self, obj: str) -> str:
         return self.colours.get(obj, obj)
@@ -353,6 +355,23 @@ def perceive(text: str, reader: Reader, previous: dict | None, read_free=None) -
         return _checked(p, reader, text)
     if read_free is not None:  # read each text once, whichever path asks first
         read_free = _once(read_free)
+    if reader.vb.numbered:  # free phrasing in a world of numbered names: read by the names' types
+        typed = reader.typed.read(text)
+        said = typed is not None and typed[0] - reader.vb.type_facts(typed[2])
+        if typed is not None and previous and not said and typed[1]:
+            return _typed_followup(typed[1], text, reader, previous)
+        if typed is not None and (typed[1] or not previous):
+            init, goal, objects = typed
+            p = Perception("problem", objects, init, goal, reader.constraints(text, init), reader="types")
+            issues = placement_problems(init, objects, reader.typed)
+            if p.goal and issues:
+                question = issues[0][0].upper() + issues[0][1:]
+                return Perception(
+                    "clarify",
+                    question=question.rstrip(".") + ("" if question.endswith("?") else "."),
+                    reader="types",
+                )
+            return _checked(p, reader, text)
     # "the purple block" when no purple block exists: the reader names unknown blocks itself (a word pattern
     # alone also takes "the middle block" or "the only block" for one)
     unknown = reader.unknown_objects(text) if read_free is None else []
@@ -438,6 +457,18 @@ def followup(text: str, reader: Reader, previous: dict, read_free=None) -> Perce
     if not goals and not cons:
         return None
     p = Perception("followup", objects, prev_init, _edit_goal(prev_goal, goals), prev_cons + cons, reader=how)
+    return _checked(p, reader, text)
+
+
+def _typed_followup(new: set[Atom], text: str, reader: Reader, previous: dict) -> Perception:
+    """ "Now also bring package_1 to location_0_0" in a thread: goals and nothing of now, an edit of the thread's
+    problem. A new goal for an object that had one ("package_0 to location_0_1 instead") replaces it."""
+    init = {tuple(a) for a in previous["init"]}
+    goal = {tuple(a) for a in previous["goal"]}
+    goal = {g for g in goal if not any(n[0] == g[0] and n[1:2] == g[1:2] for n in new)} | set(new)
+    cons = [Constraint.from_dict(c) for c in previous.get("constraints", [])] + reader.constraints(text, init)
+    objects = sorted(set(previous["objects"]) | {o for a in new for o in a[1:]})
+    p = Perception("followup", objects, init, goal, cons, reader="types")
     return _checked(p, reader, text)
 
 

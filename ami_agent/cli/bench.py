@@ -1,6 +1,6 @@
-"""`ami-agent bench agent`, `bench reader`, `bench load`, `bench guardrails` and `bench states`: the agent on suites
-and phrasings, the free-phrasing reader alone, concurrent clients, stated constraints, questions about a plan's
-states. The simulator judges every answer."""
+"""`ami-agent bench agent`, `bench reader`, `bench load`, `bench guardrails`, `bench states` and `bench logistics`:
+the agent on suites and phrasings, the free-phrasing reader alone, concurrent clients, stated constraints, questions
+about a plan's states, logistics requests in people's own words. The simulator judges every answer."""
 
 from __future__ import annotations
 
@@ -365,3 +365,72 @@ def bench_states_cmd(
             }
         )
     )
+
+
+@bench_app.command("logistics")
+def bench_logistics_cmd(
+    limit: Limit = None,
+    backend: Backend = "auto",
+    out_path: OutRecords = None,
+    requests: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSONL file of written logistics requests (default: the held-out eval/data/free_logistics_requests"
+            ".jsonl; eval/data/free_logistics_dev.jsonl is the set the reader was developed on)"
+        ),
+    ] = None,
+    end_to_end: Annotated[
+        bool,
+        typer.Option("--end-to-end", help="Also ask the agent each request; the simulator judges its plan"),
+    ] = False,
+):
+    """Logistics requests in people's own words (written apart from the reader): how many are read exactly (every
+    fact and the goal) and, with --end-to-end, answered with a valid plan."""
+    from ami_agent.perceive import Reader, perceive
+    from ami_agent.services import packaged_worlds
+    from eval.free_logistics import REQUESTS, judge_answer, judge_reading, load_cases
+
+    path = requests or REQUESTS
+    if not path.is_file():
+        raise UserError(f"no requests file at {path}: give a JSONL file like {REQUESTS.name}")
+    worlds = [w for w in packaged_worlds() if w[0].name == "logistics-strips"]
+    if not worlds:
+        raise UserError("no packaged logistics world (ami_agent/worlds/logistics.pddl with its checkpoint)")
+    d, vb = worlds[0]
+    reader = Reader(vb)
+    cases = load_cases(path, limit)
+    rows = []
+    for c in cases:
+        t0 = time.perf_counter()
+        p = perceive(c.text, reader, None)
+        rows.append(
+            judge_reading(c, p.kind, p.init, p.goal, p.question)
+            | {"read_seconds": round(time.perf_counter() - t0, 4)}
+        )
+    if end_to_end:
+        a = temporary_agent(backend)
+        a.warm()
+        try:
+            for k, (c, row) in enumerate(zip(cases, rows), start=1):
+                t0 = time.perf_counter()
+                res = a.ask(c.text, thread=f"lg-{c.id}")
+                row.update(judge_answer(c, d, vb, res) | {"seconds": round(time.perf_counter() - t0, 3)})
+                _progress(
+                    k,
+                    len(cases),
+                    f"right {sum(r['right'] for r in rows[:k])}/{k}  last {c.id} {res['status']}",
+                )
+        finally:
+            a.close()
+        err.print()
+    _write_records(out_path, rows)
+    summary = _free_summary(rows, "exact") | {
+        "median_read_seconds": round(statistics.median(r["read_seconds"] for r in rows), 4) if rows else None
+    }
+    if end_to_end:
+        summary |= {
+            "right": sum(r["right"] for r in rows),
+            "no_plan_to_reachable": sum(r["no_plan_to_reachable"] for r in rows),
+            "median_seconds": round(statistics.median(r["seconds"] for r in rows), 2) if rows else None,
+        }
+    out.print(json.dumps(summary))

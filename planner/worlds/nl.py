@@ -145,6 +145,13 @@ class Verbalizer:
         """The objects a text names by the numbered phrases ("package_3" -> p3, "location_1_0" -> l1-0; the raw
         names too), in order of first mention."""
         found: dict[str, int] = {}
+        for start, _, name in self.mentions(text):
+            found.setdefault(name, start)
+        return sorted(found, key=found.get)
+
+    def mentions(self, text: str) -> list[tuple[int, int, str]]:
+        """Every place a text names a numbered object: (start, end, object name), in order."""
+        out = []
         for prefix, tmpl in self.config.encoded_objects.items():
             if "{}" not in tmpl:
                 continue
@@ -152,10 +159,10 @@ class Verbalizer:
             phrase = r"(\d+)".join(pieces)
             raw = re.escape(prefix) + "-".join([r"(\d+)"] * tmpl.count("{}"))
             for pat in (phrase, raw):
-                for m in re.finditer(rf"(?<![\w-])(?:{pat})(?![\w-])", text, re.IGNORECASE):
-                    name = prefix + "-".join(str(int(g)) for g in m.groups())
-                    found.setdefault(name, m.start())
-        return sorted(found, key=found.get)
+                # "p0->l1-0": a hyphen ends a name unless a digit follows it ("l1-0")
+                for m in re.finditer(rf"(?<![\w-])(?:{pat})(?!\w|-\d)", text, re.IGNORECASE):
+                    out.append((m.start(), m.end(), prefix + "-".join(str(int(g)) for g in m.groups())))
+        return sorted(out)
 
     def type_facts(self, objects: list[str]) -> set[Atom]:
         """The unsaid type facts of numbered objects (`object_types`): {("truck", "t0"), ...}."""

@@ -36,3 +36,13 @@ def server(agent):
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     th.join(10)
+
+
+@pytest.fixture(scope="module")
+def logistics_reader():
+    """The packaged logistics world's reader (its English: PlanBench's phrasing, numbered names)."""
+    from ami_agent.perceive import Reader
+    from ami_agent.services import packaged_worlds
+
+    (d, vb), *_ = [w for w in packaged_worlds() if w[0].name == "logistics-strips"]
+    return Reader(vb)

@@ -306,6 +306,35 @@ def test_logistics_is_planned_and_spoken_in_its_own_world(agent):
     assert vb.read_plan(res["reply"].split("\n", 1)[1], list(p.objects), facts=p.init) == plan
 
 
+def test_a_free_logistics_request_is_planned_in_its_world(agent):
+    """A logistics request in the user's own words (not PlanBench's template) is read by the names' types, planned
+    by the logistics world model and written by its adapter; the reply says what was read first."""
+    from planner.worlds.pddl import Problem
+
+    text = (
+        "Move package_2 from location_0_1 to location_1_1. location_0_0 and location_0_1 are in city_0, "
+        "location_1_0 and location_1_1 in city_1. The airports are location_0_0 and location_1_0. truck_0 is at "
+        "location_0_0, truck_1 at location_1_1, airplane_0 at location_0_0."
+    )
+    d = load_domain(WORLDS_DIR / "logistics.pddl")
+    vb = agent.services.worlds[d.name].verbalizer
+    init = {("at", "p2", "l0-1"), ("at", "t0", "l0-0"), ("at", "t1", "l1-1"), ("at", "a0", "l0-0")}
+    init |= {("in-city", f"l{c}-{i}", f"c{c}") for c in (0, 1) for i in (0, 1)} | {
+        ("airport", "l0-0"),
+        ("airport", "l1-0"),
+    }
+    objects = sorted({o for a in init for o in a[1:]})
+    init |= vb.type_facts(objects)
+    p = Problem(
+        "free", d.name, {o: "object" for o in objects}, frozenset(init), frozenset({("at", "p2", "l1-1")})
+    )
+    res = agent.ask(text, thread="lg-free")
+    assert res["status"] == "solved", res
+    assert validate(d, p, parse_plan_text("\n".join(res["plan_record"]["plan"]), d, p)).valid
+    assert res["reply"].startswith("You have: ") and "You want: package_2 is at location_1_1" in res["reply"]
+    assert agent.thread_state("lg-free")["problem"]["world"] == d.name
+
+
 @pytest.mark.slow  # ~55 s: a second engine; test_the_thread_survives_a_restart keeps restarts in `make test`
 def test_a_killed_server_keeps_the_thread(tmp_path):
     """`ami-agent serve` killed (SIGKILL) between a plan and its follow-up: a new server on the same SQLite file

@@ -185,15 +185,6 @@ def test_summary_says_what_was_understood(reader):
     )
 
 
-@pytest.fixture(scope="module")
-def logistics_reader():
-    from ami_agent.perceive import Reader
-    from ami_agent.services import packaged_worlds
-
-    (d, vb), *_ = [w for w in packaged_worlds() if w[0].name == "logistics-strips"]
-    return Reader(vb)
-
-
 def _logistics_problem(seed: int, **counts):
     import random
 
