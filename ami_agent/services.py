@@ -111,12 +111,16 @@ class Services:
         templates of every world are tried before the LoRA reader reads free phrasing for the default world."""
         first = self.worlds.get((previous or {}).get("world", ""), self.world)
         order = [first] + [w for w in self.worlds.values() if w is not first]
-        fallback = None
+        fallback = asked = None
         for w in order:
             p = perceive(text, w.reader, previous if w is first else None)
             if p.kind in ("problem", "followup"):
                 return w, p
+            if p.kind == "clarify" and p.reader == "types":  # in a world's own names, asking what is missing
+                asked = asked or (w, p)
             fallback = fallback or (w, p)
+        if asked is not None:
+            return asked
         if self.has_reader and first is self.world:
             return first, perceive(text, first.reader, previous, self.read_free)
         return fallback
