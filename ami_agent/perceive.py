@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from ami_agent.reader import Reading, complete_state, rule_objects
+from ami_agent.typed_reader import NEG as _NEG
 from ami_agent.typed_reader import TypedReader, placement_problems
 from planner.constraints import Constraint
 from planner.worlds.blocksworld import blocksworld_names
@@ -42,7 +43,6 @@ _ASK_FOR_PLAN = re.compile(
     r"what is the plan to achieve my goal\?( just give the actions in the plan\.)?", re.I
 )
 _RULE_WORDS = re.compile(r"\b(never|don'?t|do not|must not|mustn'?t|without|avoid|keep|leave|no)\b", re.I)
-_NEG = r"(?:never|don'?t|do\s+not|must\s+not|mustn'?t|shouldn'?t|should\s+not|without|avoid)"
 _PLANNING_WORDS = re.compile(
     r"\b(block|blocks|stack|unstack|tower|pick up|put down|on top of|on the table|my goal|goal is|plan)\b",
     re.IGNORECASE,

@@ -45,7 +45,9 @@ _SAME_SUBJECT = re.compile(
 )
 # a package said to be inside the sentence's vehicle: "with package_0 already on board", "package_0 loaded"
 _ABOARD = re.compile(r"^\W*(?:\w+\s+)?(?:on board|aboard|inside|loaded|in the back|in its hold)\b", re.I)
-_NEG = re.compile(r"\b(never|don'?t|do not|must not|mustn'?t|shouldn'?t|should not|without|avoid)\b", re.I)
+# a negation (a rule: "never unload at ...", "don't use ..."); perception's rule patterns use it too
+NEG = r"(?:never|don'?t|do\s+not|must\s+not|mustn'?t|shouldn'?t|should\s+not|without|avoid)"
+_NEG = re.compile(rf"\b{NEG}\b", re.I)
 # a relation said backwards: "city_0 has location_0_0", "truck_0 carries package_1", "In city_1: ..."
 _BACK = re.compile(
     r"\b(has|have|having|with|contains?|containing|holds?|holding|carr\w+|hosts?|includes?|including|got|loaded "
@@ -112,6 +114,10 @@ class TypedReader:
         # the types that are the first name of a relation (packages, vehicles, locations): a sentence's subjects
         self.subjects = {t1 for t1, _ in self.relation}
         # the types whose place changes (packages, vehicles): what "it" and "they" stand for
+        # type -> the predicates it is the first name of, that change ("at", "in") and that never change ("in-city")
+        self.firsts: dict[str, dict[str, set[str]]] = {"fluent": {}, "static": {}}
+        for (t1, _), pred in self.relation.items():
+            self.firsts["static" if pred in vb.static else "fluent"].setdefault(t1, set()).add(pred)
         self.movers = {t1 for (t1, _), pred in self.relation.items() if pred not in vb.static}
         # the types things are at, that never move themselves (locations): what "there" stands for
         self.places = {t2 for (_, t2), pred in self.relation.items() if pred not in vb.static} & {
@@ -376,14 +382,11 @@ def placement_problems(init: set[Atom], objects: list[str], reader: TypedReader)
     Each problem is a question naming the object."""
     vb = reader.vb
     templates = vb.config.predicates
-    firsts: dict[str, dict[str, set[str]]] = {"fluent": {}, "static": {}}
-    for (t1, _), pred in reader.relation.items():
-        firsts["static" if pred in vb.static else "fluent"].setdefault(t1, set()).add(pred)
     issues = []
     for x in objects:
         typ = reader.type_of(x)
         for kind in ("fluent", "static"):
-            preds = firsts[kind].get(typ)
+            preds = reader.firsts[kind].get(typ)
             if not preds:
                 continue
             facts = sorted(a for a in init if a[0] in preds and a[1] == x)

@@ -58,8 +58,9 @@ def problem_of(case: LogisticsCase, domain: Domain, vb: Verbalizer) -> Problem:
     return Problem(case.id, domain.name, {o: "object" for o in objects}, init, case.goal)
 
 
-def judge_reading(case: LogisticsCase, kind: str, init, goal, question: str) -> dict:
-    said = frozenset(tuple(a) for a in init or () if len(a) > 2 or a[0] not in _TYPES)
+def judge_reading(case: LogisticsCase, vb: Verbalizer, kind: str, init, goal, question: str) -> dict:
+    types = set(vb.config.object_types.values())  # the type facts the names imply, which requests never say
+    said = frozenset(tuple(a) for a in init or () if len(a) > 2 or a[0] not in types)
     got_goal = frozenset(tuple(a) for a in goal or ())
     row = {"id": case.id, "style": case.style, "expect": "plan", "perceived": kind, "question": question}
     row["exact"] = kind == "problem" and said == case.init and got_goal == case.goal
@@ -71,9 +72,6 @@ def judge_reading(case: LogisticsCase, kind: str, init, goal, question: str) -> 
             "goal: " + " ".join(a) for a in sorted(got_goal - case.goal)
         ]
     return row
-
-
-_TYPES = ("obj", "truck", "airplane", "location", "city")
 
 
 def judge_answer(case: LogisticsCase, domain: Domain, vb: Verbalizer, res: dict) -> dict:

@@ -320,22 +320,27 @@ def beam_search(
         elapsed = time.perf_counter() - t0
         if expansions >= cfg.max_expansions or elapsed > cfg.time_limit:
             spent = "expansions" if expansions >= cfg.max_expansions else "time"
-            return PlanResult(
-                "no_plan",
-                reason=f"search budget spent ({expansions} expansions, depth {depth}, {elapsed:.1f} s; "
-                f"{spent} ran out first); the goal may be unreachable",
-                expansions=expansions,
-                generated=generated,
-                seconds=elapsed,
-                budget_spent=True,
-                spent=spent,
-            )
+            return _budget_spent(f"depth {depth}", spent, expansions, generated, elapsed)
     return PlanResult(
         "no_plan",
         reason=f"no plan within {cfg.max_depth} steps",
         expansions=expansions,
         generated=generated,
         seconds=time.perf_counter() - t0,
+    )
+
+
+def _budget_spent(detail: str, spent: str, expansions: int, generated: int, seconds: float) -> PlanResult:
+    """`no_plan` for a search whose budget ran out ("time" or "expansions" first), saying how far it got."""
+    return PlanResult(
+        "no_plan",
+        reason=f"search budget spent ({expansions} expansions, {detail}, {seconds:.1f} s; {spent} ran out first); "
+        "the goal may be unreachable",
+        expansions=expansions,
+        generated=generated,
+        seconds=seconds,
+        budget_spent=True,
+        spent=spent,
     )
 
 
@@ -415,17 +420,10 @@ def agenda_search(
         elapsed = time.perf_counter() - t0
         remaining, left = cfg.time_limit - elapsed, cfg.max_expansions - expansions
         if remaining <= 0 or left <= 0:
-            spent = "expansions" if left <= 0 else "time"
-            return PlanResult(
-                "no_plan",
-                reason=f"search budget spent ({expansions} expansions, {elapsed:.1f} s; {spent} ran out first; "
-                f"the whole goal's search spent its share, then fact by fact {len(goal) - len(open_goals)} of "
-                f"the goal's {len(goal)} facts reached in {len(actions)} steps); the goal may be unreachable",
-                expansions=expansions,
-                generated=generated,
-                seconds=elapsed,
-                budget_spent=True,
-                spent=spent,
+            reached = f"the whole goal's search spent its share, then fact by fact {len(goal) - len(open_goals)} of "
+            reached += f"the goal's {len(goal)} facts reached in {len(actions)} steps"
+            return _budget_spent(
+                reached, "expansions" if left <= 0 else "time", expansions, generated, elapsed
             )
         kept = [g for g in goal if g in held]
         sub = beam_search(

@@ -404,7 +404,7 @@ def bench_logistics_cmd(
         t0 = time.perf_counter()
         p = perceive(c.text, reader, None)
         rows.append(
-            judge_reading(c, p.kind, p.init, p.goal, p.question)
+            judge_reading(c, vb, p.kind, p.init, p.goal, p.question)
             | {"read_seconds": round(time.perf_counter() - t0, 4)}
         )
     if end_to_end:
