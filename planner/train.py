@@ -82,6 +82,10 @@ class TrainConfig:
     # a spec world's group counts for the critic's problems ("package=1-3"): small enough state spaces to
     # enumerate with the structure of large problems (several cities, long hauls)
     value_counts: tuple[str, ...] = ()
+    # the relational critic's goals: one fact each, on states of random walks of problems of any size, labelled in
+    # the space of what can matter to that fact (`ValueSampler._fill_facts`): for a world whose planner reads
+    # the critic per goal fact (critic_goals "each") and never asks it more
+    value_single_facts: bool = False
     # which states of a trajectory the online encoder encodes: "all", or "first" (the later states' latents, the
     # teacher-forced inputs and the read-outs' inputs, come from the target encoder, as V-JEPA 2-AC's predictor
     # reads frozen encoder features: model compute of a step of 64 on 2 cores 0.73 -> 0.41 s)
@@ -451,11 +455,13 @@ def train_world_model(
     command: str = "",
     log=print,
     recipe_file: str = "",
+    resume: tuple[Path, str] | None = None,
 ) -> dict:
     """Runs the recipe's stages in order on one new model and writes `out` (.pt), `out`.json (the record) and
     `out`.history.json (training statistics every 10 steps). Each stage ends with a checkpoint and the next one
     starts from it, as separate runs would. `recipe_file`: the YAML file the recipe came from ("" for the default),
-    for the record."""
+    for the record. `resume` (a checkpoint, a stage's name): run the recipe from that stage on, on the checkpoint's
+    weights with the parts the later stages learn set back to a new model's (`resumed_model`)."""
     check_recipe(recipe)
     out = Path(out)
     vocab = Vocabulary.from_domain(domain)
@@ -463,8 +469,13 @@ def train_world_model(
     model = WorldModel(vocab, recipe.model)
     done: list[dict] = []
     history: list[dict] = []
+    first, resumed = 0, None
+    if resume is not None:
+        model, first, done, history, resumed = resumed_model(model, recipe, *resume)
     for i, stage in enumerate(recipe.stages):
-        if i:
+        if i < first:
+            continue
+        if i > first:
             model, _ = load_checkpoint(
                 out
             )  # the saved (fp16) weights, as a run continuing the file would read
@@ -491,9 +502,71 @@ def train_world_model(
             "machine": machine(),
             "parameters": sum(p.numel() for p in model.parameters()),
         }
+        if resumed:
+            record["resumed"] = resumed
         save_checkpoint(model, out, record)
         Path(str(out) + ".history.json").write_text(json.dumps(history))
     return record
+
+
+def learned_parts(cfg: TrainConfig, model: WorldModel) -> set[str]:
+    """The parts whose weights a stage changes: those it trains that some loss of it reaches (a stage with no
+    critic weight leaves the critic as it was)."""
+    parts = trainable_parts(cfg)
+    if cfg.critic_weight == 0:
+        parts.discard("critic")
+    return parts
+
+
+def resumed_model(fresh: WorldModel, recipe: Recipe, base: Path, stage: str):
+    """The model a run of `recipe` has when stage `stage` begins, from a checkpoint the recipe made: its weights,
+    with the parts that stage and the later ones learn set back to `fresh`'s (the new model a run starts from,
+    made under the recipe's seed). Exact when no earlier stage learns those parts, which is checked, as is that
+    the checkpoint's model and earlier stages are the recipe's. -> (model, the stage's index, the earlier stages'
+    summaries and history, what the record says of it)."""
+    names = [s.name for s in recipe.stages]
+    if stage not in names:
+        raise RecipeError(f"no stage '{stage}' in the recipe (its stages: {', '.join(names)})")
+    first = names.index(stage)
+    model, rec = load_checkpoint(base)
+
+    def plain(cls, given: dict):  # a record's settings with today's defaults for fields it predates
+        return json.loads(json.dumps(asdict(cls(**given))))
+
+    config = rec.get("config") or {}
+    try:
+        same = plain(WorldModelConfig, config["model"]) == plain(WorldModelConfig, asdict(recipe.model)) and [
+            plain(TrainConfig, s) for s in config["stages"][:first]
+        ] == [plain(TrainConfig, asdict(s)) for s in recipe.stages[:first]]
+    except (KeyError, TypeError):  # no config, or a field since removed
+        same = False
+    if not same:
+        raise RecipeError(
+            f"{base}: its model or its stages before '{stage}' are not the recipe's; resume a checkpoint the "
+            "recipe's earlier stages made, or run the whole recipe"
+        )
+    earlier = set().union(*(learned_parts(s, model) for s in recipe.stages[:first]))
+    later = set().union(*(learned_parts(s, model) for s in recipe.stages[first:]))
+    if earlier & later:
+        raise RecipeError(
+            f"stage '{stage}' or a later one learns {', '.join(sorted(earlier & later))}, which an earlier stage "
+            "learned too: where it began is not in the checkpoint; run the whole recipe"
+        )
+    for part in later:  # as a run reads them at that stage: from its checkpoint's fp16 weights
+        new = getattr(fresh, PARTS[part]).state_dict()
+        getattr(model, PARTS[part]).load_state_dict(
+            {k: v.half().float() if v.is_floating_point() else v for k, v in new.items()}
+        )
+    kept = set(names[:first])
+    hist_file = Path(str(base) + ".history.json")
+    history = json.loads(hist_file.read_text()) if hist_file.exists() else []
+    resumed = {
+        "from": str(base),
+        "stages_kept": names[:first],
+        "their_command": rec.get("command", ""),
+        "their_machine": rec.get("machine", {}),
+    }
+    return model, first, rec["stages"][:first], [h for h in history if h.get("stage") in kept], resumed
 
 
 def machine() -> dict:
@@ -551,6 +624,7 @@ def train_stage(model: WorldModel, domain, vocab, cfg: TrainConfig, seed_problem
             cfg.value_max_states,
             goals_per_problem=cfg.value_goals,
             skeleton=(lambda n: sampler.skeleton(n, group_counts)) if sampler.has_skeletons else None,
+            single_facts=cfg.value_single_facts,
         )
         value_counts = sampler.object_counts(*cfg.value_objects)
     trajectories = parts != {"critic"} or values is None

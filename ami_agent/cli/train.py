@@ -42,9 +42,20 @@ def train_world_model_cmd(
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Checkpoint path (default checkpoints/DOMAIN.pt)")
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="A checkpoint this recipe made: run the recipe from --from-stage on, on its weights (the parts "
+            "that stage and the later ones learn start anew, the others, and so the latents, stay as they are)"
+        ),
+    ] = None,
+    from_stage: Annotated[
+        str | None, typer.Option(help="With --resume: the stage to run the recipe from")
+    ] = None,
 ):
     """Train the JEPA world model on generated problems by a recipe (default: the one that made
     checkpoints/blocksworld-4ops.pt, 28.5 minutes on 2 cores); writes a checkpoint and its JSON record."""
+    from planner.checkpoint import CheckpointError
     from planner.train import Recipe, RecipeError, check_recipe, train_world_model
     from planner.values import StateSpaceTooLarge
     from planner.worlds.blocksworld import blocksworld_names
@@ -70,6 +81,8 @@ def train_world_model_cmd(
         check_recipe(recipe)
     except RecipeError as e:
         raise UserError(str(e)) from None
+    if (resume is None) != (from_stage is None):
+        raise UserError("--resume and --from-stage go together: the checkpoint, and the stage to run from")
     out_path = out_path or default_checkpoint(d)
     err.print(
         f"training a world model for '{d.name}': {len(recipe.stages)} stage(s), {recipe.minutes:.1f} min"
@@ -83,8 +96,9 @@ def train_world_model_cmd(
             command=this_command(),
             log=lambda m: err.print(m),
             recipe_file=_shown(config) if config else "",
+            resume=(resume, from_stage) if resume is not None else None,
         )
-    except StateSpaceTooLarge as e:
+    except (StateSpaceTooLarge, RecipeError, CheckpointError) as e:
         raise UserError(str(e)) from None
     out.print(
         f"wrote {out_path} ({rec['parameters'] / 1e6:.2f}M parameters, {rec['steps_total']} steps, "

@@ -173,6 +173,40 @@ def test_a_critic_stage_trains_the_relational_critic_alone_on_exact_labels(tmp_p
     assert not torch.equal(world.steps_to_go(z, goal, stacked), est)
 
 
+def test_a_recipe_resumes_from_a_stage_on_a_checkpoint_it_made(tmp_path, bw_domain):
+    """`train world-model --resume CKPT --from-stage critic`: the stages before it are kept (their weights and
+    summaries), the critic starts from a new model's weights as the whole run had it there, so the run resumed
+    makes the whole run's model; resuming where an earlier stage learned the same parts, from another model's
+    checkpoint, or at a stage the recipe does not have is refused."""
+    from planner.checkpoint import load_checkpoint
+    from planner.jepa import WorldModelConfig
+    from planner.train import Recipe, RecipeError, TrainConfig, train_world_model
+
+    stages = [
+        TrainConfig("dynamics", objects=(3, 3), steps=3, batch_size=4, rollout=2, critic_weight=0),
+        TrainConfig(
+            "critic", steps=2, value_batch=8, value_objects=(3, 3), critic_weight=1, train_only=("critic",)
+        ),
+    ]
+    recipe = Recipe(WorldModelConfig(dim=32, heads=2, encoder_layers=1, predictor_layers=1), stages)
+    whole = tmp_path / "whole.pt"
+    first = train_world_model(bw_domain, recipe, whole, log=lambda m: None)
+    again = tmp_path / "again.pt"
+    rec = train_world_model(bw_domain, recipe, again, log=lambda m: None, resume=(whole, "critic"))
+    assert rec["stages"][0] == first["stages"][0] and rec["stages"][1]["steps_done"] == 2
+    assert rec["resumed"]["from"] == str(whole) and rec["resumed"]["stages_kept"] == ["dynamics"]
+    a, b = load_checkpoint(whole)[0].state_dict(), load_checkpoint(again)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same model as the whole run's
+    later = Recipe(recipe.model, stages + [TrainConfig("readouts", steps=1, train_only=("probe",))])
+    with pytest.raises(RecipeError, match="learned too"):
+        train_world_model(bw_domain, later, tmp_path / "x.pt", log=lambda m: None, resume=(whole, "readouts"))
+    with pytest.raises(RecipeError, match="no stage 'probe'"):
+        train_world_model(bw_domain, recipe, tmp_path / "x.pt", log=lambda m: None, resume=(whole, "probe"))
+    other = Recipe(WorldModelConfig(dim=16, heads=2, encoder_layers=1, predictor_layers=1), stages)
+    with pytest.raises(RecipeError, match="not the recipe's"):
+        train_world_model(bw_domain, other, tmp_path / "x.pt", log=lambda m: None, resume=(whole, "critic"))
+
+
 def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
@@ -205,7 +239,7 @@ def test_the_default_recipe_is_what_made_the_committed_blocksworld_model():
     mine = json.loads(json.dumps(recipe.to_dict()))
     assert mine.pop("search") == {}  # (recipes carry search settings since; this one changes none)
     # fields added after the run (the critic's goals per problem and group counts): what the run's code did then
-    then = {"value_goals": 8, "value_counts": []}
+    then = {"value_goals": 8, "value_counts": [], "value_single_facts": False}
     for stage in mine["stages"]:
         for k, v in then.items():
             assert stage.pop(k) == v
@@ -223,7 +257,10 @@ def test_the_default_recipe_is_what_made_the_committed_mystery_model():
 
     record = json.loads((ROOT / "checkpoints" / "mystery-4ops.json").read_text())
     assert record["recipe"] == "default" and record["complete"]
-    assert record["config"] == json.loads(json.dumps(Recipe().to_dict()))
+    mine = json.loads(json.dumps(Recipe().to_dict()))
+    for stage in mine["stages"]:  # a field added after the run: what its code did then
+        assert stage.pop("value_single_facts") is False
+    assert record["config"] == mine
     assert record["reproduce"] == (
         "ami-agent train world-model --domain "
         "../shared/benchmarks/planbench/instances/blocksworld/mystery/generated_domain.pddl"
@@ -242,14 +279,13 @@ def test_the_logistics_recipe_is_what_made_the_logistics_model_and_its_default()
     assert record["recipe"] == "recipes/logistics.yaml" and record["complete"]
     recipe = Recipe.load(ROOT / record["recipe"])
     assert record["config"] == json.loads(json.dumps(recipe.to_dict()))
-    assert record["command"].split() == [
-        "ami-agent",
-        "train",
-        "world-model",
-        "--domain",
-        "ami_agent/worlds/logistics.pddl",
-    ]
-    assert [s["name"] for s in record["stages"]] == ["dynamics", "readouts", "critic"]
+    whole = "ami-agent train world-model --domain ami_agent/worlds/logistics.pddl"
+    # its critic stages were run again on the first two stages' model (which the decoder reads): the record
+    # says so, and the first two stages' command is the whole recipe's
+    assert record["command"] == whole + " --resume checkpoints/logistics-strips.pt --from-stage critic"
+    assert record["resumed"]["stages_kept"] == ["dynamics", "readouts"]
+    assert record["resumed"]["their_command"] == whole
+    assert [s["name"] for s in record["stages"]] == ["dynamics", "readouts", "critic", "critic-large"]
     assert record["minutes_total"] <= 30.5 and record["checkpoint_bytes"] < 20e6
     # the world's search settings travel in the record: the planner searches with them unless told otherwise
     from planner.api import Planner

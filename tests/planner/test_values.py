@@ -54,3 +54,49 @@ def test_value_samples_carry_exact_steps_to_go_and_cover_every_distance(bw_domai
     tiny = ValueSampler(bw_domain, ts.symbols, ts.problem, random.Random(1), max_states=100)
     with pytest.raises(StateSpaceTooLarge):
         tiny.sample(5)
+
+
+def test_single_fact_samples_are_labelled_exactly_in_the_space_of_what_matters():
+    """Logistics: the facts that can matter to one package's goal are its places and the vehicles' (never another
+    package's); a single-fact sample's steps-to-go, found in that space from states of random walks, is the
+    oracle's optimal plan length from the whole state, other packages and all; a batch holds one skeleton's
+    samples."""
+    from pathlib import Path
+
+    from planner.data import TrajectorySampler
+    from planner.encoding import Vocabulary
+    from planner.values import ValueSampler, relevant_facts
+    from planner.worlds.oracle import solve
+    from planner.worlds.pddl import Problem, load_domain
+    from planner.worlds.spec import parse_counts
+    from planner.worlds.strips import Task
+
+    domain = load_domain(Path(__file__).resolve().parents[2] / "ami_agent" / "worlds" / "logistics.pddl")
+    ts = TrajectorySampler(domain, Vocabulary.from_domain(domain), rng=random.Random(0))
+    counts = parse_counts("city=2,location=2,package=3,airplane=1")
+    sk = ts.skeleton(12, counts)
+    problem = ts.problem(12, skeleton=sk)
+    task = Task(domain, problem)
+    goal = next(iter(problem.goal))
+    rel = task.state_facts(relevant_facts(task, task.mask([goal])))
+    moved = {a[1] for a in rel if a[0] in ("at", "in")}
+    packages = {a[1] for a in problem.init if a[0].lower() == "obj"}
+    assert moved & packages == {goal[1]} and {"t0", "t1", "a0"} <= moved
+
+    vs = ValueSampler(
+        domain,
+        ts.symbols,
+        ts.problem,
+        random.Random(1),
+        goals_per_problem=4,
+        samples_per_goal=6,
+        skeleton=lambda n: ts.skeleton(n, counts),
+        single_facts=True,
+    )
+    samples, sym = vs.batch(12, 40, ts.positional)
+    assert len(samples) == 40 and all(len(v.goal) == 1 for v in samples)
+    assert len({v.to_go for v in samples}) >= 4
+    for v in samples[:12]:
+        facts = frozenset(sym.facts[i] for i in v.state)
+        start = Problem("p", domain.name, problem.objects, facts, frozenset(sym.facts[i] for i in v.goal))
+        assert len(solve(Task(domain, start)).plan) == v.to_go
