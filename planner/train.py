@@ -82,10 +82,6 @@ class TrainConfig:
     # a spec world's group counts for the critic's problems ("package=1-3"): small enough state spaces to
     # enumerate with the structure of large problems (several cities, long hauls)
     value_counts: tuple[str, ...] = ()
-    # the relational critic's goals: one fact each, on states of random walks of problems of any size, labelled in
-    # the space of what can matter to that fact (`ValueSampler._fill_facts`): for a world whose planner reads
-    # the critic per goal fact (critic_goals "each") and never asks it more
-    value_single_facts: bool = False
     # which states of a trajectory the online encoder encodes: "all", or "first" (the later states' latents, the
     # teacher-forced inputs and the read-outs' inputs, come from the target encoder, as V-JEPA 2-AC's predictor
     # reads frozen encoder features: model compute of a step of 64 on 2 cores 0.73 -> 0.41 s)
@@ -624,7 +620,6 @@ def train_stage(model: WorldModel, domain, vocab, cfg: TrainConfig, seed_problem
             cfg.value_max_states,
             goals_per_problem=cfg.value_goals,
             skeleton=(lambda n: sampler.skeleton(n, group_counts)) if sampler.has_skeletons else None,
-            single_facts=cfg.value_single_facts,
         )
         value_counts = sampler.object_counts(*cfg.value_objects)
     trajectories = parts != {"critic"} or values is None
