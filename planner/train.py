@@ -506,10 +506,11 @@ def train_world_model(
 
 
 def learned_parts(cfg: TrainConfig, model: WorldModel) -> set[str]:
-    """The parts whose weights a stage changes: those it trains that some loss of it reaches (a stage with no
-    critic weight leaves the critic as it was)."""
+    """The parts whose weights a stage changes: those it trains, but the relational critic where the stage gives it
+    no weight (it is then never run, so the optimiser leaves it as it was; an attention critic may be run and
+    weighted 0, and weight decay then moves it)."""
     parts = trainable_parts(cfg)
-    if cfg.critic_weight == 0:
+    if cfg.critic_weight == 0 and model.relational:
         parts.discard("critic")
     return parts
 
