@@ -13,7 +13,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from ami_agent.graph import build_graph
 from ami_agent.nodes import problem_of
-from ami_agent.services import AgentConfig, Services, World
+from ami_agent.services import AgentConfig, Services, World, on_own_thread, settle
 from ami_agent.state import AgentState
 from decoder.api import Decoder
 from planner.worlds.nl import Verbalizer
@@ -28,13 +28,16 @@ class Agent:
         instead of starting one from `config.backend`; the caller closes it, not the agent."""
         self.config = config or AgentConfig()
         self.backend = backend
-        self.services = Services(self.config, backend)
+        # the models load on a thread of their own, so that the caller's thread holds no OpenMP pool
+        # (`on_own_thread`): the nodes run on LangGraph's threads
+        self.services = on_own_thread(Services, self.config, backend)
         self.memory_path = self.services.memory_path
         self.memory_path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(self.memory_path), check_same_thread=False)
         saver = SqliteSaver(self._conn)
         saver.setup()  # the tables now, not at the first checkpoint: listing threads of a new memory finds none
         self.graph = build_graph(self.services).compile(checkpointer=saver)
+        settle()
 
     @property
     def world(self) -> World:
@@ -49,11 +52,14 @@ class Agent:
         return self.services.decoder
 
     def add_world(self, domain: Domain, verbalizer: Verbalizer, checkpoint: Path | None = None) -> World:
-        return self.services.add_world(domain, verbalizer, checkpoint)
+        return on_own_thread(self.services.add_world, domain, verbalizer, checkpoint)
 
     def warm(self) -> None:
         """Start the decoder backend (and the reader's engine, when there is a reader) now rather than at the
         first answer."""
+        on_own_thread(self._warm)
+
+    def _warm(self) -> None:
         _ = self.services.decoder
         if self.services.has_reader:
             self.services.reader_backend()

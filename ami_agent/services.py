@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,26 @@ from planner.worlds.pddl import Domain, load_domain
 
 WORLDS_DIR = Path(__file__).resolve().parent / "worlds"
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def on_own_thread(fn, *args):
+    """fn(*args) on a thread that ends with it. PyTorch's CPU build runs its parallel operations on OpenMP
+    (libgomp): a thread that runs one keeps a pool of worker threads for as long as it lives, and once more threads
+    hold pools than there are cores, libgomp stops letting its idle workers spin, so each operation wakes them from
+    sleep. Models loaded on the caller's thread left it holding a pool, and the planner then ran 1.7x slower on the
+    threads LangGraph runs nodes on (2 cores). Loading on a thread of its own leaves the caller holding none."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def settle() -> None:
+    """What is loaded lives as long as the process: the garbage collector need not walk it again (with vLLM and
+    the models loaded, about 800,000 objects, which each full collection during a search went through). They are
+    handed back at exit, where extension modules check that their objects were freed."""
+    gc.collect()
+    gc.freeze()
+    atexit.unregister(gc.unfreeze)
+    atexit.register(gc.unfreeze)
 
 
 @dataclass
@@ -131,6 +154,7 @@ class Services:
             if self._decoder is None:
                 backend = self.backend or make_backend(self.config.backend, self.model_dir, self.config.url)
                 self._decoder = Decoder(backend, self.model_dir, self.config.decoder_dir or DEFAULT_DIR)
+                settle()
             return self._decoder
 
     def reader_backend(self):

@@ -26,6 +26,7 @@ from decoder.prompt import (
     PromptSpec,
     Slot,
     answer_end,
+    answer_head,
     answer_rounds,
     build_prompt,
     build_state_prompt,
@@ -230,7 +231,8 @@ class Decoder:
 
     def _parallel_rounds(self, group: list[_Rounds], adapter: str, sampling: Sampling) -> None:
         """Every line not yet final is written at once, each after the latest drafts of the lines before it
-        (Jacobi iteration). The first drafts are the plan's lines as trained (`_Rounds.guesses`): a guess, as a
+        (Jacobi iteration), the explanation among them. The first drafts are the answer's lines as trained (the
+        explanation, then the plan's lines: `_Rounds.guesses`): a guess, as a
         draft model's in speculative decoding. A line written after the lines that come out of the same call
         unchanged is final: greedy decoding would write it so after them. Each call makes at least one more line
         final; where the language model writes the guessed lines, all are final in the first call (from empty
@@ -238,9 +240,8 @@ class Decoder:
         token written): the other prompts are its prefixes, served from vLLM's prefix cache instead of read once
         each."""
         s = _line_sampling(sampling, 0)
-        self._serial_rounds(group, adapter, sampling, rounds=1)  # the explanation, which every line follows
         for st in group:
-            st.drafts = st.guesses[len(st.lines) - 1 :]
+            st.drafts = list(st.guesses)
         while live := [st for st in group if len(st.lines) < len(st.rounds)]:
             longest = [st for st in live if len(st.rounds) - len(st.lines) > 1]
             if longest:
@@ -362,12 +363,12 @@ class _Rounds:
         ]
         self.lines: list[str] = []
         self.drafts: list[str] = []
-        # each step's line as trained (its phrase, the codes before the arguments): the first drafts of parallel
-        # rounds, which the language model's own lines confirm or replace
+        # each round's line as trained (the explanation; each step's phrase, the codes before the arguments): the
+        # first drafts of parallel rounds, which the language model's own lines confirm or replace
         codes = decoder.projectors[item.world][0].code_map(item.plan, item.objects)
         steps = len(self.rounds) - 1
         self.guesses = (
-            [" " + coded_action(item.verbalizer, s, codes) for s in item.actions]
+            [answer_head(steps)] + [" " + coded_action(item.verbalizer, s, codes) for s in item.actions]
             if len(item.actions) == steps
             else []
         )

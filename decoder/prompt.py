@@ -148,13 +148,15 @@ def read_state(verbalizer: Verbalizer, text: str, objects: list[str]) -> tuple[f
     return frozenset(facts), unread
 
 
+def answer_head(steps: int) -> str:
+    """The answer's first line, the explanation (round 0)."""
+    if steps == 0:
+        return "The goal already holds: nothing to do."
+    return f"My world model found a plan of {steps} step{'s' if steps != 1 else ''} that reaches the goal."
+
+
 def answer_text(verbalizer: Verbalizer, actions: list[tuple[str, ...]]) -> str:
-    n = len(actions)
-    head = (
-        "The goal already holds: nothing to do."
-        if n == 0
-        else f"My world model found a plan of {n} step{'s' if n != 1 else ''} that reaches the goal."
-    )
+    head = answer_head(len(actions))
     lines = [f"{t + 1}. {verbalizer.action(s)}" for t, s in enumerate(actions)]
     return "\n".join([head, "[PLAN]", *lines, "[PLAN END]"])
 
@@ -166,7 +168,7 @@ def answer_segments(
     language model writes (the explanation, each line's action) and pieces the rounds put in (markers, numbers)
     are separate segments, tokenized alone in training as in decoding. codes: each action's arguments written
     with their codes (`coded_action`)."""
-    head = answer_text(verbalizer, actions).partition("\n")[0]
+    head = answer_head(len(actions))
     say = verbalizer.action if codes is None else (lambda step: coded_action(verbalizer, step, codes))
     written = [head] + [" " + say(step) for step in actions]
     out: list = []

@@ -161,19 +161,19 @@ def test_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path):
     assert len(set(drawn.plan.order)) == len(p.objects) and max(drawn.plan.order) < 8
     assert item.plan.order is None and drawn.actions == item.actions
     # parallel rounds (a backend that says how busy it is): every line at once after the latest drafts, the first
-    # drafts the plan's lines as trained; a line is kept when the lines before it came out unchanged. The answer is
-    # the serial one: in 2 calls where the model writes the lines as trained (the explanation, then every line
-    # confirmed at once). Where it writes them otherwise (no codes, here): in 3 calls where each line is written
-    # the same whatever comes before it (one for the explanation, one to draft, one to confirm), and in one call a
-    # line where a line is written so only after the same lines (the worst case)
+    # drafts the answer's lines as trained (the explanation too); a line is kept when the lines before it came out
+    # unchanged. The answer is the serial one: in 1 call where the model writes the lines as trained (every line,
+    # the explanation with them, confirmed at once). Where it writes them otherwise (no codes, here): in 2 calls
+    # where each line is written the same whatever comes before it (one to draft, one to confirm), and in one call a
+    # line, less the explanation's, where a line is written so only after the same lines (the worst case)
     uncoded = [head] + [" " + vb.action(s) for s in plan]
     serial_uncoded = _Scripted(uncoded)
     plain = Decoder(serial_uncoded, model_dir, tmp_path).decode([item])[0]
     for lines, serial, strict, most in (
-        (written, backend, False, 2),
-        (written, backend, True, 2),
-        (uncoded, serial_uncoded, False, 3),
-        (uncoded, serial_uncoded, True, len(plan) + 1),
+        (written, backend, False, 1),
+        (written, backend, True, 1),
+        (uncoded, serial_uncoded, False, 2),
+        (uncoded, serial_uncoded, True, len(plan)),
     ):
         parallel = _Recorded(serial, lines, strict)
         again = Decoder(parallel, model_dir, tmp_path).decode([item])[0]
@@ -182,7 +182,7 @@ def test_decoder_writes_a_line_a_round(bw_domain, model_dir, tmp_path):
         calls = [
             len(reqs) for reqs, s in parallel.calls if s.max_tokens > 1
         ]  # longest prompts read first: 1 token
-        assert calls[:2] == [1, len(plan)] and len(calls) == most, (strict, calls)
+        assert calls[0] == len(plan) + 1 and len(calls) == most, (strict, calls)
     streamed = _Scripted(written)
     assert "".join(Decoder(streamed, model_dir, tmp_path).stream(item)) == out.text
     assert len(streamed.calls) == len(plan) + 1
