@@ -386,3 +386,50 @@ def test_a_killed_server_keeps_the_thread(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+_POOLS = """
+import os, sys, time, torch
+torch.set_num_threads(2)
+from ami_agent.agent import Agent
+from ami_agent.services import AgentConfig, on_own_thread
+
+def threads(settled=None):  # threads that end leave /proc a moment later
+    for _ in range(40):
+        n = len(os.listdir("/proc/self/task"))
+        if settled is None or n <= settled:
+            break
+        time.sleep(0.05)
+    return n
+
+def parallel():  # an operation PyTorch runs on its OpenMP pool
+    torch.ones(4_000_000).mul_(2)
+
+n0 = threads()
+Agent(AgentConfig(memory=sys.argv[1]))
+n1 = threads(n0)
+on_own_thread(parallel)
+n2 = threads(n0)
+parallel()
+print(n0, n1, n2, threads(n0))
+"""
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_loading_leaves_the_callers_thread_without_an_openmp_pool(tmp_path):
+    """The agent's models load on a thread of their own: the caller keeps no OpenMP worker thread (libgomp stops
+    letting its workers spin once more threads hold pools than there are cores, and the nodes run on LangGraph's
+    threads). The check itself can fail: an operation on the caller's thread leaves one worker thread behind."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _POOLS, str(tmp_path / "m.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    n0, n1, n2, n3 = map(int, out.stdout.split()[-4:])
+    assert n1 == n2 == n0, (n0, n1, n2)
+    assert n3 == n0 + 1, (n0, n3)
