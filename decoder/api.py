@@ -218,11 +218,8 @@ class Decoder:
                 self._parallel_rounds(group, adapter, sampling)
         return [st.done() for st in states]
 
-    def _serial_rounds(
-        self, group: list[_Rounds], adapter: str, sampling: Sampling, rounds: int | None = None
-    ) -> None:
-        most = max(len(st.rounds) for st in group)
-        for r in range(most if rounds is None else min(rounds, most)):
+    def _serial_rounds(self, group: list[_Rounds], adapter: str, sampling: Sampling) -> None:
+        for r in range(max(len(st.rounds) for st in group)):
             live = [st for st in group if r < len(st.rounds)]
             reqs = [st.request(r, st.lines) for st in live]
             for st, o in zip(live, self.backend.generate(reqs, adapter, _line_sampling(sampling, r))):
