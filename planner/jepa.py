@@ -175,7 +175,13 @@ class Readout(nn.Module):
         h = self.symbol(rows[:, 0]).unsqueeze(0) + self.glob(s[:, n:])  # (B, K, D)
         for i in range(self.max_arity):
             arg = rows[:, 1 + i]
-            h = h + per_arg[:, arg.clamp(min=0), i] * (arg >= 0).view(1, -1, 1)
+            absent = arg < 0
+            if bool(absent.all()):
+                continue  # a position no symbol here uses (facts have fewer arguments than the widest action)
+            x = per_arg[:, :, i]
+            if bool(absent.any()):  # an absent argument reads a zero row
+                x, arg = torch.cat([x, x.new_zeros(b, 1, d)], 1), torch.where(absent, n, arg)
+            h = h + x.index_select(1, arg)
         return self.mlp(h).squeeze(-1)
 
 
@@ -274,24 +280,39 @@ class RelationalCritic(nn.Module):
         pad = torch.cat([state_pad, goal_pad], 1)
         b, k, _ = rows.shape
         d, a = self.dim, self.arity
-        args = rows[..., 1:]
-        present = ((args >= 0) & ~pad.unsqueeze(-1)).unsqueeze(-1).float()  # (B, K, A, 1)
-        idx = args.clamp(min=0).unsqueeze(-1).expand(-1, -1, -1, d)  # (B, K, A, D)
+        # only the argument positions some row uses (facts have fewer than the world's widest action): a message
+        # input or output of a position no row uses is zero, so it is left out of the products, not computed
+        used = (rows[..., 1:] >= 0) & ~pad.unsqueeze(-1)
+        fa = int(used.any(1).any(0).nonzero().max()) + 1 if bool(used.any()) else 1
+        # an absent argument points at an extra object row that stays zero (gathers read zeros, scatters go there)
+        slot = torch.where(used[..., :fa], rows[..., 1 : 1 + fa], n)  # (B, K, fa)
         live = (~pad).unsqueeze(-1).float()
         n_live = live.sum(1).clamp(min=1)
-        sym = self.symbol(rows[..., 0])
+        # the message's first layer, split by its input's parts [symbol, argument 1..a, global]: the symbol's part
+        # once, an argument's part once per object (then gathered per row), the global node's once per state
+        first, act, second = self.message
+        w = first.weight.split(d, 1)  # a + 2 blocks of (2d, d)
+        w_args = torch.cat(w[1 : 1 + fa], 0)  # (fa*2d, d): every used position's block in one product
+        w_out = torch.cat([second.weight[: fa * d], second.weight[a * d :]], 0)
+        b_out = torch.cat([second.bias[: fa * d], second.bias[a * d :]], 0)
+        from_symbol = nn.functional.linear(self.symbol(rows[..., 0]), w[0], first.bias)  # (B, K, 2d)
+        to_row = [slot[..., i : i + 1].expand(-1, -1, 2 * d) for i in range(fa)]
+        to_object = [slot[..., i : i + 1].expand(-1, -1, d) for i in range(fa)]
         h = self.object0.expand(b, n, d)
         g = self.global0.expand(b, d)
+        zero = h.new_zeros(b, 1, d)
         for _ in range(rounds or self.rounds or n + 2):
-            gathered = [torch.gather(h, 1, idx[:, :, i]) * present[:, :, i] for i in range(a)]
-            x = torch.cat([sym, *gathered, g.unsqueeze(1).expand(-1, k, -1)], -1)
-            m = self.message(x).view(b, k, a + 1, d) * live.unsqueeze(-1)
-            inbox = torch.zeros_like(h)
-            for i in range(a):
-                inbox = inbox.scatter_add(1, idx[:, :, i], m[:, :, i] * present[:, :, i])
-            h = self.norm_object(h + self.update_object(torch.cat([h, inbox], -1)))
+            per_object = nn.functional.linear(torch.cat([h, zero], 1), w_args)  # (B, N+1, fa*2d), last row 0
+            x = from_symbol + nn.functional.linear(g, w[a + 1]).unsqueeze(1)
+            for i in range(fa):
+                x = x + torch.gather(per_object[..., i * 2 * d : (i + 1) * 2 * d], 1, to_row[i])
+            m = nn.functional.linear(act(x), w_out, b_out).view(b, k, fa + 1, d) * live.unsqueeze(-1)
+            inbox = h.new_zeros(b, n + 1, d)
+            for i in range(fa):
+                inbox = inbox.scatter_add(1, to_object[i], m[:, :, i])
+            h = self.norm_object(h + self.update_object(torch.cat([h, inbox[:, :n]], -1)))
             g = self.norm_global(
-                g + self.update_global(torch.cat([g, m[:, :, a].sum(1) / n_live, h.mean(1)], -1))
+                g + self.update_global(torch.cat([g, m[:, :, fa].sum(1) / n_live, h.mean(1)], -1))
             )
         out = self.object_head(h).squeeze(-1).sum(1) + self.global_head(g).squeeze(-1)
         return nn.functional.softplus(out)

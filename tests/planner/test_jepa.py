@@ -1,5 +1,7 @@
 """planner/jepa.py: local attention, the critics, and what a checkpoint records."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -145,7 +147,81 @@ def test_relational_critic_ignores_object_names_and_scales_its_rounds(bw_domain)
     assert torch.allclose(base, estimate(["d", "c", "b", "a"]), atol=1e-5)
     assert torch.allclose(base, estimate(["c", "a", "d", "b"]), atol=1e-5)
     calls = []
-    hook = model.critic.message.register_forward_hook(lambda *a: calls.append(1))
+    hook = model.critic.update_object.register_forward_hook(lambda *a: calls.append(1))
     estimate(["a", "b", "c", "d"])
     hook.remove()
     assert len(calls) == 4 + 2
+
+
+def test_readouts_and_relational_critic_compute_their_plain_definitions():
+    """The read-outs and the relational critic skip the argument positions no row uses (logistics' facts have two
+    arguments, its widest action four) and split the critic's message layer into per-symbol, per-object and
+    per-state parts: their estimates and the critic's gradients are those of the plain formulas (every position,
+    one layer over the concatenated message input), written out here."""
+    from planner.encoding import ProblemSymbols, Vocabulary
+    from planner.jepa import WorldModel, WorldModelConfig
+    from planner.worlds.pddl import load_domain
+
+    domain = load_domain(Path(__file__).resolve().parents[2] / "ami_agent" / "worlds" / "logistics.pddl")
+    vocab = Vocabulary.from_domain(domain)
+    torch.manual_seed(0)
+    model = WorldModel(vocab, WorldModelConfig(dim=32, heads=2, critic_kind="relational", critic_dim=16))
+    objects = ["c0", "c1", "l0", "l1", "l2", "t0", "a0", "p0", "p1"]
+    init = [("city", "c0"), ("city", "c1"), ("location", "l0"), ("location", "l1"), ("location", "l2")]
+    init += [("airport", "l0"), ("airport", "l2"), ("in-city", "l0", "c0"), ("in-city", "l1", "c0")]
+    init += [("in-city", "l2", "c1"), ("truck", "t0"), ("airplane", "a0"), ("obj", "p0"), ("obj", "p1")]
+    sym = ProblemSymbols(vocab, objects, init)
+    assert vocab.max_arity > int((sym.fact_rows[:, 1:] >= 0).sum(1).max())  # facts narrower than actions
+    s = torch.randn(3, len(objects) + 1, 32)
+
+    def plain_readout(r, rows):
+        n = s.shape[1] - 1
+        per_arg = r.argument(s[:, :n]).view(s.shape[0], n, r.max_arity, -1)
+        h = r.symbol(rows[:, 0]).unsqueeze(0) + r.glob(s[:, n:])
+        for i in range(r.max_arity):
+            arg = rows[:, 1 + i]
+            h = h + per_arg[:, arg.clamp(min=0), i] * (arg >= 0).view(1, -1, 1)
+        return r.mlp(h).squeeze(-1)
+
+    with torch.no_grad():
+        for r, rows in ((model.fact_probe, sym.fact_rows), (model.applicability, sym.action_rows)):
+            assert torch.allclose(r(s, rows), plain_readout(r, rows), atol=1e-5)
+
+    c = model.critic
+
+    def plain_critic(holds, goal_rows, goal_pad):
+        state, state_pad = c.state_rows(holds, sym.fact_rows)
+        goal = goal_rows.clone()
+        goal[..., 0] += c.n_predicates
+        rows, pad = torch.cat([state, goal], 1), torch.cat([state_pad, goal_pad], 1)
+        b, k, _ = rows.shape
+        d, a, n = c.dim, c.arity, len(objects)
+        args = rows[..., 1:]
+        present = ((args >= 0) & ~pad.unsqueeze(-1)).unsqueeze(-1).float()
+        idx = args.clamp(min=0).unsqueeze(-1).expand(-1, -1, -1, d)
+        live = (~pad).unsqueeze(-1).float()
+        sym_ = c.symbol(rows[..., 0])
+        h, g = c.object0.expand(b, n, d), c.global0.expand(b, d)
+        for _ in range(c.rounds or n + 2):
+            gathered = [torch.gather(h, 1, idx[:, :, i]) * present[:, :, i] for i in range(a)]
+            m = c.message(torch.cat([sym_, *gathered, g.unsqueeze(1).expand(-1, k, -1)], -1))
+            m = m.view(b, k, a + 1, d) * live.unsqueeze(-1)
+            inbox = torch.zeros_like(h)
+            for i in range(a):
+                inbox = inbox.scatter_add(1, idx[:, :, i], m[:, :, i] * present[:, :, i])
+            h = c.norm_object(h + c.update_object(torch.cat([h, inbox], -1)))
+            mean = m[:, :, a].sum(1) / live.sum(1).clamp(min=1)
+            g = c.norm_global(g + c.update_global(torch.cat([g, mean, h.mean(1)], -1)))
+        return torch.nn.functional.softplus(
+            c.object_head(h).squeeze(-1).sum(1) + c.global_head(g).squeeze(-1)
+        )
+
+    holds = torch.rand(4, len(sym.fact_rows)) > 0.6
+    goal_rows = sym.fact_rows[torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8]])]
+    goal_pad = torch.tensor([[False, False], [False, True], [False, False], [True, False]])
+    fast = c(holds, sym.fact_rows, goal_rows, goal_pad, len(objects))
+    plain = plain_critic(holds, goal_rows, goal_pad)
+    assert torch.allclose(fast, plain, atol=1e-5)
+    grads = [torch.autograd.grad(x.sum(), list(c.message.parameters())) for x in (fast, plain)]
+    for x, y in zip(*grads):
+        assert torch.allclose(x, y, atol=1e-5)
