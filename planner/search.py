@@ -62,6 +62,11 @@ class SearchConfig:
     # (the critic's steps to go, rounded) go before all others (best-first width search): the search then crosses a
     # plateau of the critic by trying what is new rather than every combination of moves that change nothing it reads
     novelty: bool = False
+    # best-first: a second open list holds the children whose action names an object of an open goal fact, or an
+    # object that shares a changing fact with one in the parent's state (the truck a goal's package is in, the place
+    # it is at: preferred actions); rounds alternate between the two lists, so a step the critic reads as no nearer
+    # (loading the package) is tried before every combination of moves it reads as nearer is
+    preferred: bool = False
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -134,13 +139,42 @@ class PlanResult:
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class _Node:
     latent: torch.Tensor | None  # (1, N+1, D); None on the best-first open list (re-encoded from `facts`)
     facts: tuple[int, ...]
     actions: tuple[int, ...]
     cost: float
     terms: tuple[dict, ...]
+    popped: bool = False  # best-first with preferred actions: taken off one of the two open lists
+
+
+class _Relevance:
+    """Preferred actions (`SearchConfig.preferred`): which objects each candidate action names, and which objects
+    each changing fact relates (static facts, a problem's types and fixed structure, relate none)."""
+
+    def __init__(self, world: LatentWorld, goal: list[int]):
+        sym = world.symbols
+        static = set(sym.vocab.static)
+        self.fact_objects = [frozenset() if f[0] in static else frozenset(f[1:]) for f in sym.facts]
+        self.action_objects = [frozenset(a[1:]) for a in sym.actions]
+        self.goal = list(goal)
+
+    def objects(self, facts: tuple[int, ...]) -> set[str]:
+        """The objects of the goal facts not holding in a state, and those sharing a changing fact with them."""
+        held = set(facts)
+        core: set[str] = set()
+        for g in self.goal:
+            if g not in held:
+                core |= self.fact_objects[g]
+        out = set(core)
+        for f in facts:
+            if self.fact_objects[f] & core:
+                out |= self.fact_objects[f]
+        return out
+
+    def preferred(self, action: int, objects: set[str]) -> bool:
+        return not self.action_objects[action].isdisjoint(objects)
 
 
 def beam_search(
@@ -185,6 +219,9 @@ def beam_search(
     blocked_by: set[str] = set()
     all_actions = torch.arange(world.n_actions)
     open_list: list = []  # best-first: (score, tie, node)
+    preferred_list: list = []  # best-first with preferred actions: the children of preferred actions, the same way
+    relevance = _Relevance(world, goal) if best_first and cfg.preferred else None
+    rounds = itertools.count()
     # novelty: the facts seen so far among the states of each estimate (rounded steps to go)
     seen_at: dict[int, set[int]] = {}
     tie = itertools.count()
@@ -263,7 +300,8 @@ def beam_search(
             + (critic.weight * terms["critic"] if cfg.critic_weight else 0.0)
         )
         done = task.satisfied(view) & keep
-        children: list[tuple[float, _Node, float]] = []
+        children: list[tuple[float, _Node, float, bool]] = []
+        relevant = {}  # parent index -> the objects its preferred actions name
         for j in torch.argsort(score).tolist():
             if not keep[j]:
                 continue
@@ -283,11 +321,17 @@ def beam_search(
             if done[j]:
                 return _result(world, root_latent, node, expansions, generated, t0)
             est = float(view.steps_to_go[j]) if view.steps_to_go is not None else 0.0
-            children.append((float(score[j]), node, est))
+            pref = False
+            if relevance is not None:
+                i = int(parent_idx[j])
+                if i not in relevant:
+                    relevant[i] = relevance.objects(parent.facts)
+                pref = relevance.preferred(int(action_idx[j]), relevant[i])
+            children.append((float(score[j]), node, est, pref))
             if len(children) >= cfg.beam_width and not best_first:
                 break
         if best_first:
-            for sc, node, est in children:
+            for sc, node, est, pref in children:
                 if len(node.actions) < cfg.max_depth:
                     if cfg.snap:
                         node.latent = None  # the open list keeps facts; popped nodes are re-encoded
@@ -297,9 +341,24 @@ def beam_search(
                             known.update(node.facts)
                         else:
                             sc += NOT_NOVEL  # after every node that is new at its estimate
-                    heapq.heappush(open_list, (sc, next(tie), node))
-            children = [heapq.heappop(open_list) for _ in range(min(cfg.beam_width, len(open_list)))]
-            children = [(sc, node, 0.0) for sc, _, node in children]
+                    entry = (sc, next(tie), node)
+                    heapq.heappush(open_list, entry)
+                    if pref:
+                        heapq.heappush(preferred_list, entry)
+            children = []
+            while len(children) < cfg.beam_width:
+                # every other pick, the first included, from the preferred actions' list (while it holds a node
+                # not yet taken)
+                lists = (open_list, preferred_list) if next(rounds) % 2 else (preferred_list, open_list)
+                for heap in lists:
+                    while heap and heap[0][2].popped:
+                        heapq.heappop(heap)
+                heap = lists[0] if lists[0] else lists[1]
+                if not heap:
+                    break
+                sc, _, node = heapq.heappop(heap)
+                node.popped = True
+                children.append((sc, node, 0.0, False))
         if not children:
             if pruned_by_guardrail and blocked_by:
                 reason = "every plan breaks a guardrail: " + "; ".join(sorted(blocked_by))
@@ -312,7 +371,7 @@ def beam_search(
                 generated=generated,
                 seconds=time.perf_counter() - t0,
             )
-        frontier = [n for _, n, _ in children]
+        frontier = [n for _, n, _, _ in children]
         release_freed_memory()  # over 1 GB, hand what this round freed back (a wide beam on 15 blocks climbs)
         depth = max(depth, max(len(n.actions) for n in frontier))
         if not best_first and depth >= cfg.max_depth:

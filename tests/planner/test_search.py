@@ -176,6 +176,87 @@ def test_novelty_crosses_a_plateau_trying_what_is_new_first():
     assert novel.expansions < plain.expansions
 
 
+class KeyWorld:
+    """A key to carry home past two decoys: facts 0-2 the key (at far, held, at home), 3-5 decoy x's square, 6-8
+    decoy y's. Actions: take the key (far -> held), drop it (held -> home), move a decoy a square. The critic is
+    wrong the way a learned one is on a larger problem than it trained on: taking the key reads no nearer (2.5 from
+    far's 2), and any decoy off its first square reads half a step nearer."""
+
+    FACTS = [("at", "k", "far"), ("held", "k"), ("at", "k", "home")]
+    FACTS += [("at", d, f"s{i}") for d in "xy" for i in range(3)]
+
+    def __init__(self):
+        acts = [("take", "k"), ("drop", "k"), ("right", "x"), ("left", "x"), ("right", "y"), ("left", "y")]
+        self.symbols = SimpleNamespace(
+            actions=acts,
+            action_index={a: i for i, a in enumerate(acts)},
+            facts=self.FACTS,
+            vocab=SimpleNamespace(static=()),
+        )
+        self.n_actions = len(acts)
+
+    @staticmethod
+    def _hot(k, x, y):
+        z = torch.zeros(k.shape[0], 1, 9)
+        for part, off in ((k, 0), (x, 3), (y, 6)):
+            z[torch.arange(k.shape[0]), 0, part + off] = 1.0
+        return z
+
+    @staticmethod
+    def _where(latents):
+        return latents[:, 0, :3].argmax(-1), latents[:, 0, 3:6].argmax(-1), latents[:, 0, 6:9].argmax(-1)
+
+    def encode(self, states):
+        parts = [[min(f for f in s if lo <= f < lo + 3) - lo for s in states] for lo in (0, 3, 6)]
+        return self._hot(*(torch.tensor(x) for x in parts))
+
+    def step(self, latents, actions):
+        k, x, y = self._where(latents)
+        k = torch.where((actions == 0) & (k == 0), 1, torch.where((actions == 1) & (k == 1), 2, k))
+        x = (x + (actions == 2).long() - (actions == 3).long()).clamp(0, 2)
+        y = (y + (actions == 4).long() - (actions == 5).long()).clamp(0, 2)
+        return self._hot(k, x, y)
+
+    def unroll(self, latent, actions):
+        out = [latent]
+        for a in actions:
+            out.append(self.step(out[-1], torch.tensor([a])))
+        return torch.cat(out)
+
+    def fact_probs(self, latents):
+        return latents[:, 0] * 0.98 + 0.01
+
+    def applicable_probs(self, latents):
+        k, x, y = self._where(latents)
+        ok = torch.stack([k == 0, k == 1, x < 2, x > 0, y < 2, y > 0], -1)
+        return ok.float() * 0.9 + 0.05
+
+    def steps_to_go_per_fact(self, goal, probs):
+        k, x, y = probs[:, :3].argmax(-1), probs[:, 3:6].argmax(-1), probs[:, 6:9].argmax(-1)
+        moved = ((x > 0) | (y > 0)).float() * 0.5
+        est = torch.tensor([2.0, 2.5, 0.0])[k] - moved * (k < 2).float()
+        return torch.stack([est for _ in goal], -1)
+
+    def steps_to_go_each(self, goal, probs):
+        return self.steps_to_go_per_fact(goal, probs).sum(-1)
+
+    def facts_of(self, probs):
+        return frozenset(self.FACTS[i] for i in (probs > 0.5).nonzero().flatten().tolist())
+
+
+def test_preferred_actions_try_the_step_on_the_goals_object_before_the_critics_plateau():
+    """Taking the key reads no nearer to having it home, moving a decoy reads nearer: best-first led by the critic
+    tries the decoys' squares first; with preferred actions (the ones naming the key, an object of the open goal
+    fact) every other pick comes from their list and the key is taken at once. Both plans carry the key home."""
+    cfg = SearchConfig(**BEST_FIRST, critic_weight=3.0)
+    plain = beam_search(KeyWorld(), [0, 3, 6], [2], cfg=cfg)
+    pref = beam_search(KeyWorld(), [0, 3, 6], [2], cfg=replace(cfg, preferred=True))
+    assert plain.status == pref.status == "solved"
+    assert pref.actions == [("take", "k"), ("drop", "k")]
+    assert plain.actions[-2:] == [("take", "k"), ("drop", "k")]
+    assert pref.expansions == 2 and plain.expansions > 5
+
+
 def test_goal_agenda_takes_the_facts_one_at_a_time_after_the_whole_goal_spends_its_share():
     """The critic says nothing of the goal {A on 3, B on 1} while both are to go: the search for the whole goal
     spends its third of the budget; then the agenda reaches B on 1 (the fact the critic puts nearest) and A on 3
