@@ -64,8 +64,8 @@ class SearchConfig:
     novelty: bool = False
     # best-first: a second open list holds the children whose action names an object of an open goal fact, or an
     # object that shares a changing fact with one in the parent's state (the truck a goal's package is in, the place
-    # it is at: preferred actions); rounds alternate between the two lists, so a step the critic reads as no nearer
-    # (loading the package) is tried before every combination of moves it reads as nearer is
+    # it is at: preferred actions); picks alternate between the two lists, the first from the preferred one, so a step
+    # the critic reads as no nearer (loading the package) is tried before every combination of moves it reads nearer
     preferred: bool = False
 
     def __post_init__(self):
