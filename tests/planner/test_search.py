@@ -176,11 +176,12 @@ def test_novelty_crosses_a_plateau_trying_what_is_new_first():
     assert novel.expansions < plain.expansions
 
 
-class KeyWorld:
+class KeyWorld(LineWorld):
     """A key to carry home past two decoys: facts 0-2 the key (at far, held, at home), 3-5 decoy x's square, 6-8
     decoy y's. Actions: take the key (far -> held), drop it (held -> home), move a decoy a square. The critic is
     wrong the way a learned one is on a larger problem than it trained on: taking the key reads no nearer (2.5 from
-    far's 2), and any decoy off its first square reads half a step nearer."""
+    far's 2), and any decoy off its first square reads half a step nearer. Rollouts and fact read-outs as
+    LineWorld's."""
 
     FACTS = [("at", "k", "far"), ("held", "k"), ("at", "k", "home")]
     FACTS += [("at", d, f"s{i}") for d in "xy" for i in range(3)]
@@ -216,15 +217,6 @@ class KeyWorld:
         x = (x + (actions == 2).long() - (actions == 3).long()).clamp(0, 2)
         y = (y + (actions == 4).long() - (actions == 5).long()).clamp(0, 2)
         return self._hot(k, x, y)
-
-    def unroll(self, latent, actions):
-        out = [latent]
-        for a in actions:
-            out.append(self.step(out[-1], torch.tensor([a])))
-        return torch.cat(out)
-
-    def fact_probs(self, latents):
-        return latents[:, 0] * 0.98 + 0.01
 
     def applicable_probs(self, latents):
         k, x, y = self._where(latents)
