@@ -16,7 +16,8 @@ from planner.encoding import ProblemSymbols
 from planner.energies import ForbidActions, ForbidFact, Guardrail, RequireFact
 from planner.latent import EnsembleWorld, LatentWorld
 from planner.memory import release_freed_memory
-from planner.search import PlanResult, SearchConfig, beam_search
+from planner.search import PlanResult, SearchConfig, beam_search, rescored
+from planner.shorten import company, read_steps, shorten
 
 ACTORS = ("beam", "cem")
 
@@ -26,6 +27,8 @@ ACTORS = ("beam", "cem")
 # stay quick to report. (These settings solve 101 of PlanBench's 110 hard problems given the whole budget.)
 ESCALATE = {"strategy": "best-first", "beam_width": 4, "task_weight": 0.0, "critic_weight": 3.0}
 BEAM_SHARE = 0.25
+# SearchConfig.shorten: how many shorter plans are offered to the check, each avoiding what the last one's failed on
+SHORTEN_TRIES = 3
 
 Atom = tuple[str, ...]
 
@@ -175,15 +178,18 @@ class Planner:
                 if not rejected or r.budget_spent:
                     break  # another identity draw rarely finds what a whole search did not: report this one
                 continue  # this draw's model missed what an earlier one found: ask the next draw
-            # a fresh ensemble must agree; if it does not, two more must both agree (2 of 3 fresh opinions)
-            problem = self.check(worlds[k + 1], init_ids, goal_ids, r.actions, constraints)
-            verified = 1
-            if problem is not None:
-                opinions = [
-                    self.check(w, init_ids, goal_ids, r.actions, constraints) for w in worlds[k + 2 : k + 4]
-                ]
-                if len(opinions) == 2 and all(o is None for o in opinions):
-                    problem, verified = None, 2
+            if self.search.shorten and len(r.path_facts) == len(r.actions) + 1:
+                short = self._shorten(
+                    world, worlds[k + 1 : k + 4], init_ids, goal_ids, r, guards, constraints, t0
+                )
+                if short is not None:  # the fresh ensembles agreed on it, as on any plan
+                    short.expansions, short.generated = expansions, generated
+                    short.seconds, short.seeds = time.perf_counter() - t0, draws[k]
+                    short.verified_by *= e
+                    return short
+            _, problem, verified = self._verify(
+                worlds[k + 1 : k + 4], init_ids, goal_ids, r.actions, constraints
+            )
             if problem is None:
                 r.expansions, r.generated, r.seconds = expansions, generated, time.perf_counter() - t0
                 r.verified_by = verified * e
@@ -197,8 +203,70 @@ class Planner:
         out.expansions, out.generated, out.seconds = expansions, generated, time.perf_counter() - t0
         return out
 
-    @staticmethod
+    def _shorten(
+        self, world, judges, init_ids, goal_ids, r: PlanResult, guards, constraints, t0
+    ) -> PlanResult | None:
+        """The search's plan made shorter (`planner.shorten`), keeping the guardrails on the states the model's
+        reading gives, that fresh ensembles (`judges`) agree runs and reaches the goal (`_verify`), as a result
+        with its energies; None when no step could go, or none of `SHORTEN_TRIES` shorter plans was agreed on
+        within the budget (the search's `time_limit`, counted from `t0`). The steps' preconditions are read by the search's ensemble (one identity draw alone
+        misses one in ten); a step the first judge finds it cannot run in its new place must avoid the facts new
+        to it there in the next try."""
+        sym = world.symbols
+        ids = [sym.action_index[tuple(a)] for a in r.actions]
+        if time.perf_counter() - t0 >= self.search.time_limit:
+            return None
+        began = time.perf_counter()
+        steps = read_steps(world, ids, r.path_facts)
+        took = time.perf_counter() - began
+
+        def ok(steps, states) -> bool:
+            acts = [sym.actions[s.action] for s in steps]
+            atoms = [frozenset(sym.facts[f] for f in st) for st in states]
+            return not any(c.first_break(acts, atoms) for c in constraints)
+
+        for _ in range(SHORTEN_TRIES):
+            # within the budget: a try starts only when the time left is more than the last one (first, the
+            # reading) took
+            if self.search.time_limit - (time.perf_counter() - t0) < took:
+                return None
+            began = time.perf_counter()
+            short, path = shorten(steps, r.path_facts[0], goal_ids, ok)
+            if len(short) >= len(ids):
+                return None
+            actions = [sym.actions[s.action] for s in short]
+            at, problem, verified = self._verify(judges, init_ids, goal_ids, actions, constraints)
+            if problem is None:
+                out = rescored(
+                    world, init_ids, goal_ids, [s.action for s in short], path, self.search, guards
+                )
+                out.verified_by = verified
+                return out
+            if at is None:
+                return None
+            bad = short[at - 1]
+            avoid = company(sym, bad, path[at - 1], r.path_facts[bad.index])
+            if not avoid:
+                return None
+            steps = [replace(s, avoid=s.avoid | avoid) if s.index == bad.index else s for s in steps]
+            took = time.perf_counter() - began
+        return None
+
+    def _verify(self, worlds, init_ids, goal_ids, actions, constraints) -> tuple[int | None, str | None, int]:
+        """A fresh ensemble must agree the plan runs and reaches the goal; if it does not, two more must both agree
+        (2 of 3 fresh opinions). The first ensemble's problem (None when agreed) with the step it is at
+        (`first_problem`), and how many ensembles agreed."""
+        at, problem = self.first_problem(worlds[0], init_ids, goal_ids, actions, constraints)
+        if problem is None:
+            return None, None, 1
+        opinions = [self.check(w, init_ids, goal_ids, actions, constraints) for w in worlds[1:3]]
+        if len(opinions) == 2 and all(o is None for o in opinions):
+            return None, None, 2
+        return at, problem, 0
+
+    @classmethod
     def check(
+        cls,
         world: LatentWorld,
         init_ids: list[int],
         goal_ids: list[int],
@@ -206,6 +274,17 @@ class Planner:
         constraints: list[Constraint] = (),
     ) -> str | None:
         """Rolls the plan out under one world (snapping to decoded facts): the first problem found, or None."""
+        return cls.first_problem(world, init_ids, goal_ids, actions, constraints)[1]
+
+    @staticmethod
+    def first_problem(
+        world: LatentWorld,
+        init_ids: list[int],
+        goal_ids: list[int],
+        actions: list[tuple[str, ...]],
+        constraints: list[Constraint] = (),
+    ) -> tuple[int | None, str | None]:
+        """`check`'s problem, with the step (from 1) that looks inapplicable, when that is the problem."""
         facts = list(init_ids)
         states = [frozenset(world.symbols.facts[i] for i in facts)]
         for i, a in enumerate(actions, start=1):
@@ -213,17 +292,17 @@ class Planner:
             aid = world.symbols.action_index[tuple(a)]
             p_app = float(world.applicable_probs(latent)[0, aid])
             if p_app <= 0.5:
-                return f"step {i} ({' '.join(a)}) looks inapplicable (p={p_app:.2f})"
+                return i, f"step {i} ({' '.join(a)}) looks inapplicable (p={p_app:.2f})"
             probs = world.fact_probs(world.step(latent, torch.tensor([aid])))
             states.append(world.facts_of(probs[0]))
             facts = (probs[0] > 0.5).nonzero().flatten().tolist()
         for c in constraints:
             where = c.first_break(list(actions), states)
             if where:
-                return f"{where} breaks a guardrail: {c.describe()}"
+                return None, f"{where} breaks a guardrail: {c.describe()}"
         if not set(goal_ids) <= set(facts):
-            return "the goal does not hold at the end"
-        return None
+            return None, "the goal does not hold at the end"
+        return None, None
 
     def latent_plan(self, objects: list[str], init, actions: list[tuple[str, ...]], seeds: list[int]):
         """The latent trajectory (T+1, E, N+1, D) and identity vectors (E, N, D) of a plan the search returned,

@@ -52,6 +52,19 @@ def _chunked(fn=None, *, readout: str | None = None):
     return decorate(fn) if fn is not None else decorate
 
 
+def applicable_of(world, latents: torch.Tensor, actions: list[int]) -> torch.Tensor:
+    """p(applicable) of a few `actions` in each state (B, len(actions)), as `applicable_probs` reads them (the
+    draws' probabilities averaged for an ensemble), from those actions' rows alone: a plan's own steps cost a
+    fraction of reading every candidate action."""
+    rows = world.symbols.action_rows[actions]
+    e = getattr(world, "e", None)
+    with torch.no_grad():
+        if e is None:
+            return torch.sigmoid(world.model.applicability(latents, rows))
+        logits = world.model.applicability(latents.flatten(0, 1), rows)
+        return torch.sigmoid(logits).view(latents.shape[0], e, -1).mean(1)
+
+
 class LatentWorld:
     max_rows = 2048
     max_cells = 2048 * 64

@@ -23,7 +23,7 @@ from planner.energies import (
     StepView,
     TaskEnergy,
 )
-from planner.latent import LatentWorld
+from planner.latent import LatentWorld, applicable_of
 from planner.memory import release_freed_memory
 from planner.record import PlanRecord
 
@@ -67,6 +67,10 @@ class SearchConfig:
     # it is at: preferred actions); picks alternate between the two lists, the first from the preferred one, so a step
     # the critic reads as no nearer (loading the package) is tried before every combination of moves it reads nearer
     preferred: bool = False
+    # a plan found is made shorter before it is checked (`planner.shorten`): its steps move as early as they can
+    # run and the steps no longer needed drop out, by the model's reading of the plan's states; for a world where
+    # goal facts pursued one at a time repeat each other's trips (logistics)
+    shorten: bool = False
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -120,6 +124,8 @@ class PlanResult:
     # the identity draws (seeds) whose ensemble found the plan: `Planner.latent_plan` recomputes the trajectory
     seeds: list[int] = field(default_factory=list)
     end_facts: tuple[int, ...] = ()  # with solved: the facts the search read off its last state
+    # with solved: the facts the search read off each state along the plan, the start's first (len(actions) + 1)
+    path_facts: list[tuple[int, ...]] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -146,6 +152,7 @@ class _Node:
     actions: tuple[int, ...]
     cost: float
     terms: tuple[dict, ...]
+    path: tuple[tuple[int, ...], ...] = ()  # the facts of the states before this one, from the root
     popped: bool = False  # best-first with preferred actions: taken off one of the two open lists
 
 
@@ -211,6 +218,7 @@ def beam_search(
             [world.facts_of(root_probs[0])],
             identities=getattr(world, "ids", None),
             end_facts=root_facts,
+            path_facts=[root_facts],
         )
     frontier = [_Node(root_latent, root_facts, (), 0.0, ())]
     goal_set = set(goal)
@@ -317,6 +325,7 @@ def beam_search(
                 parent.actions + (int(action_idx[j]),),
                 float(path_cost[j]),
                 parent.terms + (step_terms,),
+                parent.path + (parent.facts,),
             )
             if done[j]:
                 return _result(world, root_latent, node, expansions, generated, t0)
@@ -404,11 +413,12 @@ def _budget_spent(detail: str, spent: str, expansions: int, generated: int, seco
 
 
 def _result(
-    world: LatentWorld, root_latent, node: _Node, expansions: int, generated: int, t0: float
+    world: LatentWorld, root_latent, node: _Node, expansions: int, generated: int, t0: float, traj=None
 ) -> PlanResult:
     actions = [world.symbols.actions[a] for a in node.actions]
     # the latent trajectory the decoder conditions on: the pure rollout of the chosen actions from the start
-    traj = world.unroll(root_latent, list(node.actions))
+    if traj is None:
+        traj = world.unroll(root_latent, list(node.actions))
     totals: dict[str, float] = {}
     for t in node.terms:
         for k, v in t.items():
@@ -427,6 +437,7 @@ def _result(
         [world.facts_of(p) for p in probs],
         identities=getattr(world, "ids", None),
         end_facts=node.facts,
+        path_facts=list(node.path) + [node.facts],
     )
 
 
@@ -468,6 +479,7 @@ def agenda_search(
     facts = tuple(sorted((world.fact_probs(root_latent)[0] > 0.5).nonzero().flatten().tolist()))
     actions: list[int] = []
     terms: list[dict] = []
+    path: list[tuple[int, ...]] = []
     expansions, generated = whole.expansions, whole.generated
     while True:
         held = set(facts)
@@ -504,6 +516,46 @@ def agenda_search(
             return sub
         actions += [world.symbols.action_index[tuple(a)] for a in sub.actions]
         terms += sub.step_energies
+        path += sub.path_facts[:-1]
         facts = sub.end_facts
-    node = _Node(None, facts, tuple(actions), 0.0, tuple(terms))
+    node = _Node(None, facts, tuple(actions), 0.0, tuple(terms), tuple(path))
     return _result(world, root_latent, node, expansions, generated, t0)
+
+
+def rescored(
+    world: LatentWorld,
+    init_facts: list[int],
+    goal: list[int],
+    actions: list[int],
+    path: list[tuple[int, ...]],
+    cfg: SearchConfig,
+    guardrails: list[Guardrail] = (),
+) -> PlanResult:
+    """A solved result for a plan the search did not produce itself (a shortened one, `planner.shorten`), with
+    its energies read along the latent trajectory the decoder reads: each step's feasibility, task and guardrail
+    terms, and the critic's estimate after it. `path`: the facts of its states as the caller read them."""
+    t0 = time.perf_counter()
+    root_latent = world.encode([list(init_facts)])
+    ids = torch.tensor(actions, dtype=torch.long)
+    traj = world.unroll(root_latent, actions)
+    used = sorted(set(actions))
+    col = torch.tensor([used.index(a) for a in actions])
+    app = applicable_of(world, traj[:-1], used)[torch.arange(len(actions)), col]
+    probs = world.fact_probs(traj[1:])
+    view = StepView(probs, ids, app)
+    if cfg.critic_weight:
+        if cfg.critic_goals == "each":
+            view.steps_to_go = world.steps_to_go_each(goal, probs)
+        else:
+            view.steps_to_go = world.steps_to_go(traj[1:], goal, probs)
+    terms = {
+        "task": TaskEnergy("task", cfg.task_weight, goal=list(goal))(view),
+        "feasibility": FeasibilityEnergy("feasibility", cfg.feasibility_weight)(view),
+    }
+    if cfg.critic_weight:
+        terms["critic"] = CriticEnergy("critic", cfg.critic_weight)(view)
+    for g in guardrails:
+        terms[f"guardrail:{g.name}"] = g(view)
+    steps = tuple({k: round(float(v[j]), 4) for k, v in terms.items()} for j in range(len(actions)))
+    node = _Node(None, tuple(path[-1]), tuple(actions), 0.0, steps, tuple(path[:-1]))
+    return _result(world, root_latent, node, 0, 0, t0, traj)
