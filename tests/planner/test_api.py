@@ -47,7 +47,10 @@ def test_expansion_budget_is_shared_by_the_whole_call(bw_domain, monkeypatch):
     # (the beam alone: escalation to best-first shares one budget too, tested below)
     first = Planner.load(BW_CKPT, SearchConfig(time_limit=60), escalate=False).plan(*args)
     assert first.status == "solved" and first.expansions > 64
-    monkeypatch.setattr(Planner, "check", staticmethod(lambda *a, **k: "rejected for the test"))
+    # every opinion of the check (`check` reads `first_problem`) rejects
+    monkeypatch.setattr(
+        Planner, "first_problem", staticmethod(lambda *a, **k: (None, "rejected for the test"))
+    )
     budget = first.expansions + 1  # enough for the first search only
     r = Planner.load(BW_CKPT, SearchConfig(max_expansions=budget, time_limit=60), escalate=False).plan(*args)
     assert r.status == "no_plan" and "rejected" in r.reason and "budget" in r.reason, r.reason
