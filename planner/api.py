@@ -209,9 +209,9 @@ class Planner:
         """The search's plan made shorter (`planner.shorten`), keeping the guardrails on the states the model's
         reading gives, that fresh ensembles (`judges`) agree runs and reaches the goal (`_verify`), as a result
         with its energies; None when no step could go, or none of `SHORTEN_TRIES` shorter plans was agreed on
-        within the budget (the search's `time_limit`, counted from `t0`). The steps' preconditions are read by the search's ensemble (one identity draw alone
-        misses one in ten); a step the first judge finds it cannot run in its new place must avoid the facts new
-        to it there in the next try."""
+        within the budget (the search's `time_limit`, counted from `t0`). The steps' preconditions are read by the
+        search's ensemble (one identity draw alone misses 7-9% of them); a step the first judge finds it cannot run
+        in its new place must avoid the facts new to it there in the next try."""
         sym = world.symbols
         ids = [sym.action_index[tuple(a)] for a in r.actions]
         if time.perf_counter() - t0 >= self.search.time_limit:

@@ -77,9 +77,8 @@ def read_steps(
     needed: set[tuple[int, int]] = set()
     if probes:
         keys = list(probes)
-        for i in range(
-            0, len(keys), PROBE_BATCH
-        ):  # a few states at a time: the peak memory stays that of a search
+        # a few states at a time: the peak memory stays that of a search
+        for i in range(0, len(keys), PROBE_BATCH):
             part = keys[i : i + PROBE_BATCH]
             latents = world.encode([sorted(sets[probes[key]] - {key[1]}) for key in part])
             used = sorted({a for a, _ in part})
@@ -130,9 +129,9 @@ def eliminate(start: frozenset[int], steps: list[Step], goal: frozenset[int], ok
     return steps
 
 
-def hoist(start: frozenset[int], steps: list[Step], goal: frozenset[int], ok) -> list[Step]:
+def hoist(start: frozenset[int], steps: list[Step], ok) -> list[Step]:
     """Each step in turn moves to the earliest position where it and every step after it still run, the states
-    after the old position unchanged."""
+    after its old position unchanged (so the goal still holds at the end)."""
     states = _run(start, steps)
     for j in range(1, len(steps)):
         for i in range(j):
@@ -165,7 +164,7 @@ def shorten(
         return list(steps), [tuple(sorted(f)) for f in _run(start, steps)]
     best = eliminate(start, steps, goal_set, ok)
     while time.perf_counter() - t0 < time_limit:
-        nxt = eliminate(start, hoist(start, best, goal_set, ok), goal_set, ok)
+        nxt = eliminate(start, hoist(start, best, ok), goal_set, ok)
         if len(nxt) >= len(best):
             break
         best = nxt

@@ -38,7 +38,7 @@ def test_elimination_drops_a_round_trip_and_the_moves_merge_two_trips_into_one()
     assert len(eliminate(frozenset(START), detour, frozenset(GOAL), lambda s, st: True)) == 8
     # the second load moves into the first trip (as early as it can run: right after the first drive), and the
     # second trip's drives then serve nothing
-    moved = hoist(frozenset(START), trips, frozenset(GOAL), lambda s, st: True)
+    moved = hoist(frozenset(START), trips, lambda s, st: True)
     assert _actions(moved[:3]) == [0, 4, 2]
     short, states = shorten(trips, START, GOAL)
     assert _actions(short) == [0, 4, 2, 1, 5, 3]
