@@ -286,19 +286,7 @@ def beam_search(
                 pruned_by_guardrail += int((bad & keep).sum())
             keep &= ~bad
         # the critic reads the children's facts as their predictions decoded them (the node's own facts, under snap)
-        if not cfg.critic_weight:
-            view.steps_to_go = None
-        elif cfg.critic_goals == "each":
-            view.steps_to_go = world.steps_to_go_each(goal, probs)
-        else:
-            view.steps_to_go = world.steps_to_go(nxt, goal, probs)
-        terms = {"task": task(view), "feasibility": feas(view)}
-        if cfg.critic_weight:
-            terms["critic"] = critic(view)
-        for e in extra:
-            terms[e.name] = e(view)
-        for g in guardrails:
-            terms[f"guardrail:{g.name}"] = g(view)
+        terms = _step_terms(world, view, goal, nxt, cfg, (task, feas, critic), guardrails, extra)
         cost_parents = torch.tensor([frontier[i].cost for i in parent_idx.tolist()])
         step_cost = cfg.depth_weight + feas.weight * terms["feasibility"]
         path_cost = cost_parents + step_cost
@@ -396,6 +384,29 @@ def beam_search(
         generated=generated,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _step_terms(
+    world, view: StepView, goal, latents, cfg: SearchConfig, energies, guardrails, extra=()
+) -> dict:
+    """Each energy's term for the steps of `view` (whose states are `latents`, when the critic reads latents):
+    the task, feasibility and, with a critic weight, the critic's steps to go (set on `view`), then `extra` and
+    the guardrails. `energies`: the (task, feasibility, critic) energies."""
+    task, feas, critic = energies
+    if not cfg.critic_weight:
+        view.steps_to_go = None
+    elif cfg.critic_goals == "each":
+        view.steps_to_go = world.steps_to_go_each(goal, view.fact_probs)
+    else:
+        view.steps_to_go = world.steps_to_go(latents, goal, view.fact_probs)
+    terms = {"task": task(view), "feasibility": feas(view)}
+    if cfg.critic_weight:
+        terms["critic"] = critic(view)
+    for e in extra:
+        terms[e.name] = e(view)
+    for g in guardrails:
+        terms[f"guardrail:{g.name}"] = g(view)
+    return terms
 
 
 def _budget_spent(detail: str, spent: str, expansions: int, generated: int, seconds: float) -> PlanResult:
@@ -543,19 +554,12 @@ def rescored(
     app = applicable_of(world, traj[:-1], used)[torch.arange(len(actions)), col]
     probs = world.fact_probs(traj[1:])
     view = StepView(probs, ids, app)
-    if cfg.critic_weight:
-        if cfg.critic_goals == "each":
-            view.steps_to_go = world.steps_to_go_each(goal, probs)
-        else:
-            view.steps_to_go = world.steps_to_go(traj[1:], goal, probs)
-    terms = {
-        "task": TaskEnergy("task", cfg.task_weight, goal=list(goal))(view),
-        "feasibility": FeasibilityEnergy("feasibility", cfg.feasibility_weight)(view),
-    }
-    if cfg.critic_weight:
-        terms["critic"] = CriticEnergy("critic", cfg.critic_weight)(view)
-    for g in guardrails:
-        terms[f"guardrail:{g.name}"] = g(view)
+    energies = (
+        TaskEnergy("task", cfg.task_weight, goal=list(goal)),
+        FeasibilityEnergy("feasibility", cfg.feasibility_weight),
+        CriticEnergy("critic", cfg.critic_weight),
+    )
+    terms = _step_terms(world, view, goal, traj[1:], cfg, energies, guardrails)
     steps = tuple({k: round(float(v[j]), 4) for k, v in terms.items()} for j in range(len(actions)))
     node = _Node(None, tuple(path[-1]), tuple(actions), 0.0, steps, tuple(path[:-1]))
     return _result(world, root_latent, node, 0, 0, t0, traj)
